@@ -1,0 +1,33 @@
+//! The shared vocabulary of Lore: what flows between the crates, and the traits that let
+//! retrieval and generation run on any model.
+//!
+//! A [`Document`] is what ingest makes of a file; chunkers cut it into [`Chunk`]s; an
+//! [`Embedder`] turns chunk texts into vectors; a search returns [`Hit`]s; a [`ChatModel`]
+//! turns a prompt into an [`Answer`] with [`Citation`]s.
+//!
+//! ```
+//! use lore_core::{Document, Section, Metadata};
+//!
+//! let doc = Document::new("notes/lore.md", vec![
+//!     Section::new(vec!["Lore".into()], "Lore is a RAG engine written in Rust."),
+//! ]);
+//! assert_eq!(doc.source, "notes/lore.md");
+//! assert_eq!(doc.text(), "Lore is a RAG engine written in Rust.");
+//! // The content hash identifies the text, so re-ingesting it can be skipped.
+//! assert_eq!(doc.content_hash.len(), 16);
+//! assert_eq!(Metadata::new().len(), 0);
+//! ```
+
+mod chat;
+mod config;
+mod document;
+mod embed;
+mod error;
+mod lang;
+
+pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
+pub use config::{ChunkConfig, PipelineConfig};
+pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
+pub use embed::{EmbedKind, Embedder, Tokenize};
+pub use error::{Error, Result};
+pub use lang::{Language, detect_language, is_cjk};

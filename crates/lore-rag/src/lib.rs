@@ -1,1 +1,47 @@
+//! The Lore pipeline: documents in, grounded and cited answers out.
+//!
+//! [`ingest`] parses, chunks, embeds and stores sources in a collection; a [`Pipeline`]
+//! retrieves the chunks closest to a question and has a chat model answer from them,
+//! citing them as `[n]`, or refuse when they do not hold the answer.
+//!
+//! ```
+//! use lore_core::{ChunkConfig, Document, EmbedKind, Embedder, PipelineConfig, Result, Section, Tokenize};
+//! use lore_index::Collection;
+//! use lore_rag::{ingest, Pipeline, Source};
+//!
+//! /// A toy embedder for the example: counts of a few letters, normalised.
+//! struct Letters;
+//! impl Embedder for Letters {
+//!     fn id(&self) -> &str { "letters" }
+//!     fn dimension(&self) -> usize { 4 }
+//!     fn max_tokens(&self) -> usize { 512 }
+//!     fn tokenizer(&self) -> Option<&dyn Tokenize> { None }
+//!     fn embed(&self, texts: &[&str], _: EmbedKind) -> Result<Vec<Vec<f32>>> {
+//!         Ok(texts.iter().map(|t| {
+//!             let v: Vec<f32> = ['r', 'u', 's', 't'].iter().map(|c| t.matches(*c).count() as f32 + 0.1).collect();
+//!             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+//!             v.iter().map(|x| x / norm).collect()
+//!         }).collect())
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let chunking = ChunkConfig::Whole;
+//! let mut collection = Collection::create(dir.path(), "letters", 4, chunking.clone())?;
+//! let docs = ["rust trusts us", "a b c"].map(|t| Source::Document(Document::new(t, vec![Section::new(vec![], t)])));
+//! let report = ingest(&mut collection, &Letters, &chunking, docs.into(), &mut |_| {})?;
+//! assert_eq!(report.added, 2);
+//!
+//! let pipeline = Pipeline::new(&collection, &Letters, PipelineConfig { top_k: 1, ..Default::default() })?;
+//! let found = pipeline.retrieve("rust")?;
+//! assert_eq!(found.hits[0].text, "rust trusts us");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod indexing;
+mod pipeline;
+mod prompt;
+
+pub use indexing::{IngestReport, Progress, Source, ingest};
+pub use pipeline::{Pipeline, Retrieval};
+pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, grounded_prompt, is_refusal, refusal};

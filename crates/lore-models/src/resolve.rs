@@ -1,0 +1,63 @@
+//! From what a user types (`e5-small`, `./my-bert/`, `model.gguf`, `openai:gpt-4o-mini@URL`) to a
+//! loaded model.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use lore_core::{ChatModel, Embedder, Error, Result};
+
+use crate::registry::{ModelRole, spec};
+use crate::{BertEmbedder, E5s1Embedder, GgufChatModel, OpenAiChat, OpenAiConfig, OpenAiEmbedder};
+
+/// Loads an embedder named in the registry, given by path (an HF-layout BERT folder or an E5S1
+/// file), or served remotely (`openai:MODEL@BASE_URL`). Its id is the name as given.
+pub fn load_embedder(name: &str, home: &Path) -> Result<Box<dyn Embedder>> {
+    if name.starts_with("openai:") {
+        return Ok(Box::new(OpenAiEmbedder::new(OpenAiConfig::from_spec(name)?)?));
+    }
+    let path = local_path(name, home, ModelRole::Embedder)?;
+    if path.is_dir() {
+        return Ok(Box::new(BertEmbedder::load(&path, name)?));
+    }
+    match magic(&path)? {
+        m if &m == b"E5S1" => Ok(Box::new(E5s1Embedder::load(&path, name)?)),
+        _ => Err(Error::Model(format!(
+            "{} is neither an HF-layout BERT folder (config.json, model.safetensors, tokenizer.json) nor an E5S1 file",
+            path.display()
+        ))),
+    }
+}
+
+/// Loads a chat model named in the registry, given by path (a GGUF file), or served remotely
+/// (`openai:MODEL@BASE_URL`, API key from `OPENAI_API_KEY`).
+pub fn load_chat(name: &str, home: &Path) -> Result<Box<dyn ChatModel>> {
+    if name.starts_with("openai:") {
+        return Ok(Box::new(OpenAiChat::new(OpenAiConfig::from_spec(name)?)?));
+    }
+    let path = local_path(name, home, ModelRole::Generator)?;
+    Ok(Box::new(GgufChatModel::load(&path, name)?))
+}
+
+fn local_path(name: &str, home: &Path, role: ModelRole) -> Result<std::path::PathBuf> {
+    let given = Path::new(name);
+    if given.exists() {
+        return Ok(given.to_path_buf());
+    }
+    let spec = spec(name)?;
+    if spec.role != role {
+        return Err(Error::InvalidInput(format!("'{name}' is a {:?} model, not a {role:?}", spec.role).to_lowercase()));
+    }
+    if !spec.is_installed(home) {
+        return Err(Error::ModelMissing { name: name.to_string() });
+    }
+    Ok(spec.load_path(home))
+}
+
+fn magic(path: &Path) -> Result<[u8; 4]> {
+    let mut magic = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))?;
+    Ok(magic)
+}

@@ -1,0 +1,68 @@
+use lore_core::{Hit, Language, Message, detect_language};
+
+/// The sentence a grounded answer must be when the documents do not answer the question.
+pub const REFUSAL_ZH: &str = "根据提供的文档，我无法回答该问题。";
+pub const REFUSAL_EN: &str = "I cannot answer this question based on the provided documents.";
+
+pub fn refusal(language: Language) -> &'static str {
+    match language {
+        Language::Chinese => REFUSAL_ZH,
+        Language::English => REFUSAL_EN,
+    }
+}
+
+/// The chat messages for answering `question` from `hits`, numbered [1]…[n], in the question's
+/// language.
+pub fn grounded_prompt(question: &str, hits: &[Hit]) -> Vec<Message> {
+    let language = detect_language(question);
+    let mut context = String::new();
+    for (i, hit) in hits.iter().enumerate() {
+        context.push_str(&format!("[{}] ({}) {}\n\n", i + 1, hit.source, hit.text.trim()));
+    }
+    let (system, user) = match language {
+        Language::Chinese => (
+            format!(
+                "你是一个严谨的问答助手。只能根据下面提供的参考文档回答问题，不要使用文档以外的知识。\
+                 回答时用 [n] 标注所依据的文档编号，例如 [1]。\
+                 如果参考文档中没有回答问题所需的信息，请只回复：{REFUSAL_ZH}"
+            ),
+            format!("参考文档：\n{context}问题：{question}\n回答："),
+        ),
+        Language::English => (
+            format!(
+                "You are a careful question-answering assistant. Answer only from the reference \
+                 documents below; do not use outside knowledge. Cite the documents you use by their \
+                 number in brackets, for example [1]. If the reference documents do not contain the \
+                 information needed to answer, reply exactly: {REFUSAL_EN}"
+            ),
+            format!("Reference documents:\n{context}Question: {question}\nAnswer:"),
+        ),
+    };
+    vec![Message::system(system), Message::user(user)]
+}
+
+/// Whether `answer` is (or opens with) one of the refusal sentences, ignoring spacing and
+/// punctuation that small models vary.
+pub fn is_refusal(answer: &str) -> bool {
+    let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    let answer = squash(answer);
+    [REFUSAL_ZH, REFUSAL_EN].iter().any(|r| answer.starts_with(&squash(r)))
+}
+
+/// The source numbers cited in `answer` as `[1]`, `[1, 3]`, `[1][2]` or `【1】`.
+pub fn cited_numbers(answer: &str) -> Vec<usize> {
+    let mut cited = Vec::new();
+    let mut rest = answer;
+    while let Some(open) = rest.find(['[', '【']) {
+        let after = &rest[open + rest[open..].chars().next().map_or(1, char::len_utf8)..];
+        let Some(close) = after.find([']', '】']) else { break };
+        let inside = &after[..close];
+        if inside.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '，' || c.is_whitespace()) {
+            cited.extend(inside.split([',', '，']).filter_map(|n| n.trim().parse::<usize>().ok()));
+        }
+        rest = &after[close..];
+    }
+    cited.sort_unstable();
+    cited.dedup();
+    cited
+}

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use lore_core::{Chunk, ChunkConfig, Document, EmbedKind, Embedder, Result};
+use lore_core::{Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Result};
 use lore_index::{Collection, UpsertOutcome};
 
 /// How many chunks are embedded together: large enough to batch well, small enough that a
@@ -59,6 +59,11 @@ pub fn ingest(
                 return Ok(None);
             }
             let chunks = lore_ingest::chunk(&doc, chunking, embedder.tokenizer())?;
+            if chunks.is_empty() {
+                // An empty result is almost always a problem (an empty file, a scan without
+                // text): say so rather than store a document nobody can find.
+                return Err(Error::Parse { path: doc.source, reason: "no text to index".into() });
+            }
             Ok(Some((doc, chunks)))
         });
         match prepared {

@@ -1,0 +1,170 @@
+//! The `lore` binary end to end, with the real small models (installed by `scripts/test`).
+//! Each test gets its own LORE_HOME whose `models` links to the installed models.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn installed_models() -> PathBuf {
+    let home = std::env::var_os("LORE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".lore")
+    });
+    let models = home.join("models");
+    for name in ["e5-small", "smollm2", "qwen-0.5b"] {
+        assert!(
+            models.join(name).join("lore-model.json").exists(),
+            "model {name} is not installed in {}: run `lore models pull {name}` (scripts/test does)",
+            models.display()
+        );
+    }
+    models
+}
+
+struct Home(tempfile::TempDir);
+
+impl Home {
+    fn with_models() -> Home {
+        let home = Home(tempfile::tempdir().unwrap());
+        std::os::unix::fs::symlink(installed_models(), home.path().join("models")).unwrap();
+        home
+    }
+
+    fn empty() -> Home {
+        Home(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn lore(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_lore"))
+            .args(args)
+            .env("LORE_HOME", self.path())
+            .env_remove("LORE_COLLECTION")
+            .env_remove("LORE_LLM")
+            .env_remove("LORE_EMBEDDER")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `lore ARGS` expecting success and JSON on stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.lore(args);
+        assert!(out.status.success(), "lore {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("lore {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+fn project_docs() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs").to_string()
+}
+
+fn arena_docs() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/rag_arena_zh"))
+}
+
+#[test]
+fn ingest_query_and_answer_with_real_models() {
+    let home = Home::with_models();
+    let docs = project_docs();
+    let first = home.json(&["ingest", &docs, "-c", "lore", "--json"]);
+    assert!(first["added"].as_u64().unwrap() >= 4, "{first}");
+    assert!(first["chunks"].as_u64().unwrap() > 0);
+
+    // Unchanged files are recognised by their hash: nothing is embedded again.
+    let again = home.json(&["ingest", &docs, "-c", "lore", "--json"]);
+    assert_eq!(again["added"], 0);
+    assert_eq!(again["chunks"], 0);
+    assert_eq!(again["unchanged"], first["added"]);
+
+    let found = home.json(&["query", "Which command installs the models?", "-c", "lore", "-k", "3", "--json"]);
+    let hits = found["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().any(|h| h["text"].as_str().unwrap().contains("lore models pull")), "{found}");
+    assert!(hits[0]["score"].as_f64().unwrap() >= hits[2]["score"].as_f64().unwrap());
+
+    let answer = home.json(&[
+        "ask", "Which command installs the models Lore needs?", "-c", "lore", "-k", "2", "--llm", "smollm2", "--max-tokens", "48", "--json",
+    ]);
+    assert!(!answer["answer"].as_str().unwrap().trim().is_empty(), "{answer}");
+    let citations = answer["citations"].as_array().unwrap();
+    assert_eq!(citations.len(), 2);
+    for c in citations {
+        assert!(c["chunk_id"].is_i64() && c["document"].is_string() && c["score"].is_f64(), "{c}");
+    }
+    assert!(answer["timings"]["generate_ms"].as_f64().unwrap() > 0.0);
+    assert!(answer["completion_tokens"].as_u64().unwrap() > 0);
+
+    let listed = home.json(&["docs", "list", "-c", "lore", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len() as u64, first["added"].as_u64().unwrap());
+}
+
+#[test]
+fn chinese_questions_are_answered_from_the_documents_or_refused() {
+    let home = Home::with_models();
+    let docs = arena_docs().join("docs");
+    home.json(&["ingest", docs.to_str().unwrap(), "-c", "arena", "--json"]);
+    let refusal = home.json(&["ask", "该研究的伦理审查是由哪个委员会批准的？", "-c", "arena", "-k", "3", "--llm", "qwen-0.5b", "--max-tokens", "40", "--json"]);
+    let retrieved: Vec<&str> = refusal["citations"].as_array().unwrap().iter().map(|c| c["document"].as_str().unwrap()).collect();
+    assert_eq!(retrieved.len(), 3);
+    assert!(refusal["refused"].as_bool().unwrap(), "expected the refusal sentence, got {}", refusal["answer"]);
+}
+
+#[test]
+fn a_bad_file_is_reported_and_the_good_ones_are_ingested() {
+    let home = Home::with_models();
+    let folder = home.path().join("mixed");
+    fs::create_dir(&folder).unwrap();
+    fs::write(folder.join("good.md"), "# Tea\nGreen tea is brewed at 80 degrees.").unwrap();
+    fs::write(folder.join("junk.txt"), b"\x00\x01binary\xff").unwrap();
+    fs::write(folder.join("empty.txt"), b"").unwrap();
+    fs::write(folder.join("photo.png"), b"\x89PNG").unwrap();
+    let out = home.lore(&["ingest", folder.to_str().unwrap(), "-c", "mixed", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "some files failed: exit status 2");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"], 1, "{report}");
+    let failed: Vec<(String, String)> = report["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string(), f["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().any(|(p, r)| p == "empty.txt" && r.contains("no text")), "{failed:?}");
+    assert!(failed.iter().any(|(p, r)| p == "junk.txt" && r.contains("binary")), "{failed:?}");
+    assert!(report["skipped"][0].as_str().unwrap().ends_with("photo.png"));
+}
+
+#[test]
+fn missing_models_and_collections_say_what_to_run() {
+    let home = Home::empty();
+    let folder = home.path().join("docs");
+    fs::create_dir(&folder).unwrap();
+    fs::write(folder.join("a.txt"), "text").unwrap();
+    let out = home.lore(&["ingest", folder.to_str().unwrap(), "-c", "x"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("lore models pull e5-small"), "{err}");
+
+    let out = home.lore(&["ask", "anything", "-c", "nothing"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("lore ingest PATH -c nothing"), "{err}");
+
+    let out = home.lore(&["ask", "anything", "--llm", "no-such-model", "-c", "nothing"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn models_are_listed_with_their_install_state() {
+    let home = Home::with_models();
+    let list = home.json(&["models", "list", "--json"]);
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["e5-small", "minilm", "qwen-0.5b", "qwen-1.5b", "smollm2"]);
+    let e5 = &list[0];
+    assert_eq!(e5["installed"], true);
+    assert_eq!(e5["role"], "embedder");
+    let out = home.lore(&["models", "pull", "gpt-5"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither a known model"));
+}

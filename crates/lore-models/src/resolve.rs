@@ -14,7 +14,7 @@ use crate::{BertEmbedder, E5s1Embedder, GgufChatModel, OpenAiChat, OpenAiConfig,
 /// file), or served remotely (`openai:MODEL@BASE_URL`). Its id is the name as given.
 pub fn load_embedder(name: &str, home: &Path) -> Result<Box<dyn Embedder>> {
     if name.starts_with("openai:") {
-        return Ok(Box::new(OpenAiEmbedder::new(name.parse::<OpenAiConfig>()?)?));
+        return Ok(Box::new(OpenAiEmbedder::new(name.parse::<OpenAiConfig>()?.with_api_key_from_env())?));
     }
     let path = local_path(name, home, ModelRole::Embedder)?;
     if path.is_dir() {
@@ -33,7 +33,7 @@ pub fn load_embedder(name: &str, home: &Path) -> Result<Box<dyn Embedder>> {
 /// (`openai:MODEL@BASE_URL`, API key from `OPENAI_API_KEY`).
 pub fn load_chat(name: &str, home: &Path) -> Result<Box<dyn ChatModel>> {
     if name.starts_with("openai:") {
-        return Ok(Box::new(OpenAiChat::new(name.parse::<OpenAiConfig>()?)?));
+        return Ok(Box::new(OpenAiChat::new(name.parse::<OpenAiConfig>()?.with_api_key_from_env())?));
     }
     let path = local_path(name, home, ModelRole::Generator)?;
     Ok(Box::new(GgufChatModel::load(&path, name)?))

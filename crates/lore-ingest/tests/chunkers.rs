@@ -139,6 +139,9 @@ fn recursive_cuts_chinese_at_sentence_ends_then_clauses_then_characters() {
 fn recursive_overlap_repeats_whole_trailing_sentences() {
     let got = chunks("One. Two. Three. Four. Five.", Format::Text, &recursive(16, 6));
     assert_eq!(texts(&got), ["One. Two. Three.", "Three. Four.", "Four. Five."]);
+    // No chunk is only the end of the one before.
+    let got = chunks("One. Two. Three. Four. Five.", Format::Text, &recursive(10, 5));
+    assert_eq!(texts(&got), ["One. Two.", "Three.", "Four.", "Five."]);
 }
 
 #[test]
@@ -318,6 +321,12 @@ fn semantic_chunks_break_where_the_topic_changes() {
     let chinese = "我的猫在睡觉。小猫喜欢玩线团。猫的毛很软。猫开始打呼噜。编译器检查代码。编译器报告错误。编译器很快。编译器生成程序。";
     let got = chunks(chinese, Format::Text, &semantic(4, 1000));
     assert_eq!(texts(&got), ["我的猫在睡觉。小猫喜欢玩线团。猫的毛很软。猫开始打呼噜。", "编译器检查代码。编译器报告错误。编译器很快。编译器生成程序。"]);
+}
+
+#[test]
+fn semantic_chunks_do_not_break_a_text_on_one_topic() {
+    let text = CATS_THEN_COMPILERS[..4].join(" ");
+    assert_eq!(texts(&chunks(&text, Format::Text, &semantic(0, 1000))), [text.as_str()]);
 }
 
 #[test]

@@ -101,7 +101,8 @@ impl<'a> Splitter<'a> {
         let mut fitting = Vec::new();
         for piece in self.cut(range, level) {
             match level.finer() {
-                Some(finer) if self.measure.of(piece.clone()) > limit && !self.tables.is_unit(&piece) => {
+                // A table row too long to fit comes back whole from every finer level.
+                Some(finer) if self.measure.of(piece.clone()) > limit => {
                     chunks.extend(self.merge(&fitting, limit, overlap));
                     fitting.clear();
                     self.split(piece, finer, limit, overlap, chunks);
@@ -169,11 +170,7 @@ impl<'a> Splitter<'a> {
         for paragraph in self.cut(range, Level::Paragraph) {
             let lines = if self.tables.touch(&paragraph) { self.cut(paragraph, Level::Line) } else { vec![paragraph] };
             for line in lines {
-                if self.tables.is_unit(&line) {
-                    sentences.push(line);
-                } else {
-                    sentences.extend(self.cut(line, Level::Sentence));
-                }
+                sentences.extend(self.cut(line, Level::Sentence));
             }
         }
         sentences

@@ -65,12 +65,6 @@ impl Tables {
         index == 0 || self.units[index - 1].end <= position
     }
 
-    /// Whether `range` lies within one row (or a header with its separator), which is never cut.
-    pub(super) fn is_unit(&self, range: &Range<usize>) -> bool {
-        let index = self.units.partition_point(|u| u.start <= range.start);
-        index > 0 && self.units[index - 1].end >= range.end
-    }
-
     /// Whether `range` holds any part of a table.
     pub(super) fn touch(&self, range: &Range<usize>) -> bool {
         let index = self.units.partition_point(|u| u.end <= range.start);

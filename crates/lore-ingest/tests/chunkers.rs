@@ -354,6 +354,19 @@ fn sentence_windows_embed_one_sentence_and_give_its_neighbours_as_context() {
     let got = chunks("第一句。第二句！第三句？", Format::Text, &ChunkConfig::SentenceWindow { window: 1 });
     assert_eq!(texts(&got), ["第一句。", "第二句！", "第三句？"]);
     assert_eq!(contexts(&got), ["第一句。第二句！", "第一句。第二句！第三句？", "第二句！第三句？"]);
+
+    // Closing quotes stay with the sentence they end.
+    let single = ChunkConfig::SentenceWindow { window: 0 };
+    assert_eq!(texts(&chunks("He said \"Stop.\" Then he left.", Format::Text, &single)), ["He said \"Stop.\"", "Then he left."]);
+    assert_eq!(texts(&chunks("他说：“好。”然后走了。", Format::Text, &single)), ["他说：“好。”", "然后走了。"]);
+
+    // Each table row is a sentence, after the table's header.
+    let got = chunks("Prices:\n| Item | Price |\n|---|---|\n| Apple | 1 |\n| Pear | 2 |", Format::Text, &single);
+    let header = "| Item | Price |\n|---|---|";
+    assert_eq!(
+        texts(&got),
+        ["Prices:".to_string(), header.to_string(), format!("{header}\n| Apple | 1 |"), format!("{header}\n| Pear | 2 |")]
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use super::measure::Measure;
 use super::tables::Tables;
 
 /// Boundaries to cut text at, from the coarsest to the finest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Level {
     Paragraph,
     Line,
@@ -28,32 +28,29 @@ impl Level {
         }
     }
 
-    /// Byte offsets in `text` where a piece ends.
+    /// Byte offsets in `text` where a piece ends, in order.
     fn cuts(self, text: &str) -> Vec<usize> {
         let mut cuts = Vec::new();
         for (i, c) in text.char_indices() {
             let after = i + c.len_utf8();
             let rest = &text[after..];
             let cut = match self {
-                Level::Paragraph => c == '\n' && rest.trim_start_matches([' ', '\t', '\r']).starts_with('\n'),
-                Level::Line => c == '\n',
-                Level::Sentence => {
-                    // Closing quotes and brackets belong to the sentence they end.
-                    let closed = rest.trim_start_matches(CLOSERS);
-                    if matches!(c, '。' | '！' | '？' | '；')
-                        || (matches!(c, '.' | '!' | '?') && closed.starts_with(char::is_whitespace))
-                    {
-                        cuts.push(text.len() - closed.len());
-                    }
-                    continue;
+                Level::Paragraph => {
+                    (c == '\n' && rest.trim_start_matches([' ', '\t', '\r']).starts_with('\n')).then_some(after)
                 }
-                Level::Clause => c == '，' || (matches!(c, ',' | ';') && rest.starts_with(char::is_whitespace)),
-                Level::Word => c.is_whitespace(),
-                Level::Char => true,
+                Level::Line => (c == '\n').then_some(after),
+                Level::Sentence if matches!(c, '。' | '！' | '？' | '；' | '.' | '!' | '?') => {
+                    // Closing quotes and brackets belong to the sentence they end; the ASCII
+                    // marks end one only before a space ("3.5", "e.g.").
+                    let closed = rest.trim_start_matches(CLOSERS);
+                    (!c.is_ascii() || closed.starts_with(char::is_whitespace)).then(|| text.len() - closed.len())
+                }
+                Level::Sentence => None,
+                Level::Clause => (c == '，' || (matches!(c, ',' | ';') && rest.starts_with(char::is_whitespace))).then_some(after),
+                Level::Word => c.is_whitespace().then_some(after),
+                Level::Char => Some(after),
             };
-            if cut {
-                cuts.push(after);
-            }
+            cuts.extend(cut);
         }
         cuts
     }
@@ -124,7 +121,7 @@ impl<'a> Splitter<'a> {
             start = base + end;
             piece
         });
-        self.tables.join_units(pieces.collect::<Vec<_>>())
+        self.tables.join_units(pieces)
     }
 
     /// Greedily packs consecutive `pieces` into chunks of at most `limit` units, a repeated

@@ -2,7 +2,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::GenerationOptions;
 
-/// How documents are cut into chunks.
+/// How documents are cut into chunks. In a TOML or JSON config, `kind` names the chunker
+/// (`kind = "recursive"`) and the other fields are its settings; most have defaults.
+///
+/// Every chunker keeps Markdown table rows (lines starting with `|`) whole, and a chunk that
+/// starts inside a table repeats the table's header row and separator row first. Chunkers that
+/// take a `unit` measure sizes in characters (the default) or in the embedder's tokens, as the
+/// embedder's own tokenizer counts the document (a remote embedder has none).
+///
+/// Besides `source` and `heading_path`, some chunkers give each chunk a `context` metadata
+/// string: the text the generator should read in place of the chunk's `text`, which is what is
+/// embedded and searched. `parent-child` chunks also carry `parent`, the ordinal of their parent
+/// within the document, so that children of one parent can share one copy of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ChunkConfig {
@@ -18,12 +29,126 @@ pub enum ChunkConfig {
     TokenWindow { size: usize, overlap: usize },
     /// Each document is one chunk (truncated by the embedder to its maximum length).
     Whole,
+    /// Cuts text at the coarsest boundaries that make every piece fit `chunk_size`: paragraph
+    /// breaks, then line breaks, then sentence ends (`. ! ?` before a space, `。！？；`), then
+    /// clause marks (`,` and `;` before a space, `，`), then spaces, then characters; then merges
+    /// neighbouring pieces back together up to `chunk_size`. Chunks may span headings.
+    Recursive {
+        /// The largest chunk, in `unit`s. Default 512.
+        #[serde(default = "default_chunk_size")]
+        chunk_size: usize,
+        /// How much of a chunk's end the next chunk repeats, in `unit`s, counted in whole
+        /// pieces; smaller than `chunk_size`. Default 0.
+        #[serde(default)]
+        overlap: usize,
+        /// Default `"chars"`.
+        #[serde(default)]
+        unit: SizeUnit,
+    },
+    /// `recursive` within each section: a chunk never spans a heading.
+    HeadingAware {
+        /// The largest chunk, in `unit`s, heading prefix included (the prefix may take at most
+        /// half of it). Default 512.
+        #[serde(default = "default_chunk_size")]
+        chunk_size: usize,
+        /// As for `recursive`. Default 0.
+        #[serde(default)]
+        overlap: usize,
+        /// Default `"chars"`.
+        #[serde(default)]
+        unit: SizeUnit,
+        /// Embed each chunk as `H1 > H2 > H3` and a newline before its text, so that the
+        /// headings help retrieval; the generator gets the text alone (as `context`). Default true.
+        #[serde(default = "yes")]
+        prefix_headings: bool,
+    },
+    /// Splits text into sentences and embeds each with `buffer` sentences on either side; a
+    /// chunk ends where the cosine distance between neighbouring windows is above the
+    /// `breakpoint_percentile`-th percentile of all such distances in the document (a change of
+    /// topic). Needs the embedder.
+    Semantic {
+        /// Default 95.
+        #[serde(default = "default_breakpoint_percentile")]
+        breakpoint_percentile: f32,
+        /// Sentences on each side embedded with a sentence to smooth the distances. Default 1.
+        #[serde(default = "default_buffer")]
+        buffer: usize,
+        /// A chunk shorter than this, in `unit`s, is not ended at a breakpoint. Default 100.
+        #[serde(default = "default_min_chunk_size")]
+        min_chunk_size: usize,
+        /// A longer chunk is cut further as `recursive` would. Default 1000.
+        #[serde(default = "default_max_chunk_size")]
+        max_chunk_size: usize,
+        /// Default `"chars"`.
+        #[serde(default)]
+        unit: SizeUnit,
+    },
+    /// Each sentence is a chunk, so that it is retrieved on its own meaning; its `context` is
+    /// the sentence with `window` sentences on either side.
+    SentenceWindow {
+        /// Default 3.
+        #[serde(default = "default_window")]
+        window: usize,
+    },
+    /// `recursive` chunks of `parent_size` are each cut into `recursive` children of
+    /// `child_size`; the children are embedded and searched, and each carries its parent as
+    /// `context` and the parent's ordinal as `parent`.
+    ParentChild {
+        /// In `unit`s, smaller than `parent_size`. Default 256.
+        #[serde(default = "default_child_size")]
+        child_size: usize,
+        /// In `unit`s. Default 2000.
+        #[serde(default = "default_parent_size")]
+        parent_size: usize,
+        /// Default `"chars"`.
+        #[serde(default)]
+        unit: SizeUnit,
+    },
 }
 
 impl Default for ChunkConfig {
     fn default() -> Self {
         ChunkConfig::ParagraphMerge { chunk_size: 512, drop_remainder: false }
     }
+}
+
+/// What chunk sizes count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeUnit {
+    /// Unicode characters.
+    #[default]
+    Chars,
+    /// The embedder's tokens (special tokens excluded).
+    Tokens,
+}
+
+fn default_chunk_size() -> usize {
+    512
+}
+fn yes() -> bool {
+    true
+}
+fn default_breakpoint_percentile() -> f32 {
+    95.0
+}
+fn default_buffer() -> usize {
+    1
+}
+fn default_min_chunk_size() -> usize {
+    100
+}
+fn default_max_chunk_size() -> usize {
+    1000
+}
+fn default_window() -> usize {
+    3
+}
+fn default_child_size() -> usize {
+    256
+}
+fn default_parent_size() -> usize {
+    2000
 }
 
 /// Every knob of the question-answering pipeline. A leaderboard row is a named `PipelineConfig`.

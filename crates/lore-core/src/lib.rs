@@ -26,7 +26,7 @@ mod error;
 mod lang;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
-pub use config::{ChunkConfig, PipelineConfig};
+pub use config::{ChunkConfig, PipelineConfig, SizeUnit};
 pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};
 pub use error::{Error, Result};

@@ -1,33 +1,8 @@
 use std::fs;
-use std::ops::Range;
 use std::path::PathBuf;
 
-use lore_core::{ChunkConfig, Error, Result, Tokenize};
+use lore_core::ChunkConfig;
 use lore_ingest::{Format, chunk, discover, parse, parse_text, read_beir_corpus};
-
-/// Whitespace-separated words as tokens: enough to check window arithmetic.
-struct Words;
-
-impl Tokenize for Words {
-    fn token_spans(&self, text: &str) -> Result<Vec<Range<usize>>> {
-        let mut spans = Vec::new();
-        let mut start = None;
-        for (i, c) in text.char_indices() {
-            match (c.is_whitespace(), start) {
-                (true, Some(s)) => {
-                    spans.push(s..i);
-                    start = None;
-                }
-                (false, None) => start = Some(i),
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            spans.push(s..text.len());
-        }
-        Ok(spans)
-    }
-}
 
 fn merge(size: usize, drop_remainder: bool) -> ChunkConfig {
     ChunkConfig::ParagraphMerge { chunk_size: size, drop_remainder }
@@ -72,24 +47,6 @@ fn markdown_sections_carry_heading_paths() {
     let chunks = chunk(&doc, &merge(1, false), None).unwrap();
     let linux = chunks.iter().find(|c| c.text == "apt").unwrap();
     assert_eq!(linux.metadata["heading_path"], serde_json::json!(["Lore", "Install", "Linux"]));
-}
-
-#[test]
-fn token_windows_overlap_by_the_given_number_of_tokens() {
-    let doc = parse_text("w.txt", "one two three four five six seven", Format::Text);
-    let config = ChunkConfig::TokenWindow { size: 3, overlap: 1 };
-    let texts: Vec<String> = chunk(&doc, &config, Some(&Words)).unwrap().into_iter().map(|c| c.text).collect();
-    assert_eq!(texts, ["one two three", "three four five", "five six seven"]);
-}
-
-#[test]
-fn token_windows_reject_bad_settings_and_missing_tokenizers() {
-    let doc = parse_text("w.txt", "one two", Format::Text);
-    let bad = ChunkConfig::TokenWindow { size: 2, overlap: 2 };
-    assert!(matches!(chunk(&doc, &bad, Some(&Words)), Err(Error::InvalidInput(_))));
-    let good = ChunkConfig::TokenWindow { size: 2, overlap: 0 };
-    let err = chunk(&doc, &good, None).unwrap_err().to_string();
-    assert!(err.contains("tokenizer"), "{err}");
 }
 
 #[test]

@@ -58,7 +58,7 @@ pub fn ingest(
             if collection.document_hash(&doc.source)?.as_deref() == Some(doc.content_hash.as_str()) {
                 return Ok(None);
             }
-            let chunks = lore_ingest::chunk(&doc, chunking, embedder.tokenizer())?;
+            let chunks = lore_ingest::chunk(&doc, chunking, Some(embedder))?;
             if chunks.is_empty() {
                 // An empty result is almost always a problem (an empty file, a scan without
                 // text): say so rather than store a document nobody can find.

@@ -44,4 +44,4 @@ mod prompt;
 
 pub use indexing::{IngestReport, Progress, Source, ingest};
 pub use pipeline::{Pipeline, Retrieval};
-pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, grounded_prompt, is_refusal, refusal};
+pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};

@@ -3,7 +3,7 @@ use std::time::Instant;
 use lore_core::{Answer, ChatModel, Citation, EmbedKind, Embedder, Hit, PipelineConfig, Result, Timings, detect_language};
 use lore_index::Collection;
 
-use crate::prompt::{cited_numbers, grounded_prompt, is_refusal, refusal};
+use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
 
 /// What retrieval found for a query, and how long it took.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -48,21 +48,21 @@ impl<'a> Pipeline<'a> {
     pub fn answer(&self, chat: &dyn ChatModel, question: &str, on_token: &mut dyn FnMut(&str)) -> Result<Answer> {
         let started = Instant::now();
         let retrieval = self.retrieve(question)?;
+        let passages = context_passages(&retrieval.hits);
         let generate_started = Instant::now();
-        let (text, prompt_tokens, completion_tokens) = if retrieval.hits.is_empty() {
+        let (text, prompt_tokens, completion_tokens) = if passages.is_empty() {
             let text = refusal(detect_language(question)).to_string();
             on_token(&text);
             (text, 0, 0)
         } else {
-            let messages = grounded_prompt(question, &retrieval.hits);
+            let messages = grounded_prompt(question, &passages);
             let generation = chat.chat(&messages, &self.config.generation, on_token)?;
             (generation.text, generation.prompt_tokens, generation.completion_tokens)
         };
         let generate_ms = ms(generate_started);
         let refused = is_refusal(&text);
         let cited = if refused { Vec::new() } else { cited_numbers(&text) };
-        let citations = retrieval
-            .hits
+        let citations = passages
             .iter()
             .enumerate()
             .map(|(i, hit)| Citation {

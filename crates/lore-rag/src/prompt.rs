@@ -11,6 +11,28 @@ pub fn refusal(language: Language) -> &'static str {
     }
 }
 
+/// The passages a generator reads for `hits`, in rank order: a chunk that carries a wider
+/// `context` (its sentence window, its parent chunk, its section without the heading prefix)
+/// contributes that context instead of its own text, and several children of one parent
+/// contribute the parent once.
+pub fn context_passages(hits: &[Hit]) -> Vec<Hit> {
+    let mut seen_parents = std::collections::HashSet::new();
+    let mut passages = Vec::with_capacity(hits.len());
+    for hit in hits {
+        if let Some(parent) = hit.metadata.get("parent") {
+            if !seen_parents.insert((hit.source.clone(), parent.to_string())) {
+                continue;
+            }
+        }
+        let mut passage = hit.clone();
+        if let Some(context) = hit.metadata.get("context").and_then(|c| c.as_str()) {
+            passage.text = context.to_string();
+        }
+        passages.push(passage);
+    }
+    passages
+}
+
 /// The chat messages for answering `question` from `hits`, numbered [1]…[n], in the question's
 /// language.
 pub fn grounded_prompt(question: &str, hits: &[Hit]) -> Vec<Message> {

@@ -179,3 +179,24 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     assert_eq!((second.added, second.replaced, second.unchanged, second.chunks), (0, 1, 1, 1));
     assert_eq!(collection.documents().unwrap().len(), 2);
 }
+
+#[test]
+fn wider_contexts_replace_chunk_texts_and_parents_appear_once() {
+    let hit = |id: i64, source: &str, text: &str, extra: &[(&str, serde_json::Value)]| lore_core::Hit {
+        chunk_id: id,
+        source: source.into(),
+        text: text.into(),
+        score: 1.0 - id as f32 / 10.0,
+        metadata: extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+    };
+    let hits = [
+        hit(1, "a.md", "child one", &[("parent", 0.into()), ("context", "parent zero of a".into())]),
+        hit(2, "a.md", "child two", &[("parent", 0.into()), ("context", "parent zero of a".into())]),
+        hit(3, "b.md", "child", &[("parent", 0.into()), ("context", "parent zero of b".into())]),
+        hit(4, "c.md", "plain chunk", &[]),
+    ];
+    let passages = lore_rag::context_passages(&hits);
+    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    assert_eq!(texts, ["parent zero of a", "parent zero of b", "plain chunk"]);
+    assert_eq!(passages.iter().map(|p| p.chunk_id).collect::<Vec<_>>(), [1, 3, 4]);
+}

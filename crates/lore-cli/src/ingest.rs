@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lore_core::ChunkConfig;
+use lore_core::{ChunkConfig, SizeUnit};
 use lore_index::Collection;
 use lore_rag::{Source, ingest};
 use serde_json::json;
@@ -19,6 +19,16 @@ pub enum Chunker {
     Tokens,
     /// One chunk per document.
     Whole,
+    /// Cut at paragraphs, then sentences (。！？ too), then clauses, until --chunk-size characters.
+    Recursive,
+    /// Like recursive, never across a heading; the heading path is embedded with each chunk.
+    Heading,
+    /// Break where the meaning of neighbouring sentences changes (uses the embedder).
+    Semantic,
+    /// One sentence per chunk; the generator reads it with 3 sentences on either side.
+    SentenceWindow,
+    /// Children of --chunk-size characters are searched; the generator reads their --parent-size parent.
+    ParentChild,
 }
 
 #[derive(Args)]
@@ -35,9 +45,12 @@ pub struct IngestArgs {
     /// How a new collection cuts documents into chunks [default: paragraph].
     #[arg(long, value_enum)]
     chunker: Option<Chunker>,
-    /// Paragraph chunker: characters per chunk.
+    /// Characters per chunk (paragraph, recursive, heading; child size for parent-child).
     #[arg(long, default_value_t = 512)]
     chunk_size: usize,
+    /// Parent-child chunker: characters per parent.
+    #[arg(long, default_value_t = 2000)]
+    parent_size: usize,
     /// Paragraph chunker: drop a trailing remainder shorter than --chunk-size, as the tutorial does.
     #[arg(long)]
     drop_remainder: bool,
@@ -64,6 +77,7 @@ impl IngestArgs {
             embedder: None,
             chunker: None,
             chunk_size: 512,
+            parent_size: 2000,
             drop_remainder: false,
             window: 256,
             overlap: 32,
@@ -77,6 +91,18 @@ impl IngestArgs {
             Chunker::Paragraph => ChunkConfig::ParagraphMerge { chunk_size: self.chunk_size, drop_remainder: self.drop_remainder },
             Chunker::Tokens => ChunkConfig::TokenWindow { size: self.window, overlap: self.overlap },
             Chunker::Whole => ChunkConfig::Whole,
+            Chunker::Recursive => ChunkConfig::Recursive { chunk_size: self.chunk_size, overlap: 0, unit: SizeUnit::Chars },
+            Chunker::Heading => ChunkConfig::HeadingAware {
+                chunk_size: self.chunk_size,
+                overlap: 0,
+                unit: SizeUnit::Chars,
+                prefix_headings: true,
+            },
+            Chunker::Semantic => serde_json::from_value(json!({"kind": "semantic"})).expect("semantic has defaults"),
+            Chunker::SentenceWindow => ChunkConfig::SentenceWindow { window: 3 },
+            Chunker::ParentChild => {
+                ChunkConfig::ParentChild { child_size: self.chunk_size, parent_size: self.parent_size, unit: SizeUnit::Chars }
+            }
         })
     }
 }

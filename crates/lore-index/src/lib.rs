@@ -1,1 +1,37 @@
+//! Lore collections on disk: a directory holding documents, their chunks and one vector per
+//! chunk, searched exactly by cosine similarity, updated document by document.
+//!
+//! ```
+//! use lore_core::{Chunk, ChunkConfig, Document, Metadata, Section};
+//! use lore_index::{Collection, UpsertOutcome};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut collection = Collection::create(dir.path(), "toy-embedder", 3, ChunkConfig::default())?;
+//!
+//! let sections = vec![Section::new(vec![], "Rust is fast.\nSQLite is small.")];
+//! let doc = Document::new("notes.md", sections);
+//! let chunks = ["Rust is fast.", "SQLite is small."]
+//!     .iter()
+//!     .enumerate()
+//!     .map(|(ordinal, text)| Chunk { text: text.to_string(), ordinal, metadata: Metadata::new() })
+//!     .collect::<Vec<_>>();
+//! // An embedder makes these; the collection scales them to unit length.
+//! let vectors = [vec![1.0, 0.0, 0.0], vec![0.0, 2.0, 0.0]];
+//! assert_eq!(collection.upsert(&doc, &chunks, &vectors)?, UpsertOutcome::Added);
+//!
+//! let hits = collection.search(&[0.1, 0.9, 0.0], 1)?;
+//! assert_eq!(hits[0].text, "SQLite is small.");
+//! assert_eq!(hits[0].metadata["ordinal"], 1);
+//!
+//! // Everything is on disk: another process (or a later run) sees the same collection.
+//! let reopened = Collection::open(dir.path())?;
+//! assert_eq!(reopened.document_hash("notes.md")?, Some(doc.content_hash.clone()));
+//! assert_eq!(reopened.search(&[0.1, 0.9, 0.0], 1)?[0].chunk_id, hits[0].chunk_id);
+//! # Ok::<(), lore_core::Error>(())
+//! ```
 
+mod collection;
+mod dense;
+mod store;
+
+pub use collection::{Collection, DocumentInfo, Manifest, Stats, UpsertOutcome};

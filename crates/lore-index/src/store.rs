@@ -1,0 +1,101 @@
+//! The SQLite chunk store: schema, connection settings and error messages.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lore_core::{Error, Result};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, types::Type};
+use serde::de::DeserializeOwned;
+
+pub(crate) const STORE_FILE: &str = "store.sqlite";
+
+/// `generation` counts the writes; the in-memory matrix is tagged with the generation it was
+/// built from, so a process notices writes made by another one.
+///
+/// Chunk ids use AUTOINCREMENT so that an id is never reused: a chunk id cited in an answer or
+/// in feedback never comes to mean another text after its document is replaced.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE manifest (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    format_version INTEGER NOT NULL,
+    embedder TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    chunking TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    generation INTEGER NOT NULL
+);
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    title TEXT,
+    content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX chunks_by_document ON chunks(document_id, ordinal);
+";
+
+/// The current time as RFC 3339 UTC, from SQLite so that no date code is needed here.
+pub(crate) const NOW: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+/// How long a writer waits for another process's transaction before giving up. Each document
+/// is its own short transaction, so a concurrent ingest never holds the lock for long.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings fixed when the store file is made. 16 KiB pages: a chunk row (its text plus a
+/// 1.5 KiB vector at 384 dimensions) is about half a default 4 KiB page, so only one fitted per
+/// page and the file was twice its data. WAL: readers never block the writer, nor it them.
+pub(crate) const FILE_SETTINGS: &str = "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;";
+
+pub(crate) fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL: a committed document survives a power cut, not only a killed process.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+pub(crate) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+/// Turns SQLite errors into `lore_core::Error`s that name the collection and say what to do.
+pub(crate) trait AtCollection<T> {
+    fn at(self, dir: &Path) -> Result<T>;
+}
+
+impl<T> AtCollection<T> for rusqlite::Result<T> {
+    fn at(self, dir: &Path) -> Result<T> {
+        self.map_err(|e| {
+            let dir = dir.display();
+            Error::Index(match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
+                    "collection {dir} stayed locked by another process for {}s: \
+                     try again when it has finished writing ({e})",
+                    BUSY_TIMEOUT.as_secs()
+                ),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => format!(
+                    "collection {dir} is damaged ({e}): delete the directory and ingest again"
+                ),
+                Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+                    format!("collection {dir} cannot be written ({e}): check its permissions")
+                }
+                Some(ErrorCode::DiskFull) => {
+                    format!("collection {dir}: the disk is full ({e}): free space and retry")
+                }
+                _ => format!("collection {dir}: {e}"),
+            })
+        })
+    }
+}

@@ -18,7 +18,7 @@
 //!     fn tokenizer(&self) -> Option<&dyn Tokenize> { None }
 //!     fn embed(&self, texts: &[&str], _: EmbedKind) -> Result<Vec<Vec<f32>>> {
 //!         Ok(texts.iter().map(|t| {
-//!             let v: Vec<f32> = ['r', 'u', 's', 't'].iter().map(|c| t.matches(*c).count() as f32 + 0.1).collect();
+//!             let v: Vec<f32> = ['r', 'u', 's', 'k'].iter().map(|c| t.matches(*c).count() as f32 + 0.1).collect();
 //!             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
 //!             v.iter().map(|x| x / norm).collect()
 //!         }).collect())
@@ -28,7 +28,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let chunking = ChunkConfig::Whole;
 //! let mut collection = Collection::create(dir.path(), "letters", 4, chunking.clone())?;
-//! let docs = ["rust trusts us", "a b c"].map(|t| Source::Document(Document::new(t, vec![Section::new(vec![], t)])));
+//! let docs = ["rust trusts us", "bake a cake"].map(|t| Source::Document(Document::new(t, vec![Section::new(vec![], t)])));
 //! let report = ingest(&mut collection, &Letters, &chunking, docs.into(), &mut |_| {})?;
 //! assert_eq!(report.added, 2);
 //!

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Embedding throughput of Lore next to sentence-transformers (PyTorch, CPU) on the same model
+# and the same texts, in one run. Usage: bench/embed.sh [TEXTS.jsonl] [LIMIT]
+# Needs: a release build (scripts/test or scripts/quickstart), `lore models pull minilm`, and
+# `pip install sentence-transformers` for the peer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+texts="${1:-../shared/datasets/scifact/corpus.jsonl}"
+limit="${2:-500}"
+home="${LORE_HOME:-$HOME/.lore}"
+lore=$("$LORE_BIN" bench embed --model minilm --texts "$texts" --limit "$limit" --max-tokens 128 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])')
+peer=$(python3 bench/embed_peer.py --model "$home/models/minilm" --texts "$texts" --limit "$limit" --max-seq-length 128 | python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])')
+e5=$("$LORE_BIN" bench embed --model e5-small --texts "$texts" --limit "$limit" --max-tokens 128 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])')
+python3 - "$lore" "$peer" "$e5" "$limit" <<'PY'
+import sys
+lore, peer, e5, n = map(float, sys.argv[1:])
+print(f"minilm, {int(n)} texts <=128 tokens: lore {lore:.1f} seq/s, sentence-transformers {peer:.1f} seq/s, ratio {lore/peer:.2f}x")
+print(f"e5-small (4-bit E5S1): lore {e5:.1f} seq/s")
+PY

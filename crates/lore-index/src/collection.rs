@@ -197,7 +197,7 @@ impl Collection {
         vectors: &[Vec<f32>],
     ) -> Result<UpsertOutcome> {
         let rows = PreparedDocument::new(doc, chunks, vectors, self.manifest.dimension)?;
-        let write = Write::begin(&mut self.conn).at(&self.dir)?;
+        let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
         let removed = delete_rows(&write.tx, &doc.source).at(&self.dir)?;
         let added = rows.insert(&write.tx, &write.now).at(&self.dir)?;
         let (generation_before, now) = write.commit().at(&self.dir)?;
@@ -218,7 +218,7 @@ impl Collection {
 
     /// Removes a document and its chunks; false if there was no document from `source`.
     pub fn delete_document(&mut self, source: &str) -> Result<bool> {
-        let write = Write::begin(&mut self.conn).at(&self.dir)?;
+        let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
         let Some(removed) = delete_rows(&write.tx, source).at(&self.dir)? else {
             return Ok(false);
         };
@@ -434,18 +434,18 @@ impl<'a> PreparedDocument<'a> {
 
 /// A write transaction that advances the collection's generation when it commits. Immediate,
 /// so that concurrent writers queue on the busy timeout instead of failing on lock upgrade.
-struct Write<'c> {
+struct WriteTransaction<'c> {
     tx: Transaction<'c>,
     generation_before: i64,
     now: String,
 }
 
-impl<'c> Write<'c> {
+impl<'c> WriteTransaction<'c> {
     fn begin(conn: &'c mut Connection) -> rusqlite::Result<Self> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let generation_before = read_generation(&tx)?;
         let now = tx.query_row(NOW, [], |row| row.get(0))?;
-        Ok(Write {
+        Ok(WriteTransaction {
             tx,
             generation_before,
             now,

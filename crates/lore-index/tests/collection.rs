@@ -492,6 +492,31 @@ fn writes_through_another_handle_are_seen_by_a_loaded_one() {
     );
 }
 
+#[test]
+fn concurrent_writers_queue_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(create(dir.path(), 8));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let dir = dir.path().to_path_buf();
+            thread::spawn(move || {
+                let mut collection = Collection::open(&dir).unwrap();
+                let mut rng = XorShift(100 + w);
+                for d in 0..20 {
+                    let vectors: Vec<Vec<f32>> = (0..5).map(|_| rng.unit_vector(8)).collect();
+                    add(&mut collection, &format!("writer{w}/doc{d}"), &vectors);
+                    collection.search(&vectors[0], 3).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let stats = Collection::open(dir.path()).unwrap().stats().unwrap();
+    assert_eq!((stats.documents, stats.chunks), (60, 300));
+}
+
 // Crash safety: a child process (this test binary, re-run on one test with the environment
 // variable below set) writes and is killed with SIGKILL, so nothing is rolled back or flushed
 // on its way out; the collection must then open showing complete documents only.

@@ -1,2 +1,6 @@
 //! Local models on candle and remote models over OpenAI-compatible HTTP, behind the
 //! `lore_core::Embedder` and `lore_core::ChatModel` traits, plus the registry that installs them.
+
+mod embed;
+
+pub use embed::{BertEmbedder, E5s1Embedder};

@@ -1,0 +1,211 @@
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use lore_core::{EmbedKind, Embedder, Error, Result, Tokenize};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
+
+use super::encoder::{Pooling, SentenceEncoder};
+
+/// A BERT sentence embedder loaded from a Hugging Face / sentence-transformers folder.
+///
+/// The folder holds `config.json`, `model.safetensors` and `tokenizer.json`; the pooling (mean
+/// or CLS) comes from `1_Pooling/config.json` (mean when absent) and the longest input from
+/// `sentence_bert_config.json` (the model's position count when absent). Vectors are always
+/// L2-normalised. No prefix is added to queries or passages.
+pub struct BertEmbedder {
+    id: String,
+    dimension: usize,
+    tokenizer: HfTokenizer,
+    encoder: SentenceEncoder,
+}
+
+impl BertEmbedder {
+    /// Loads the model in `dir`; `id` is the name collections remember it by.
+    pub fn load(dir: &Path, id: &str) -> Result<BertEmbedder> {
+        if !dir.is_dir() {
+            return Err(Error::ModelMissing {
+                name: id.to_string(),
+            });
+        }
+        let config: Config = read_json(&required_file(dir, "config.json")?)?;
+        let max_sequence =
+            match optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))? {
+                Some(SentenceBertConfig {
+                    max_seq_length: Some(n),
+                }) => n.min(config.max_position_embeddings),
+                _ => config.max_position_embeddings,
+            };
+        let pooling = match optional_json::<BTreeMap<String, serde_json::Value>>(
+            &dir.join("1_Pooling/config.json"),
+        )? {
+            Some(settings) => pooling_mode(&settings, dir)?,
+            None => Pooling::Mean,
+        };
+        let tokenizer = HfTokenizer::load(&required_file(dir, "tokenizer.json")?, max_sequence)?;
+
+        let weights_path = required_file(dir, "model.safetensors")?;
+        let weights = VarBuilder::from_buffered_safetensors(
+            std::fs::read(&weights_path)?,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .map_err(|e| Error::Model(format!("cannot read {}: {e}", weights_path.display())))?;
+        let model = BertModel::load(weights, &config).map_err(|e| {
+            Error::Model(format!(
+                "{} is not a BERT model: {e}",
+                weights_path.display()
+            ))
+        })?;
+        let pad_id = u32::try_from(config.pad_token_id).map_err(|_| {
+            Error::Model(format!(
+                "pad_token_id {} is out of range",
+                config.pad_token_id
+            ))
+        })?;
+
+        Ok(BertEmbedder {
+            id: id.to_string(),
+            dimension: config.hidden_size,
+            tokenizer,
+            encoder: SentenceEncoder::new(model, pooling, pad_id),
+        })
+    }
+}
+
+impl Embedder for BertEmbedder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Text tokens (as `token_spans` counts them) that fit besides the special tokens.
+    fn max_tokens(&self) -> usize {
+        self.tokenizer.max_text_tokens
+    }
+
+    fn tokenizer(&self) -> Option<&dyn Tokenize> {
+        Some(&self.tokenizer)
+    }
+
+    fn embed(&self, texts: &[&str], _kind: EmbedKind) -> Result<Vec<Vec<f32>>> {
+        let sequences = self.tokenizer.sequences(texts)?;
+        self.encoder.embed(&sequences)
+    }
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+/// The pooling named by sentence-transformers' `pooling_mode_*` flags.
+fn pooling_mode(settings: &BTreeMap<String, serde_json::Value>, dir: &Path) -> Result<Pooling> {
+    let modes: Vec<&str> = settings
+        .iter()
+        .filter(|(_, on)| on.as_bool() == Some(true))
+        .filter_map(|(key, _)| key.strip_prefix("pooling_mode_"))
+        .collect();
+    match modes.as_slice() {
+        ["mean_tokens"] => Ok(Pooling::Mean),
+        ["cls_token"] => Ok(Pooling::Cls),
+        other => Err(Error::Model(format!(
+            "{}/1_Pooling/config.json asks for pooling {other:?}; only mean_tokens or cls_token alone is supported",
+            dir.display()
+        ))),
+    }
+}
+
+/// A Hugging Face tokenizer: spans cover the whole text, model inputs are cut to fit.
+struct HfTokenizer {
+    whole: Tokenizer,
+    truncating: Tokenizer,
+    max_text_tokens: usize,
+}
+
+impl HfTokenizer {
+    fn load(path: &Path, max_sequence: usize) -> Result<HfTokenizer> {
+        let mut whole = Tokenizer::from_file(path)
+            .map_err(|e| Error::Model(format!("cannot load tokenizer {}: {e}", path.display())))?;
+        // tokenizer.json often carries the training-time truncation and fixed padding; batches
+        // are padded here to their longest row instead, and the length limit is the model's.
+        whole.with_padding(None);
+        whole.with_truncation(None).map_err(tokenizer_error)?;
+        let mut truncating = whole.clone();
+        truncating
+            .with_truncation(Some(TruncationParams {
+                max_length: max_sequence,
+                ..TruncationParams::default()
+            }))
+            .map_err(tokenizer_error)?;
+        let special_tokens = whole
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
+        Ok(HfTokenizer {
+            whole,
+            truncating,
+            max_text_tokens: max_sequence.saturating_sub(special_tokens),
+        })
+    }
+
+    /// Model inputs: token ids with special tokens, truncated to the model's length.
+    fn sequences(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let encodings = self
+            .truncating
+            .encode_batch(texts.to_vec(), true)
+            .map_err(tokenizer_error)?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+}
+
+impl Tokenize for HfTokenizer {
+    fn token_spans(&self, text: &str) -> Result<Vec<Range<usize>>> {
+        let encoding = self.whole.encode(text, false).map_err(tokenizer_error)?;
+        Ok(encoding
+            .get_offsets()
+            .iter()
+            .map(|&(start, end)| start..end)
+            .collect())
+    }
+}
+
+fn tokenizer_error(e: tokenizers::Error) -> Error {
+    Error::Model(format!("tokenizer failed: {e}"))
+}
+
+fn required_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Model(format!(
+            "{} is missing: a BERT model folder needs config.json, model.safetensors and tokenizer.json",
+            path.display()
+        )))
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Model(format!("cannot parse {}: {e}", path.display())))
+}
+
+fn optional_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if path.is_file() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}

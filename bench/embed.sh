@@ -9,9 +9,20 @@ source scripts/env.sh
 texts="${1:-../shared/datasets/scifact/corpus.jsonl}"
 limit="${2:-500}"
 home="${LORE_HOME:-$HOME/.lore}"
-lore=$("$LORE_BIN" bench embed --model minilm --texts "$texts" --limit "$limit" --max-tokens 128 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])')
-peer=$(python3 bench/embed_peer.py --model "$home/models/minilm" --texts "$texts" --limit "$limit" --max-seq-length 128 | python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])')
-e5=$("$LORE_BIN" bench embed --model e5-small --texts "$texts" --limit "$limit" --max-tokens 128 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])')
+lines=$(mktemp --suffix=.txt)
+trap 'rm -f "$lines"' EXIT
+# The same texts for both: title and abstract on one line, the first $limit records.
+python3 - "$texts" "$limit" > "$lines" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    for line, _ in zip(f, range(int(sys.argv[2]))):
+        r = json.loads(line)
+        print(" ".join((r.get("title", "") + " " + r.get("text", "")).split()))
+PY
+seq_per_s() { python3 -c 'import json,sys; print(json.load(sys.stdin)["sequences_per_s"])'; }
+lore=$("$LORE_BIN" bench embed --model minilm --texts "$lines" --limit "$limit" --max-tokens 128 --json | seq_per_s)
+peer=$(python3 bench/embed_peer.py "$lines" "$home/models/minilm" --max-seq-length 128 | seq_per_s)
+e5=$("$LORE_BIN" bench embed --model e5-small --texts "$lines" --limit "$limit" --max-tokens 128 --json | seq_per_s)
 python3 - "$lore" "$peer" "$e5" "$limit" <<'PY'
 import sys
 lore, peer, e5, n = map(float, sys.argv[1:])

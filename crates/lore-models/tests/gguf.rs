@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::{self, Content, Value};
 use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message};
 use lore_models::{GgufChatModel, requantize_slow_types};
 
@@ -48,13 +48,13 @@ const ENGLISH: &str = "Hello world! The year 2024 costs $1,234.56 -- isn't it?\n
 const CHINESE: &str = "检索增强生成（RAG）把文档检索和大语言模型结合起来。";
 
 const SMOLLM2_ENGLISH: [u32; 31] = [
-    19556, 905, 17, 378, 713, 216, 34, 32, 34, 36, 3499, 1885, 33, 28, 34, 35, 36, 30, 37, 38, 3009, 3247, 982, 357, 47,
-    8866, 1218, 6574, 333, 1694, 30,
+    19556, 905, 17, 378, 713, 216, 34, 32, 34, 36, 3499, 1885, 33, 28, 34, 35, 36, 30, 37, 38, 3009, 3247, 982, 357,
+    47, 8866, 1218, 6574, 333, 1694, 30,
 ];
 const SMOLLM2_CHINESE: [u32; 48] = [
-    177, 113, 218, 178, 129, 112, 176, 112, 248, 26602, 135, 43293, 35094, 33579, 66, 6801, 32607, 44627, 228, 29184, 177,
-    111, 113, 177, 113, 218, 178, 129, 112, 42179, 41479, 16313, 251, 48001, 218, 43828, 111, 46157, 20887, 237, 16357,
-    226, 179, 130, 132, 30679, 115, 19076,
+    177, 113, 218, 178, 129, 112, 176, 112, 248, 26602, 135, 43293, 35094, 33579, 66, 6801, 32607, 44627, 228, 29184,
+    177, 111, 113, 177, 113, 218, 178, 129, 112, 42179, 41479, 16313, 251, 48001, 218, 43828, 111, 46157, 20887, 237,
+    16357, 226, 179, 130, 132, 30679, 115, 19076,
 ];
 const SMOLLM2_CHATML: [u32; 21] =
     [1, 9690, 198, 21350, 13099, 30, 2, 198, 1, 4093, 198, 36218, 805, 42, 33662, 2, 198, 1, 520, 9531, 198];
@@ -88,7 +88,10 @@ fn qwen_tokenizes_like_the_reference() {
     );
     assert_eq!(
         model.encode(CHINESE).unwrap(),
-        [116928, 101138, 43959, 9909, 49, 1890, 7552, 99360, 111116, 116928, 33108, 26288, 102064, 104949, 111694, 1773]
+        [
+            116928, 101138, 43959, 9909, 49, 1890, 7552, 99360, 111116, 116928, 33108, 26288, 102064, 104949, 111694,
+            1773
+        ]
     );
 }
 
@@ -218,8 +221,12 @@ fn requantized_smollm2_keeps_the_weights_and_loses_the_slow_types() {
 
     let (original, mut original_reader) = read_gguf(&source);
     let (rewritten, mut rewritten_reader) = read_gguf(&target);
-    let slow: Vec<&String> =
-        original.tensor_infos.iter().filter(|(_, info)| SLOW_TYPES.contains(&info.ggml_dtype)).map(|(name, _)| name).collect();
+    let slow: Vec<&String> = original
+        .tensor_infos
+        .iter()
+        .filter(|(_, info)| SLOW_TYPES.contains(&info.ggml_dtype))
+        .map(|(name, _)| name)
+        .collect();
     assert!(!slow.is_empty(), "smollm2 is expected to be Q4_1");
     assert_eq!(report.tensors_rewritten, slow.len());
     assert_eq!(report.tensors_total, original.tensor_infos.len());

@@ -75,12 +75,10 @@ impl GgufChatModel {
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader)
             .map_err(|e| Error::Model(format!("{} is not a readable GGUF file: {e}", path.display())))?;
-        let architecture = content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .ok_or_else(|| Error::Model(format!("{} has no general.architecture in its metadata", path.display())))?;
+        let architecture =
+            content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().ok_or_else(
+                || Error::Model(format!("{} has no general.architecture in its metadata", path.display())),
+            )?;
         if !SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
             return Err(Error::Model(format!(
                 "{}: architecture '{architecture}' is not supported; supported: {}",
@@ -94,15 +92,18 @@ impl GgufChatModel {
             .and_then(|v| v.to_u64().ok())
             .ok_or_else(|| Error::Model(format!("{} has no {architecture}.context_length", path.display())))?
             as usize;
-        let tokenizer = GgufTokenizer::from_gguf(&content)
-            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let tokenizer =
+            GgufTokenizer::from_gguf(&content).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
 
-        let weights_error = |e: candle_core::Error| Error::Model(format!("cannot load the weights of {}: {e}", path.display()));
+        let weights_error =
+            |e: candle_core::Error| Error::Model(format!("cannot load the weights of {}: {e}", path.display()));
         let (weights, context_length) = if architecture == "qwen2" {
-            let model = quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(weights_error)?;
+            let model =
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(weights_error)?;
             (Weights::Qwen2(model), declared_context)
         } else {
-            let model = quantized_llama::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(weights_error)?;
+            let model =
+                quantized_llama::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(weights_error)?;
             // candle's llama precomputes rotary embeddings for this many positions only.
             (Weights::Llama(model), declared_context.min(quantized_llama::MAX_SEQ_LEN))
         };

@@ -15,7 +15,8 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 /// Qwen2's split pattern, as in the `tokenizer.json` Qwen publishes: unlike GPT-2 it keeps
 /// each digit apart and lets a letter run take one leading punctuation mark.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The `tokenizer.ggml.pre` values whose pre-tokenization is implemented here.
 const SUPPORTED_PRE: &[&str] = &["qwen2", "smollm"];
@@ -70,8 +71,9 @@ impl GgufTokenizer {
                 tokenizer
                     .with_normalizer(Some(NFC))
                     .map_err(|e| Error::Model(format!("cannot set the NFC normalizer: {e}")))?;
-                let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
-                    .map_err(|e| Error::Model(format!("cannot compile the Qwen2 split pattern: {e}")))?;
+                let split =
+                    Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
+                        .map_err(|e| Error::Model(format!("cannot compile the Qwen2 split pattern: {e}")))?;
                 tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
                     split.into(),
                     ByteLevel::new(false, false, false).into(),

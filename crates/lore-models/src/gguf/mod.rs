@@ -35,7 +35,14 @@ const PREFILL_CHUNK: usize = 512;
 ///
 /// Threads: candle reads `CANDLE_NUM_THREADS` (quantized matrix products) and
 /// `RAYON_NUM_THREADS` (the other operations) once, when the first model runs; both default to
-/// the number of physical cores. Set them in the environment of the process to change it.
+/// the number of physical cores. Set them in the environment of the process to change it. On a
+/// machine whose cores are busy with other work, use 1: candle's workers meet at a barrier after
+/// every matrix product, and one descheduled worker stalls them all (measured on a loaded 2-core
+/// machine: decode 10 to 20 times slower with 2 threads than with 1).
+///
+/// `completion_tokens` counts the tokens of the reply, not the stop token. When `max_tokens`
+/// ends the reply inside a character spread over several tokens, that partial character is
+/// dropped, so the text is always valid and equal to the concatenation of the streamed pieces.
 ///
 /// One model serves one generation at a time: concurrent calls wait for each other.
 pub struct GgufChatModel {
@@ -148,9 +155,6 @@ impl ChatModel for GgufChatModel {
         &self.id
     }
 
-    /// `completion_tokens` counts the tokens of the reply, not the stop token. When
-    /// `max_tokens` ends the reply inside a multi-token character, that partial character is
-    /// dropped.
     fn chat(
         &self,
         messages: &[Message],
@@ -159,6 +163,15 @@ impl ChatModel for GgufChatModel {
     ) -> Result<Generation> {
         if options.max_tokens == 0 {
             return Err(Error::InvalidInput("max_tokens must be at least 1".into()));
+        }
+        if options.temperature.is_nan() || options.temperature < 0.0 {
+            return Err(Error::InvalidInput(format!(
+                "temperature must be 0 (greedy) or positive, not {}",
+                options.temperature
+            )));
+        }
+        if !(options.top_p > 0.0 && options.top_p <= 1.0) {
+            return Err(Error::InvalidInput(format!("top_p must be in (0, 1], not {}", options.top_p)));
         }
         let prompt = self.prompt_tokens(messages)?;
         let needed = prompt.len() + options.max_tokens;

@@ -63,12 +63,13 @@ pub fn grounded_prompt(question: &str, hits: &[Hit]) -> Vec<Message> {
     vec![Message::system(system), Message::user(user)]
 }
 
-/// Whether `answer` is (or opens with) one of the refusal sentences, ignoring spacing and
-/// punctuation that small models vary.
+/// Whether `answer` refuses: its first sentence says the question cannot be answered. Small
+/// models vary the exact sentence ("根据参考文档，我无法回答…", "I can't answer…"), so the
+/// markers of a refusal are matched rather than the sentence itself.
 pub fn is_refusal(answer: &str) -> bool {
-    let squash = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
-    let answer = squash(answer);
-    [REFUSAL_ZH, REFUSAL_EN].iter().any(|r| answer.starts_with(&squash(r)))
+    let first_sentence = answer.trim_start().split(['。', '.', '!', '！', '\n']).next().unwrap_or_default().to_lowercase();
+    const MARKERS: [&str; 6] = ["无法回答", "不能回答", "cannot answer", "can't answer", "can not answer", "unable to answer"];
+    MARKERS.iter().any(|m| first_sentence.contains(m))
 }
 
 /// The source numbers cited in `answer` as `[1]`, `[1, 3]`, `[1][2]` or `【1】`.

@@ -92,7 +92,10 @@ fn refusals_are_recognised_despite_punctuation_and_spacing() {
     assert!(is_refusal(REFUSAL_ZH));
     assert!(is_refusal("根据提供的文档,我无法回答该问题"));
     assert!(is_refusal("  I cannot answer this question based on the provided documents"));
+    assert!(is_refusal("根据参考文档，我无法回答该问题。"));
+    assert!(is_refusal("I can't answer that from these documents."));
     assert!(!is_refusal("The context length is 32K tokens [1]."));
+    assert!(!is_refusal("模型性能下降 [1]。因此无法回答的问题会被拒绝。"));
 }
 
 #[test]

@@ -251,8 +251,14 @@ pub(crate) fn number_in(value: &Value) -> Option<f64> {
 
 /// The number `text` starts with, if any.
 fn leading_number(text: &str) -> Option<f64> {
-    let end = text.char_indices().find(|(_, c)| !(c.is_ascii_digit() || *c == '.')).map_or(text.len(), |(i, _)| i);
-    text[..end].trim_end_matches('.').parse().ok()
+    split_number(text).0.parse().ok()
+}
+
+/// `"4.5/5 rest"` → `("4.5", "/5 rest")`.
+fn split_number(text: &str) -> (&str, &str) {
+    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, rest) = text.split_at(end);
+    (number.trim_end_matches('.'), rest)
 }
 
 /// The score written after one of `labels` in prose (`Correctness: 4/5`, `**正确性**：4分`):
@@ -272,24 +278,25 @@ pub(crate) fn labelled_number(text: &str, labels: &[&str]) -> Option<f64> {
 }
 
 fn number_after_separator(line: &str) -> Option<f64> {
-    let from = line.find([':', '：', '=']).map_or(0, |i| i + 1);
+    let from = line.char_indices().find(|(_, c)| matches!(c, ':' | '：' | '=')).map_or(0, |(i, c)| i + c.len_utf8());
     let mut rest = &line[from..];
     loop {
         let start = rest.find(|c: char| c.is_ascii_digit())?;
-        let after = &rest[start..];
-        let end = after.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(after.len());
-        let number: f64 = after[..end].trim_end_matches('.').parse().ok()?;
-        let tail = after[end..].trim_start();
-        let is_range_start = ["-", "–", "~", "～", "到", "to "].iter().any(|p| tail.starts_with(p))
-            && tail.chars().skip_while(|c| !c.is_ascii_digit()).next().is_some();
-        if !is_range_start {
-            return Some(number);
+        let (number, after) = split_number(&rest[start..]);
+        match past_range_end(after) {
+            Some(past) => rest = past,
+            None => return number.parse().ok(),
         }
-        // Skip the range's end too.
-        let range_end = tail.find(|c: char| c.is_ascii_digit())?;
-        let past = &tail[range_end..];
-        rest = &past[past.find(|c: char| !c.is_ascii_digit()).unwrap_or(past.len())..];
     }
+}
+
+/// When `after_number` continues a range (`-5`, ` to 5`, `～5`), the text after the range.
+fn past_range_end(after_number: &str) -> Option<&str> {
+    let text = after_number.trim_start();
+    ["-", "–", "~", "～", "到", "to"].iter().find_map(|marker| {
+        let end = text.strip_prefix(marker)?.trim_start();
+        end.starts_with(|c: char| c.is_ascii_digit()).then(|| split_number(end).1)
+    })
 }
 
 /// The items of a list the model was asked to write one per line: bullets, numbers and labels
@@ -310,19 +317,22 @@ pub(crate) fn list_items(text: &str) -> Vec<String> {
 
 fn strip_list_marker(line: &str) -> &str {
     let line = line.trim_start_matches(['-', '*', '•', '·', '+']).trim_start();
-    // A short label before a colon that holds a number: "Claim 2:", "问题1：", "Q3:".
+    // A short label ending in a number before a colon: "Claim 2:", "问题1：", "Q3:".
     if let Some(colon) = line.find([':', '：']) {
-        let label = &line[..colon];
-        if label.chars().count() <= 12 && label.chars().any(|c| c.is_ascii_digit()) {
+        let label = line[..colon].trim();
+        let name = label.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end();
+        if name.len() < label.len() && !name.contains(|c: char| c.is_ascii_digit()) && name.chars().count() <= 10 {
             return line[colon..].trim_start_matches([':', '：']).trim_start();
         }
     }
     let unbracketed = line.trim_start_matches(['(', '（', '[', '【']);
     let digits = unbracketed.find(|c: char| !c.is_ascii_digit()).unwrap_or(unbracketed.len());
     if digits > 0 {
-        let after = &unbracketed[digits..];
-        if let Some(c) = after.chars().next().filter(|c| matches!(c, '.' | ')' | '）' | ']' | '】' | '、')) {
-            return after[c.len_utf8()..].trim_start();
+        let mut after = unbracketed[digits..].chars();
+        let marker = after.next().filter(|c| matches!(c, '.' | ')' | '）' | ']' | '】' | '、'));
+        // "1.5 million" is a number, not an item number.
+        if marker.is_some() && !after.as_str().starts_with(|c: char| c.is_ascii_digit()) {
+            return after.as_str().trim_start();
         }
     }
     line
@@ -332,17 +342,17 @@ fn strip_list_marker(line: &str) -> &str {
 /// `判断：`), else from the verdict words in the whole reply when they all agree.
 pub(crate) fn verdict(text: &str) -> Result<bool, String> {
     let lower = text.trim().to_lowercase();
-    let opening = lower.trim_start_matches(|c: char| !c.is_alphanumeric());
-    let opening = match opening.find([':', '：']) {
-        Some(colon) if opening[..colon].chars().count() <= 12 => &opening[colon..],
-        _ => opening,
-    };
-    let opening = opening.trim_start_matches(|c: char| !c.is_alphanumeric());
-    if let Some(v) = verdict_word_at_start(opening) {
+    let skip_marks = |s: &str| s.trim_start_matches(|c: char| !c.is_alphanumeric()).to_string();
+    let opening = skip_marks(&lower);
+    let after_label = opening
+        .char_indices()
+        .find(|(_, c)| matches!(c, ':' | '：'))
+        .filter(|(i, _)| opening[..*i].chars().count() <= 12)
+        .map(|(i, c)| skip_marks(&opening[i + c.len_utf8()..]));
+    if let Some(v) = verdict_word_at_start(&opening).or_else(|| after_label.as_deref().and_then(verdict_word_at_start)) {
         return Ok(v);
     }
-    let (yes, no) = verdict_words(&lower);
-    match (yes, no) {
+    match verdict_words(&lower) {
         (true, false) => Ok(true),
         (false, true) => Ok(false),
         (true, true) => Err("the reply says both yes and no".into()),
@@ -356,6 +366,10 @@ fn verdict_word_at_start(text: &str) -> Option<bool> {
         "yes" | "supported" | "true" | "attributed" | "useful" | "relevant" => return Some(true),
         "no" | "not" | "unsupported" | "false" | "none" => return Some(false),
         _ => {}
+    }
+    // "是否支持：否" opens with the question, not the answer.
+    if text.starts_with("是否") {
+        return None;
     }
     const NO: [&str; 5] = ["不", "否", "没有", "无法", "未"];
     const YES: [&str; 6] = ["是", "支持", "能", "可以", "有", "对"];
@@ -383,7 +397,7 @@ fn verdict_words(text: &str) -> (bool, bool) {
         }
     }
     let mut chinese = text.to_string();
-    for negated in ["不支持", "无法支持", "不能", "不是", "没有"] {
+    for negated in ["不支持", "无法支持", "无法", "不可以", "不能", "不是", "没有"] {
         if chinese.contains(negated) {
             no = true;
             chinese = chinese.replace(negated, "");

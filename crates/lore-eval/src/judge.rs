@@ -40,7 +40,9 @@ pub struct Judge<'a> {
     asker: Asker<'a>,
 }
 
-const JUDGE_MAX_TOKENS: usize = 384;
+/// The JSON with a sentence or two of reasoning takes under 150 tokens; a reply that runs past
+/// this is rambling and would not parse anyway.
+const JUDGE_MAX_TOKENS: usize = 256;
 
 /// Each score's name, the words that mark it in a JSON key (found in the lowercased key), and
 /// the labels that mark it in prose, where only unambiguous words count.

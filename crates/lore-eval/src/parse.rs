@@ -310,9 +310,15 @@ pub(crate) fn list_items(text: &str) -> Vec<String> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("```") && !l.ends_with(':') && !l.ends_with('：'))
         .map(strip_list_marker)
-        .map(|l| l.trim_matches(|c: char| c == '"' || c == '“' || c == '”' || c == '*').trim().to_string())
+        .map(|l| unwrap(unwrap(unwrap(l, "**", "**"), "\"", "\""), "“", "”").trim().to_string())
         .filter(|l| l.chars().any(char::is_alphanumeric))
         .collect()
+}
+
+/// `text` without `open` and `close` when it is wrapped in them.
+fn unwrap<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let inner = text.strip_prefix(open).and_then(|t| t.strip_suffix(close));
+    inner.filter(|t| !t.is_empty()).unwrap_or(text)
 }
 
 fn strip_list_marker(line: &str) -> &str {

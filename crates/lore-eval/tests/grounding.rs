@@ -201,3 +201,34 @@ fn score_runs_all_four_and_the_cache_answers_a_second_run() {
     let error = Grounding::new(&replay, &table, Some(&cache)).err().expect("a damaged cache").to_string();
     assert!(error.contains("replies.jsonl") && error.contains("line 1") && error.contains("delete the file"), "{error}");
 }
+
+/// Replies the local models gave to these prompts (captured through lore-eval's reply cache; the
+/// judge's are in `fixtures/judge_outputs/`).
+#[test]
+fn real_model_replies() {
+    // SmolLM2-135M, asked for the claims of "No, only Christopher Nolan is a film director.",
+    // invented a claim; its verdict opens with "yes" and then argues the opposite: the opening
+    // word is the verdict, as the prompt asked.
+    let claims = "The answer to the question \"What is the name of the person who is the author of the book 'The Hunger Games'?\" is \"Sathish Kalathil\"";
+    let verdict = "yes\n\nThe statement is not explicitly inferred from the context as it is a statement that is not explicitly stated. The context only provides a brief description of Christopher Nolan's career and the fact that he is a director and producer.";
+    let chat = Scripted::new([claims, verdict]);
+    let embedder = no_embedder();
+    let grounding = Grounding::new(&chat, &embedder, None).expect("grounding");
+    near(&grounding.faithfulness("Are Christopher Nolan and Sathish Kalathil both film directors?", "No, only Christopher Nolan is a film director.", &CONTEXTS), 1.0);
+    assert!(chat.conversations()[1][0].content.contains(&format!("Statement: {claims}")));
+
+    // Qwen2.5-Coder-0.5B's questions for a Chinese answer (the first and third are the same) and
+    // its one-character verdicts.
+    let questions = "1. 为什么模型在更广泛的通用任务上进行了训练，这可能损害了其处理复杂问题的专业能力？\n2. 为什么开发团队为了增强模型的整体多功能性，选择接受了这种性能上的权衡？\n3. 为什么模型在更广泛的通用任务上进行了训练，这可能损害了其处理复杂问题的专业能力？";
+    let question = "为什么Qwen3在通用RL阶段后性能下降？";
+    let table = Table(HashMap::from([
+        (question, vec![1.0, 0.0]),
+        ("为什么模型在更广泛的通用任务上进行了训练，这可能损害了其处理复杂问题的专业能力？", vec![4.0, 3.0]),
+        ("为什么开发团队为了增强模型的整体多功能性，选择接受了这种性能上的权衡？", vec![0.0, 1.0]),
+    ]));
+    let chat = Scripted::new([questions, "否", "Yes."]);
+    let grounding = Grounding::new(&chat, &table, None).expect("grounding");
+    // cosines 0.8, 0 and 0.8.
+    near(&grounding.answer_relevancy(question, "模型在更广泛的通用任务上进行了训练。"), 1.6 / 3.0);
+    near(&grounding.context_precision(question, "参考答案", &["段落一", "段落二"]), 0.5);
+}

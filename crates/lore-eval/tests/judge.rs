@@ -116,3 +116,42 @@ fn judgements_are_cached_by_model_and_prompt() {
     // Another answer is another prompt.
     assert!(judge.judge("Q?", "gold", "another answer").is_err());
 }
+
+/// The replies the local models gave to the judge's real prompts (which model, item and attempt:
+/// `fixtures/judge_outputs/README.md`), and what must come of each.
+#[test]
+fn real_model_replies() {
+    let fixture = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/judge_outputs").join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let judge_once = |reply: &str| {
+        let chat = Scripted::new([reply]);
+        Judge::new(&chat, None).expect("judge").with_max_attempts(1).judge("Q?", "gold", "answer").expect("ran")
+    };
+
+    // Qwen2.5-Coder-0.5B writes bare JSON, Chinese reasoning with typographic quotes inside.
+    let judgement = judge_once(&fixture("qwen-zh-json-with-typographic-quotes.txt")).expect("scored");
+    assert_eq!(judgement.scores, scores(4, 4, 4));
+    assert!(judgement.reasoning.starts_with("Qwen3模型在经过“思考模式融合”和“通用RL”阶段后"), "{}", judgement.reasoning);
+    assert_eq!(judge_once(&fixture("qwen-zh-json-scores-a-made-up-answer.txt")).expect("scored").scores, scores(3, 3, 3));
+    assert_eq!(judge_once(&fixture("qwen-zh-json-scores-a-wrong-answer.txt")).expect("scored").scores, scores(1, 1, 1));
+    assert_eq!(judge_once(&fixture("qwen-en-json.txt")).expect("scored").scores, scores(5, 5, 5));
+
+    // SmolLM2-135M does not follow the format: it answers the question, rambles until the token
+    // limit, or echoes the reminder with its "<1-5>" placeholders and "1 到 5" scale. None of it
+    // may turn into a score.
+    for name in ["smollm2-en-answers-the-question-instead.txt", "smollm2-zh-rambles-to-the-token-limit.txt", "smollm2-zh-retry-echoes-the-reminder.txt"] {
+        let failure = judge_once(&fixture(name)).expect_err(name);
+        assert_eq!(failure.reason, "no correctness score found", "{name}");
+        assert_eq!(failure.last_output, fixture(name));
+    }
+    // The real retry sequence: the reminder did not help, and the item is recorded as unscored
+    // after both attempts.
+    let (first, second) = (fixture("smollm2-zh-rambles-to-the-token-limit.txt"), fixture("smollm2-zh-retry-echoes-the-reminder.txt"));
+    let chat = Scripted::new([first.as_str(), second.as_str()]);
+    let failure = Judge::new(&chat, None).expect("judge").with_max_attempts(2).judge("问题？", "参考", "回答").expect("ran").expect_err("unscored");
+    assert_eq!((failure.attempts, failure.last_output.as_str()), (2, second.as_str()));
+    let reminder = &chat.conversations()[1][3].content;
+    assert!(reminder.starts_with("你的回复无法使用：no correctness score found。"), "{reminder}");
+}

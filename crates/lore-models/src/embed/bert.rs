@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
 
 use super::encoder::{Pooling, SentenceEncoder};
+use super::read_file;
 
 /// A BERT sentence embedder loaded from a Hugging Face / sentence-transformers folder.
 ///
@@ -35,12 +36,11 @@ impl BertEmbedder {
         }
         let config: Config = read_json(&required_file(dir, "config.json")?)?;
         let max_sequence =
-            match optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))? {
-                Some(SentenceBertConfig {
-                    max_seq_length: Some(n),
-                }) => n.min(config.max_position_embeddings),
-                _ => config.max_position_embeddings,
-            };
+            optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+                .and_then(|settings| settings.max_seq_length)
+                .map_or(config.max_position_embeddings, |n| {
+                    n.min(config.max_position_embeddings)
+                });
         let pooling = match optional_json::<BTreeMap<String, serde_json::Value>>(
             &dir.join("1_Pooling/config.json"),
         )? {
@@ -51,7 +51,7 @@ impl BertEmbedder {
 
         let weights_path = required_file(dir, "model.safetensors")?;
         let weights = VarBuilder::from_buffered_safetensors(
-            std::fs::read(&weights_path)?,
+            read_file(&weights_path)?,
             DType::F32,
             &Device::Cpu,
         )
@@ -197,8 +197,7 @@ fn required_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)?;
-    serde_json::from_str(&text)
+    serde_json::from_slice(&read_file(path)?)
         .map_err(|e| Error::Model(format!("cannot parse {}: {e}", path.display())))
 }
 

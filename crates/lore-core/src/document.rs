@@ -10,11 +10,15 @@ pub type Metadata = BTreeMap<String, serde_json::Value>;
 pub struct Section {
     pub heading_path: Vec<String>,
     pub text: String,
+    /// Where the section sits in its file when headings do not say it: `page` (PDF, from 1),
+    /// `slide` (from 1), `sheet` (its name), `record` (JSONL line, from 1), and a record's own fields.
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 }
 
 impl Section {
     pub fn new(heading_path: Vec<String>, text: impl Into<String>) -> Self {
-        Section { heading_path, text: text.into() }
+        Section { heading_path, text: text.into(), metadata: Metadata::new() }
     }
 }
 

@@ -14,7 +14,8 @@ pub struct Discovered {
     pub errors: Vec<(PathBuf, String)>,
 }
 
-/// Walks `paths` (files or folders, recursively; hidden entries skipped). A file named
+/// Walks `paths` (files or folders, recursively; hidden entries and Office lock files `~$…`
+/// skipped). A file named
 /// explicitly is always returned in `files`, so that an unsupported one is reported by `parse`.
 pub fn discover(paths: &[PathBuf]) -> Discovered {
     let mut found = Discovered::default();
@@ -44,7 +45,9 @@ fn walk(dir: &Path, found: &mut Discovered) {
             }
         };
         let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with("~$") {
             continue;
         }
         match entry.file_type() {

@@ -19,9 +19,10 @@
 mod beir;
 mod chunk;
 mod discover;
+mod formats;
 mod parse;
 
 pub use beir::read_beir_corpus;
 pub use chunk::chunk;
 pub use discover::{Discovered, discover};
-pub use parse::{Format, parse, parse_text};
+pub use parse::{Format, ParseLimits, parse, parse_bytes, parse_text, parse_with_limits};

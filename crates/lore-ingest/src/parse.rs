@@ -1,13 +1,34 @@
-use std::fs;
+use std::any::Any;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, UNIX_EPOCH};
 
-use lore_core::{Document, Error, Result, Section};
+use lore_core::{Document, Error, Language, Result, Section, detect_language};
 
-/// The formats Lore reads, chosen by file extension.
+use crate::formats::{self, Parsed};
+
+/// The formats Lore reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Plain text: UTF-8, UTF-16 with a byte-order mark, or GB18030/GBK.
     Text,
     Markdown,
+    Html,
+    /// PDF with a text layer.
+    Pdf,
+    Docx,
+    Pptx,
+    /// XLSX, XLSM, XLSB, XLS and ODS workbooks.
+    Spreadsheet,
+    /// Comma-, semicolon-, tab- or bar-separated values with a header row.
+    Csv,
+    Json,
+    /// One JSON record per line.
+    Jsonl,
 }
 
 impl Format {
@@ -17,89 +38,188 @@ impl Format {
         match ext.as_str() {
             "txt" | "text" => Some(Format::Text),
             "md" | "markdown" => Some(Format::Markdown),
+            "html" | "htm" | "xhtml" => Some(Format::Html),
+            "pdf" => Some(Format::Pdf),
+            "docx" | "docm" => Some(Format::Docx),
+            "pptx" | "pptm" => Some(Format::Pptx),
+            "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Some(Format::Spreadsheet),
+            "csv" | "tsv" => Some(Format::Csv),
+            "json" => Some(Format::Json),
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
             _ => None,
+        }
+    }
+
+    /// The name stored as the document's `format` metadata.
+    fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Markdown => "markdown",
+            Format::Html => "html",
+            Format::Pdf => "pdf",
+            Format::Docx => "docx",
+            Format::Pptx => "pptx",
+            Format::Spreadsheet => "spreadsheet",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
         }
     }
 }
 
-/// Reads and parses one file. The document's `source` is the path as given.
+const SUPPORTED: &str = ".txt, .md, .html, .pdf, .docx, .pptx, .xlsx/.xls/.ods, .csv/.tsv, .json, .jsonl";
+
+/// What `parse_with_limits` refuses to spend on one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Larger files are refused before they are read.
+    pub max_bytes: u64,
+    /// A parser still running after this long is abandoned and the file reported as an error.
+    /// Rust cannot stop a thread, so the abandoned parser keeps its CPU and memory until it
+    /// returns on its own; only isolating parsers in a child process would reclaim them, at the
+    /// cost of a process start per file. Parsers here are linear in their input, so a timeout
+    /// means a pathological file, not a lost machine.
+    pub timeout: Duration,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits { max_bytes: 200_000_000, timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Deeply nested input (HTML, PDF objects) makes parsers recurse deeply; a stack overflow would
+/// abort the process, so parsing threads get more room than the 2 MiB default (address space
+/// only: untouched stack pages cost no memory).
+const PARSER_STACK_BYTES: usize = 64 << 20;
+
+/// Reads and parses one file with the default [`ParseLimits`]. The document's `source` is the
+/// path as given.
 pub fn parse(path: &Path) -> Result<Document> {
+    parse_with_limits(path, &ParseLimits::default())
+}
+
+/// Reads and parses one file, refusing it when it is larger than `limits.max_bytes` and
+/// abandoning it when parsing takes longer than `limits.timeout`.
+pub fn parse_with_limits(path: &Path, limits: &ParseLimits) -> Result<Document> {
     let source = path.display().to_string();
     let fail = |reason: String| Error::Parse { path: source.clone(), reason };
-    let format = Format::of(path).ok_or_else(|| fail("unsupported format (Lore reads .txt and .md)".into()))?;
-    let bytes = fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let text = decode(&bytes).map_err(fail)?;
-    let mut doc = parse_text(&source, &text, format);
-    if let Ok(modified) = fs::metadata(path).and_then(|m| m.modified()) {
-        if let Ok(age) = modified.duration_since(std::time::UNIX_EPOCH) {
-            doc.metadata.insert("modified_unix".into(), age.as_secs().into());
-        }
+    let meta = fs::metadata(path).map_err(|e| fail(io_reason(&e)))?;
+    if meta.is_dir() {
+        return Err(fail("is a folder, not a file; ingest walks folders itself".into()));
+    }
+    if !meta.is_file() {
+        return Err(fail("not a regular file (a device, socket or pipe)".into()));
+    }
+    let too_large = |size: u64| {
+        fail(format!(
+            "too large: {} MB, over the {} MB limit (ParseLimits::max_bytes); split the file or raise the limit",
+            size / 1_000_000,
+            limits.max_bytes / 1_000_000
+        ))
+    };
+    if meta.len() > limits.max_bytes {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may have grown since `metadata`: never read past the limit.
+    File::open(path)
+        .and_then(|file| file.take(limits.max_bytes.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(|e| fail(io_reason(&e)))?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let mut doc = parse_in_thread(source.clone(), bytes, limits.timeout)?;
+    if let Some(age) = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok()) {
+        doc.metadata.insert("modified_unix".into(), age.as_secs().into());
     }
     Ok(doc)
 }
 
-fn decode(bytes: &[u8]) -> Result<String, String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.contains(&0) {
-        return Err("binary content (NUL bytes), not text".into());
+fn parse_in_thread(source: String, bytes: Vec<u8>, timeout: Duration) -> Result<Document> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let name = source.clone();
+    thread::Builder::new()
+        .name("lore-parse".into())
+        .stack_size(PARSER_STACK_BYTES)
+        .spawn(move || {
+            // After a timeout nobody listens any more; the result is dropped with the thread.
+            let _ = sender.send(parse_bytes(&name, &bytes));
+        })
+        .map_err(Error::Io)?;
+    receiver.recv_timeout(timeout).unwrap_or_else(|e| {
+        let reason = match e {
+            RecvTimeoutError::Timeout => format!(
+                "parsing took longer than {} s and was abandoned (ParseLimits::timeout); the file is probably malformed or pathological",
+                timeout.as_secs_f64()
+            ),
+            RecvTimeoutError::Disconnected => "the parser crashed; the file is probably malformed".into(),
+        };
+        Err(Error::Parse { path: source, reason })
+    })
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied: Lore may not read this file (check its permissions)".into(),
+        io::ErrorKind::NotFound => "no such file".into(),
+        _ => e.to_string(),
     }
-    String::from_utf8(bytes.to_vec()).map_err(|e| format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// Parses a file's bytes. `name_hint` (a path or a file name) is the document's `source` and
+/// picks the format by its extension, unless the bytes say otherwise (a PDF or an Office file
+/// under another name is read as what it is). Never panics: a parser that crashes on a
+/// malformed file is reported as an error.
+pub fn parse_bytes(name_hint: &str, bytes: &[u8]) -> Result<Document> {
+    let fail = |reason: String| Error::Parse { path: name_hint.to_string(), reason };
+    if bytes.is_empty() {
+        return Err(fail("empty file".into()));
+    }
+    let by_name = Format::of(Path::new(name_hint));
+    let format = formats::sniff(bytes)
+        .or(by_name)
+        .ok_or_else(|| fail(format!("unsupported format (Lore reads {SUPPORTED})")))?;
+    let parsed = panic::catch_unwind(AssertUnwindSafe(|| formats::parse(format, bytes)))
+        .unwrap_or_else(|panic| {
+            Err(format!("the {} parser crashed ({}); the file is probably malformed", format.name(), panic_message(&*panic)))
+        })
+        .map_err(fail)?;
+    Ok(finish(name_hint, format, parsed))
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("no message")
 }
 
 /// Parses text already in memory. Markdown is split into sections by its ATX headings
-/// (`#` … `######`, outside code fences), each carrying its heading path.
+/// (`#` … `######`, outside code fences), each carrying its heading path; every other format
+/// is taken as plain text (structured formats go through [`parse_bytes`]).
 pub fn parse_text(source: &str, text: &str, format: Format) -> Document {
-    let text = text.replace("\r\n", "\n");
-    let (sections, title) = match format {
-        Format::Text => (vec![Section::new(Vec::new(), text.trim())], None),
-        Format::Markdown => markdown_sections(&text),
+    let parsed = match format {
+        Format::Markdown => formats::markdown(text),
+        _ => formats::plain(text),
     };
-    let sections: Vec<Section> = sections.into_iter().filter(|s| !s.text.trim().is_empty()).collect();
+    finish(source, format, parsed)
+}
+
+fn finish(source: &str, format: Format, parsed: Parsed) -> Document {
+    let sections: Vec<Section> = parsed.sections.into_iter().filter(|s| !s.text.trim().is_empty()).collect();
     let mut doc = Document::new(source, sections);
-    doc.title = title.or_else(|| Path::new(source).file_stem().map(|s| s.to_string_lossy().into_owned()));
+    doc.title = parsed
+        .title
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .or_else(|| Path::new(source).file_stem().map(|s| s.to_string_lossy().into_owned()));
+    doc.metadata = parsed.metadata;
     doc.metadata.insert("source".into(), source.into());
+    doc.metadata.insert("format".into(), format.name().into());
+    if !doc.sections.is_empty() {
+        let language = match detect_language(&doc.text()) {
+            Language::Chinese => "zh",
+            Language::English => "en",
+        };
+        doc.metadata.insert("language".into(), language.into());
+    }
     doc
-}
-
-fn markdown_sections(text: &str) -> (Vec<Section>, Option<String>) {
-    let mut sections = Vec::new();
-    let mut path: Vec<(usize, String)> = Vec::new();
-    let mut body = String::new();
-    let mut title = None;
-    let mut in_fence = false;
-    let heading_path = |path: &[(usize, String)]| path.iter().map(|(_, h)| h.clone()).collect::<Vec<_>>();
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-        }
-        let heading = (!in_fence).then(|| atx_heading(line)).flatten();
-        match heading {
-            Some((level, heading)) => {
-                sections.push(Section::new(heading_path(&path), body.trim()));
-                body.clear();
-                path.retain(|(l, _)| *l < level);
-                if level == 1 && title.is_none() {
-                    title = Some(heading.clone());
-                }
-                path.push((level, heading));
-            }
-            None => {
-                body.push_str(line);
-                body.push('\n');
-            }
-        }
-    }
-    sections.push(Section::new(heading_path(&path), body.trim()));
-    (sections, title)
-}
-
-fn atx_heading(line: &str) -> Option<(usize, String)> {
-    let level = line.bytes().take_while(|b| *b == b'#').count();
-    let rest = &line[level..];
-    if !(1..=6).contains(&level) || !(rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')) {
-        return None;
-    }
-    let heading = rest.trim().trim_end_matches('#').trim();
-    Some((level, heading.to_string()))
 }

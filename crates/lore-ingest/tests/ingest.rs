@@ -69,8 +69,9 @@ fn parse_reports_binary_invalid_and_unsupported_files() {
     let binary = write("junk.txt", b"\x7fELF\x00\x01\x02");
     let latin1 = write("old.txt", b"caf\xe9");
     let pdf = write("paper.pdf", b"%PDF-1.4");
+    let image = write("photo.png", b"\x89PNG\r\n");
     let bom = write("bom.md", "\u{feff}# Title\nbody".as_bytes());
-    for (path, expected) in [(&binary, "binary"), (&latin1, "UTF-8"), (&pdf, "unsupported")] {
+    for (path, expected) in [(&binary, "binary"), (&latin1, "UTF-8"), (&pdf, "truncated PDF"), (&image, "unsupported")] {
         let err = parse(path).unwrap_err().to_string();
         assert!(err.contains(expected) && err.contains(&path.display().to_string()), "{err}");
     }

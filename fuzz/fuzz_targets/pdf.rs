@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| lore_ingest_fuzz::parse("fuzz.pdf", bytes));

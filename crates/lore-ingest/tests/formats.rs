@@ -396,3 +396,17 @@ fn discover_finds_every_supported_format() {
     assert_eq!(found_names, names);
     assert_eq!(found.skipped, [dir.path().join("photo.jpg")]);
 }
+
+#[test]
+fn chunks_carry_the_page_of_the_section_they_start_in() {
+    let mut doc = lore_core::Document::new(
+        "report.pdf",
+        vec![lore_core::Section::new(vec![], "first page text"), lore_core::Section::new(vec![], "third page text")],
+    );
+    doc.sections[0].metadata.insert("page".into(), 1.into());
+    doc.sections[1].metadata.insert("page".into(), 3.into());
+    let config = lore_core::ChunkConfig::ParagraphMerge { chunk_size: 5, drop_remainder: false };
+    let chunks = lore_ingest::chunk(&doc, &config, None).unwrap();
+    let pages: Vec<_> = chunks.iter().map(|c| c.metadata["page"].clone()).collect();
+    assert_eq!(pages, [serde_json::json!(1), serde_json::json!(3)]);
+}

@@ -5,7 +5,7 @@ mod tables;
 
 use std::ops::Range;
 
-use lore_core::{Chunk, ChunkConfig, Document, Embedder, Error, Metadata, Result, SizeUnit, Tokenize};
+use lore_core::{Chunk, ChunkConfig, Document, Embedder, Error, Result, Section, SizeUnit, Tokenize};
 
 use measure::Measure;
 use semantic::{Breakpoints, semantic_chunks};
@@ -71,11 +71,12 @@ pub fn chunk(doc: &Document, config: &ChunkConfig, embedder: Option<&dyn Embedde
         .into_iter()
         .enumerate()
         .map(|(ordinal, draft)| {
-            let mut metadata = Metadata::new();
+            // Where the chunk starts: its section's page, slide, sheet or record, and headings.
+            let section = text.section_at(draft.start);
+            let mut metadata = section.map(|s| s.metadata.clone()).unwrap_or_default();
             metadata.insert("source".into(), doc.source.clone().into());
-            let heading_path = text.heading_path_at(draft.start);
-            if !heading_path.is_empty() {
-                metadata.insert("heading_path".into(), heading_path.into());
+            if let Some(section) = section.filter(|s| !s.heading_path.is_empty()) {
+                metadata.insert("heading_path".into(), section.heading_path.clone().into());
             }
             if let Some(context) = draft.context {
                 metadata.insert("context".into(), context.into());
@@ -216,9 +217,9 @@ impl<'a> SectionedText<'a> {
         self.doc.sections.iter().zip(&self.starts).map(|(s, start)| (*start..start + s.text.len(), s.heading_path.as_slice()))
     }
 
-    fn heading_path_at(&self, offset: usize) -> Vec<String> {
+    fn section_at(&self, offset: usize) -> Option<&'a Section> {
         let index = self.starts.partition_point(|s| *s <= offset).saturating_sub(1);
-        self.doc.sections.get(index).map(|s| s.heading_path.clone()).unwrap_or_default()
+        self.doc.sections.get(index)
     }
 }
 

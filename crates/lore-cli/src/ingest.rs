@@ -33,7 +33,7 @@ pub enum Chunker {
 
 #[derive(Args)]
 pub struct IngestArgs {
-    /// Files or folders (searched recursively for .txt and .md files).
+    /// Files or folders (searched recursively for documents: txt, md, pdf, docx, pptx, xlsx, csv, html, json…).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Collection to ingest into; created on first use.

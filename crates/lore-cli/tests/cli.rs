@@ -133,7 +133,7 @@ fn a_bad_file_is_reported_and_the_good_ones_are_ingested() {
         .map(|f| (f["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string(), f["reason"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
-    assert!(failed.iter().any(|(p, r)| p == "empty.txt" && r.contains("no text")), "{failed:?}");
+    assert!(failed.iter().any(|(p, r)| p == "empty.txt" && r.contains("empty file")), "{failed:?}");
     assert!(failed.iter().any(|(p, r)| p == "junk.txt" && r.contains("binary")), "{failed:?}");
     assert!(report["skipped"][0].as_str().unwrap().ends_with("photo.png"));
 }

@@ -42,7 +42,15 @@ CREATE TABLE chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX chunks_by_document ON chunks(document_id, ordinal);
+CREATE TABLE search_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    settings TEXT NOT NULL
+);
 ";
+
+/// Collections made before search settings existed lack the table; they use the defaults.
+pub(crate) const SETTINGS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS search_settings (id INTEGER PRIMARY KEY CHECK (id = 1), settings TEXT NOT NULL)";
 
 /// The current time as RFC 3339 UTC, from SQLite so that no date code is needed here.
 pub(crate) const NOW: &str = "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
@@ -62,6 +70,10 @@ pub(crate) fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connect
     // FULL: a committed document survives a power cut, not only a killed process.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     Ok(conn)
+}
+
+pub(crate) fn read_generation(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT generation FROM manifest", [], |row| row.get(0))
 }
 
 pub(crate) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {

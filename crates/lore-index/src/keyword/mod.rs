@@ -1,0 +1,377 @@
+//! The keyword index: BM25 over chunk texts, in a tantivy index in the collection's `keyword/`
+//! folder, scored here so that k1 and b can be set (tantivy fixes them at 1.2 and 0.75) and the
+//! filter is applied while the top k are collected.
+//!
+//! The index is derived data. Each tantivy document is one chunk: its id and its analysed
+//! text. Chunk ids are never reused and a chunk's text never changes, so the index is in step
+//! with the store exactly when it holds the store's chunk ids; the commit records the store
+//! generation it reflects, and whenever that differs from the store's (a crash between the two
+//! commits, a write by an older lore, a missing or damaged folder) the difference in ids is
+//! applied before the index is used.
+
+mod analyzer;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lore_core::{Error, Result};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use tantivy::directory::error::LockError;
+use tantivy::schema::{Field, INDEXED, FAST, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Index, IndexMeta, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
+
+pub use analyzer::ENGLISH_STOP_WORDS;
+use analyzer::{terms, text_analyzer};
+
+use crate::dense::best_k;
+use crate::filter::ChunkSet;
+use crate::settings::KeywordSettings;
+use crate::store::{AtCollection, read_generation};
+
+pub(crate) const KEYWORD_FOLDER: &str = "keyword";
+const TOKENIZER: &str = "lore";
+const TEXT: &str = "text";
+const CHUNK_ID: &str = "chunk_id";
+/// tantivy's smallest indexing buffer; a write is one document's chunks.
+const WRITER_MEMORY: usize = 15_000_000;
+/// How long a writer waits for another process to finish its keyword commit.
+const WRITER_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// What a commit of the keyword index records: the store generation it reflects and the
+/// analyzer that made its terms (another analyzer's terms are useless).
+#[derive(Serialize, Deserialize, PartialEq)]
+struct CommitRecord {
+    generation: i64,
+    analyzer: String,
+}
+
+pub(crate) struct KeywordIndex {
+    folder: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    text: Field,
+    chunk_id: Field,
+    analyzer: TextAnalyzer,
+    /// The analyzer settings and user dictionary, as recorded in commits.
+    analyzer_id: String,
+    /// The store generation the reader reflects, if known.
+    pub generation: Option<i64>,
+}
+
+/// The chunks a write removed and added, as the keyword index needs them.
+pub(crate) struct ChunkChanges<'a> {
+    pub removed: &'a [i64],
+    pub added: Vec<(i64, &'a str)>,
+}
+
+impl KeywordIndex {
+    /// Opens the index in `dir/keyword`, making an empty one if there is none or it cannot be
+    /// read (it is rebuilt from the store by the next `sync`).
+    pub fn open(dir: &Path, settings: &KeywordSettings) -> Result<KeywordIndex> {
+        let folder = dir.join(KEYWORD_FOLDER);
+        let analyzer = text_analyzer(settings)?;
+        let dictionary = match &settings.user_dictionary {
+            Some(path) => fs::read_to_string(path)?,
+            None => String::new(),
+        };
+        let analyzer_id = format!(
+            "{:?}/{}",
+            settings.analyzer,
+            // FNV-1a of the dictionary: the same words give the same terms.
+            dictionary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b))
+                .wrapping_mul(0x0100_0000_01b3))
+        );
+        let index = match open_index(&folder) {
+            Ok(index) => index,
+            Err(_) => {
+                if folder.exists() {
+                    fs::remove_dir_all(&folder)?;
+                }
+                fs::create_dir_all(&folder)?;
+                Index::create_in_dir(&folder, schema()).map_err(|e| at(&folder, e))?
+            }
+        };
+        let schema = index.schema();
+        let (Ok(text), Ok(chunk_id)) = (schema.get_field(TEXT), schema.get_field(CHUNK_ID)) else {
+            return Err(Error::Index(format!(
+                "{} is not a Lore keyword index: delete that folder, it is rebuilt from the store",
+                folder.display()
+            )));
+        };
+        index.tokenizers().register(TOKENIZER, analyzer.clone());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| at(&folder, e))?;
+        let mut keyword = KeywordIndex { folder, index, reader, text, chunk_id, analyzer, analyzer_id, generation: None };
+        keyword.generation = keyword.committed_generation()?;
+        Ok(keyword)
+    }
+
+    /// The store generation the last commit reflects, if it was made with this analyzer.
+    fn committed_generation(&self) -> Result<Option<i64>> {
+        let metas = self.index.load_metas().map_err(|e| at(&self.folder, e))?;
+        Ok(self.recorded_generation(&metas))
+    }
+
+    fn recorded_generation(&self, metas: &IndexMeta) -> Option<i64> {
+        let record = metas.payload.as_ref().and_then(|payload| serde_json::from_str::<CommitRecord>(payload).ok());
+        record.filter(|r| r.analyzer == self.analyzer_id).map(|r| r.generation)
+    }
+
+    /// Applies one committed write: `changes` took the store from `generation - 1` to
+    /// `generation`. Another process may have written since; then the index is brought in
+    /// step with the store as it is now instead.
+    pub fn write(&mut self, conn: &Connection, dir: &Path, generation: i64, changes: ChunkChanges) -> Result<()> {
+        let writer = self.writer()?;
+        if self.committed_generation()? != Some(generation - 1) {
+            return self.sync_with(writer, conn, dir);
+        }
+        for &id in changes.removed {
+            writer.delete_term(self.id_term(id));
+        }
+        for (id, text) in changes.added {
+            writer.add_document(self.document(id, text)).map_err(|e| at(&self.folder, e))?;
+        }
+        self.commit(writer, generation)
+    }
+
+    /// Brings the index in step with the store, if it is not already.
+    pub fn sync(&mut self, conn: &Connection, dir: &Path) -> Result<()> {
+        let writer = self.writer()?;
+        self.sync_with(writer, conn, dir)
+    }
+
+    /// Makes the index hold exactly the store's chunks, as one read transaction sees them.
+    fn sync_with(&mut self, writer: IndexWriter, conn: &Connection, dir: &Path) -> Result<()> {
+        let snapshot = conn.unchecked_transaction().at(dir)?;
+        let generation = read_generation(&snapshot).at(dir)?;
+        let committed = self.committed_generation()?;
+        if committed == Some(generation) {
+            drop(writer);
+            return self.refresh();
+        }
+        self.reader.reload().map_err(|e| at(&self.folder, e))?;
+        let mut indexed = if committed.is_some() {
+            self.indexed_ids()?
+        } else {
+            // Terms of another analyzer, or none: start over.
+            writer.delete_all_documents().map_err(|e| at(&self.folder, e))?;
+            Vec::new()
+        };
+        indexed.sort_unstable();
+        let stored: Vec<i64> = snapshot
+            .prepare("SELECT id FROM chunks ORDER BY id")
+            .and_then(|mut query| query.query_map([], |row| row.get(0))?.collect())
+            .at(dir)?;
+        let mut text_of = snapshot.prepare("SELECT text FROM chunks WHERE id = ?1").at(dir)?;
+        let mut indexed = indexed.into_iter().peekable();
+        for id in stored {
+            while let Some(&gone) = indexed.peek()
+                && gone < id
+            {
+                writer.delete_term(self.id_term(gone));
+                indexed.next();
+            }
+            if indexed.peek() == Some(&id) {
+                indexed.next();
+            } else {
+                let text: String = text_of.query_row([id], |row| row.get(0)).at(dir)?;
+                writer.add_document(self.document(id, &text)).map_err(|e| at(&self.folder, e))?;
+            }
+        }
+        for gone in indexed {
+            writer.delete_term(self.id_term(gone));
+        }
+        self.commit(writer, generation)
+    }
+
+    /// The chunk ids of every live document of the index as the reader last loaded it.
+    fn indexed_ids(&self) -> Result<Vec<i64>> {
+        let searcher = self.reader.searcher();
+        let mut ids = Vec::new();
+        for segment in searcher.segment_readers() {
+            let column = segment.fast_fields().u64(CHUNK_ID).map_err(|e| at(&self.folder, e))?;
+            ids.extend(segment.doc_ids_alive().filter_map(|doc| column.first(doc)).map(|id| id as i64));
+        }
+        Ok(ids)
+    }
+
+    /// A writer, waiting while another process finishes its commit.
+    fn writer(&self) -> Result<IndexWriter> {
+        let started = Instant::now();
+        loop {
+            match self.index.writer_with_num_threads(1, WRITER_MEMORY) {
+                Err(TantivyError::LockFailure(LockError::LockBusy, _)) if started.elapsed() < WRITER_LOCK_WAIT => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                result => return result.map_err(|e| at(&self.folder, e)),
+            }
+        }
+    }
+
+    fn commit(&mut self, mut writer: IndexWriter, generation: i64) -> Result<()> {
+        let record = CommitRecord { generation, analyzer: self.analyzer_id.clone() };
+        let mut commit = writer.prepare_commit().map_err(|e| at(&self.folder, e))?;
+        commit.set_payload(&serde_json::to_string(&record).map_err(|e| Error::Index(e.to_string()))?);
+        commit.commit().map_err(|e| at(&self.folder, e))?;
+        // Merges run in the background; waiting keeps the segment count logarithmic even
+        // though every write uses a fresh writer.
+        writer.wait_merging_threads().map_err(|e| at(&self.folder, e))?;
+        self.reader.reload().map_err(|e| at(&self.folder, e))?;
+        self.generation = Some(generation);
+        Ok(())
+    }
+
+    fn document(&self, id: i64, text: &str) -> TantivyDocument {
+        let mut document = TantivyDocument::new();
+        document.add_u64(self.chunk_id, id as u64);
+        document.add_text(self.text, text);
+        document
+    }
+
+    fn id_term(&self, id: i64) -> Term {
+        Term::from_field_u64(self.chunk_id, id as u64)
+    }
+
+    /// Reloads the reader to the last commit (another process's, say) and notes the store
+    /// generation it reflects.
+    pub fn refresh(&mut self) -> Result<()> {
+        let metas = self.index.load_metas().map_err(|e| at(&self.folder, e))?;
+        self.reader.reload().map_err(|e| at(&self.folder, e))?;
+        // A commit between the two reads leaves the reader newer than `metas`: unknown then.
+        let searcher = self.reader.searcher();
+        let loaded = searcher.segment_readers().iter().map(|s| (s.segment_id(), s.delete_opstamp()));
+        let recorded = metas.segments.iter().map(|s| (s.id(), s.delete_opstamp()));
+        self.generation = if loaded.eq(recorded) { self.recorded_generation(&metas) } else { None };
+        Ok(())
+    }
+
+    /// The best `k` chunks for `query` by BM25, as (chunk id, score), best first, equal
+    /// scores by ascending chunk id; only chunks in `allowed` when it is given.
+    ///
+    /// score(d) = Σ over query terms t (repeats count) of
+    ///     idf(t) · tf(t,d) · (k1 + 1) / (tf(t,d) + k1 · (1 − b + b · |d| / avgdl)),
+    /// idf(t) = ln(1 + (N − n(t) + 0.5) / (n(t) + 0.5)), as Lucene. N, n(t) and avgdl count
+    /// chunks deleted but not yet merged away, as Lucene does; |d| is tantivy's one-byte
+    /// approximation of the length (exact up to 40 terms, then within about 10 %).
+    pub fn search(
+        &mut self,
+        query: &str,
+        k: usize,
+        settings: &KeywordSettings,
+        allowed: Option<&ChunkSet>,
+    ) -> Result<Vec<(i64, f32)>> {
+        // Ordered, so that scores are summed in the same order on every run.
+        let mut weights: BTreeMap<String, f32> = BTreeMap::new();
+        for term in terms(&mut self.analyzer, query) {
+            *weights.entry(term).or_default() += 1.0;
+        }
+        let searcher = self.reader.searcher();
+        let segments = searcher.segment_readers();
+        let documents: u64 = segments.iter().map(|s| u64::from(s.max_doc())).sum();
+        if k == 0 || weights.is_empty() || documents == 0 {
+            return Ok(Vec::new());
+        }
+        let failed = |e| at(&self.folder, e);
+        let mut tokens = 0u64;
+        let mut postings = Vec::with_capacity(segments.len());
+        let mut frequencies = vec![0u64; weights.len()];
+        for segment in segments {
+            let inverted = segment.inverted_index(self.text).map_err(failed)?;
+            tokens += inverted.total_num_tokens();
+            let mut infos = Vec::with_capacity(weights.len());
+            for (t, term) in weights.keys().enumerate() {
+                let info = inverted.get_term_info(&Term::from_field_text(self.text, term))?;
+                frequencies[t] += info.as_ref().map_or(0, |info| u64::from(info.doc_freq));
+                infos.push(info);
+            }
+            postings.push((inverted, infos));
+        }
+        let average_length = tokens as f32 / documents as f32;
+        let (k1, b) = (settings.k1, settings.b);
+        let term_weights: Vec<f32> = weights
+            .values()
+            .zip(&frequencies)
+            .map(|(&repeats, &n)| {
+                let idf = ((documents.saturating_sub(n) as f32 + 0.5) / (n as f32 + 0.5)).ln_1p();
+                repeats * idf * (k1 + 1.0)
+            })
+            .collect();
+        // k1 · (1 − b + b · |d| / avgdl) for each of the 256 length codes.
+        let length_terms: Vec<f32> = (0..=255u8)
+            .map(|code| {
+                let length = tantivy::fieldnorm::FieldNormReader::id_to_fieldnorm(code) as f32;
+                k1 * (1.0 - b + b * length / average_length.max(f32::MIN_POSITIVE))
+            })
+            .collect();
+
+        let mut candidates = Vec::new();
+        let mut scores: Vec<f32> = Vec::new();
+        let mut touched: Vec<u32> = Vec::new();
+        for (segment, (inverted, infos)) in segments.iter().zip(&postings) {
+            let lengths = segment.get_fieldnorms_reader(self.text).map_err(failed)?;
+            scores.clear();
+            scores.resize(segment.max_doc() as usize, 0.0);
+            touched.clear();
+            for (info, &weight) in infos.iter().zip(&term_weights) {
+                let Some(info) = info else { continue };
+                let mut block = inverted.read_block_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?;
+                while !block.docs().is_empty() {
+                    for (&doc, &tf) in block.docs().iter().zip(block.freqs()) {
+                        let tf = tf as f32;
+                        let score = &mut scores[doc as usize];
+                        if *score == 0.0 {
+                            touched.push(doc);
+                        }
+                        *score += weight * tf / (tf + length_terms[usize::from(lengths.fieldnorm_id(doc))]);
+                    }
+                    block.advance();
+                }
+            }
+            let ids = segment.fast_fields().u64(CHUNK_ID).map_err(failed)?;
+            let alive = segment.alive_bitset();
+            for &doc in &touched {
+                if alive.is_some_and(|alive| alive.is_deleted(doc)) {
+                    continue;
+                }
+                let Some(id) = ids.first(doc) else { continue };
+                let id = id as i64;
+                if allowed.is_none_or(|allowed| allowed.contains(id)) {
+                    candidates.push((id, scores[doc as usize]));
+                }
+            }
+        }
+        Ok(best_k(candidates, k))
+    }
+}
+
+fn open_index(folder: &Path) -> tantivy::Result<Index> {
+    let index = Index::open_in_dir(folder)?;
+    if index.schema() != schema() {
+        return Err(TantivyError::SchemaError("not a Lore keyword index".into()));
+    }
+    Ok(index)
+}
+
+fn schema() -> Schema {
+    let mut schema = Schema::builder();
+    // Frequencies but no positions: BM25 needs no phrases.
+    let indexing = TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqs);
+    schema.add_text_field(TEXT, TextOptions::default().set_indexing_options(indexing));
+    schema.add_u64_field(CHUNK_ID, INDEXED | FAST);
+    schema.build()
+}
+
+fn at(folder: &Path, e: TantivyError) -> Error {
+    Error::Index(format!(
+        "keyword index {}: {e}: if this persists, delete that folder, it is rebuilt from the store",
+        folder.display()
+    ))
+}

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::dense::{DenseIndex, unit_vector};
 use crate::filter::{ChunkSet, matching_chunks};
-use crate::keyword::{ChunkChanges, KEYWORD_FOLDER, KeywordIndex};
+use crate::keyword::{KEYWORD_FOLDER, KeywordIndex};
 use crate::settings::SearchSettings;
 use crate::store::{
-    AtCollection, FILE_SETTINGS, NOW, SCHEMA, SETTINGS_TABLE, STORE_FILE, connect, json_column,
+    AtCollection, FILE_SETTINGS, LATER_TABLES, NOW, SCHEMA, STORE_FILE, connect, json_column,
     read_generation,
 };
 
@@ -128,6 +128,7 @@ impl Collection {
         conn.execute_batch(FILE_SETTINGS).at(dir)?;
         let tx = conn.transaction().at(dir)?;
         tx.execute_batch(SCHEMA).at(dir)?;
+        tx.execute_batch(LATER_TABLES).at(dir)?;
         let now: String = tx.query_row(NOW, [], |row| row.get(0)).at(dir)?;
         tx.execute(
             "INSERT INTO manifest (id, format_version, embedder, dimension, chunking,
@@ -161,6 +162,7 @@ impl Collection {
         }
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).at(dir)?;
         let manifest = read_manifest(&conn, dir)?;
+        conn.execute_batch(LATER_TABLES).at(dir)?;
         Ok(Collection::with(dir, conn, manifest))
     }
 
@@ -188,20 +190,16 @@ impl Collection {
         let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
         write
             .tx
-            .execute_batch(SETTINGS_TABLE)
-            .and_then(|()| {
-                write.tx.execute(
-                    "INSERT INTO search_settings (id, settings) VALUES (1, ?1)
-                     ON CONFLICT (id) DO UPDATE SET settings = excluded.settings",
-                    [json],
-                )
-            })
+            .execute(
+                "INSERT INTO search_settings (id, settings) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET settings = excluded.settings",
+                [json],
+            )
             .at(&self.dir)?;
-        let (_, now) = write.commit().at(&self.dir)?;
-        self.manifest.updated_at = now;
+        self.manifest.updated_at = write.commit().at(&self.dir)?;
         self.manifest.search = settings;
-        // The generation moved, so both indexes resync (and rebuild what the settings change)
-        // before their next use.
+        // The generation moved, so both indexes catch up (and rebuild what the settings
+        // change) before their next use.
         *self.keyword.get_mut() = Some(keyword);
         Ok(())
     }
@@ -248,21 +246,10 @@ impl Collection {
     ) -> Result<UpsertOutcome> {
         let rows = PreparedDocument::new(doc, chunks, vectors, self.manifest.dimension)?;
         let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
-        let removed = delete_rows(&write.tx, &doc.source).at(&self.dir)?;
-        let added = rows.insert(&write.tx, &write.now).at(&self.dir)?;
-        let (generation_before, now) = write.commit().at(&self.dir)?;
-        let vectors = rows.chunks.iter().map(|chunk| chunk.vector.as_slice());
-        let texts = rows.chunks.iter().map(|chunk| chunk.chunk.text.as_str());
-        let removed_ids = removed.as_deref().unwrap_or_default();
-        self.after_write(
-            &doc.source,
-            generation_before,
-            now,
-            removed_ids,
-            added.iter().copied().zip(vectors),
-            added.iter().copied().zip(texts).collect(),
-        )?;
-        Ok(if removed.is_some() {
+        let replaced = delete_rows(&write.tx, &doc.source, write.generation()).at(&self.dir)?;
+        rows.insert(&write.tx, &write.now).at(&self.dir)?;
+        self.manifest.updated_at = write.commit().at(&self.dir)?;
+        Ok(if replaced {
             UpsertOutcome::Replaced
         } else {
             UpsertOutcome::Added
@@ -272,11 +259,10 @@ impl Collection {
     /// Removes a document and its chunks; false if there was no document from `source`.
     pub fn delete_document(&mut self, source: &str) -> Result<bool> {
         let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
-        let Some(removed) = delete_rows(&write.tx, source).at(&self.dir)? else {
+        if !delete_rows(&write.tx, source, write.generation()).at(&self.dir)? {
             return Ok(false);
-        };
-        let (generation_before, now) = write.commit().at(&self.dir)?;
-        self.after_write(source, generation_before, now, &removed, std::iter::empty(), Vec::new())?;
+        }
+        self.manifest.updated_at = write.commit().at(&self.dir)?;
         Ok(true)
     }
 
@@ -344,24 +330,29 @@ impl Collection {
         if k == 0 {
             return Ok(Vec::new());
         }
-        // One read transaction, so the generation check, the scan and the chunk rows all see
-        // the same state even while another process writes.
-        let tx = self.conn.unchecked_transaction().at(&self.dir)?;
-        let generation = read_generation(&tx).at(&self.dir)?;
         let ann = &self.manifest.search.ann;
         let mut dense = self.dense.borrow_mut();
-        let index = match dense.take() {
-            Some(mut index) => {
-                if index.generation != generation {
-                    index.sync(&tx, &self.dir, ann)?;
+        for rebuild in [false, true] {
+            // One read transaction, so the generation, the scan and the chunk rows all see the
+            // same state even while another process writes.
+            let tx = self.conn.unchecked_transaction().at(&self.dir)?;
+            let generation = read_generation(&tx).at(&self.dir)?;
+            let index = match dense.take().filter(|_| !rebuild) {
+                Some(mut index) => {
+                    if index.generation != generation {
+                        index.sync(&tx, &self.dir, ann)?;
+                    }
+                    dense.insert(index)
                 }
-                dense.insert(index)
+                None => dense.insert(DenseIndex::load(&tx, &self.dir, self.manifest.dimension, ann, rebuild)?),
+            };
+            let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
+            let ranked = index.search(&query, k, allowed.as_deref(), ann.ef_search);
+            if let Some(hits) = self.hits(&tx, ranked)? {
+                return Ok(hits);
             }
-            None => dense.insert(DenseIndex::load(&tx, &self.dir, self.manifest.dimension, ann)?),
-        };
-        let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
-        let ranked = index.search(&query, k, allowed.as_deref(), ann.ef_search);
-        self.hits(&tx, ranked)
+        }
+        Err(self.index_damaged("dense"))
     }
 
     /// The `k` chunks that best match the words of `query` by BM25 (see
@@ -373,27 +364,37 @@ impl Collection {
             return Ok(Vec::new());
         }
         let mut keyword = self.keyword()?;
-        // Another process may commit between the checks; each round starts a fresh snapshot.
-        for _ in 0..3 {
+        let mut rebuilt = false;
+        // Another process may write between the checks; each round takes a fresh snapshot.
+        for _ in 0..4 {
             let tx = self.conn.unchecked_transaction().at(&self.dir)?;
             let generation = read_generation(&tx).at(&self.dir)?;
             if keyword.generation != Some(generation) {
-                keyword.refresh()?;
-            }
-            if keyword.generation != Some(generation) {
                 drop(tx);
-                keyword.sync(&self.conn, &self.dir)?;
+                keyword.catch_up(&self.conn, &self.dir, false)?;
                 continue;
             }
             let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
             let ranked = keyword.search(query, k, &self.manifest.search.keyword, allowed.as_deref())?;
-            return self.hits(&tx, ranked);
+            match self.hits(&tx, ranked)? {
+                Some(hits) => return Ok(hits),
+                None if !rebuilt => {
+                    drop(tx);
+                    keyword.catch_up(&self.conn, &self.dir, true)?;
+                    rebuilt = true;
+                }
+                None => break,
+            }
         }
-        Err(Error::Index(format!(
-            "collection {}: another process kept writing while its keyword index caught up: \
-             search again",
+        Err(self.index_damaged("keyword"))
+    }
+
+    fn index_damaged(&self, which: &str) -> Error {
+        Error::Index(format!(
+            "collection {}: its {which} index does not match its store even after a rebuild \
+             (is another process writing without pause?): search again",
             self.dir.display()
-        )))
+        ))
     }
 
     /// One chunk by id, as a hit with score 0, with the same metadata as a search hit.
@@ -424,49 +425,10 @@ impl Collection {
         Ok(chunks)
     }
 
-    fn hits(&self, conn: &Connection, ranked: Vec<(i64, f32)>) -> Result<Vec<Hit>> {
-        ranked
-            .into_iter()
-            .map(|(chunk_id, score)| {
-                read_hit(conn, chunk_id, score).at(&self.dir)?.ok_or_else(|| {
-                    Error::Index(format!(
-                        "collection {}: chunk {chunk_id} is indexed but has no row",
-                        self.dir.display()
-                    ))
-                })
-            })
-            .collect()
-    }
-
-    /// Brings the indexes up to date with a committed write of this process.
-    fn after_write<'v>(
-        &mut self,
-        source: &str,
-        generation_before: i64,
-        now: String,
-        removed: &[i64],
-        added_vectors: impl Iterator<Item = (i64, &'v [f32])>,
-        added_texts: Vec<(i64, &str)>,
-    ) -> Result<()> {
-        self.manifest.updated_at = now;
-        let generation = generation_before + 1;
-        // An index that missed another process's write catches up at its next search instead.
-        if let Some(dense) = self.dense.get_mut()
-            && dense.generation == generation_before
-        {
-            dense.apply(generation, removed, added_vectors, &self.manifest.search.ann);
-        }
-        let changes = ChunkChanges { removed, added: added_texts };
-        let keyword = match self.keyword.get_mut() {
-            Some(keyword) => keyword,
-            slot => slot.insert(KeywordIndex::open(&self.dir, &self.manifest.search.keyword)?),
-        };
-        keyword.write(&self.conn, &self.dir, generation, changes).map_err(|e| {
-            Error::Index(format!(
-                "'{source}' is stored, but the keyword index could not follow ({e}); \
-                 it catches up at the next keyword search"
-            ))
-        })
+    /// The hits for ranked chunk ids; `None` if a chunk has no row, which means the index that
+    /// ranked it is out of step with the store (a writer that did not log its deletes).
+    fn hits(&self, conn: &Connection, ranked: Vec<(i64, f32)>) -> Result<Option<Vec<Hit>>> {
+        ranked.into_iter().map(|(chunk_id, score)| read_hit(conn, chunk_id, score).at(&self.dir)).collect()
     }
 }
 
@@ -532,8 +494,8 @@ impl<'a> PreparedDocument<'a> {
         })
     }
 
-    /// Inserts the document and its chunks; returns the chunk ids, in order.
-    fn insert(&self, tx: &Transaction, now: &str) -> rusqlite::Result<Vec<i64>> {
+    /// Inserts the document and its chunks.
+    fn insert(&self, tx: &Transaction, now: &str) -> rusqlite::Result<()> {
         let doc = self.doc;
         tx.execute(
             "INSERT INTO documents (source, title, content_hash, metadata, ingested_at)
@@ -545,25 +507,12 @@ impl<'a> PreparedDocument<'a> {
             "INSERT INTO chunks (document_id, ordinal, text, metadata, vector)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        self.chunks
-            .iter()
-            .map(|prepared| {
-                let bytes: Vec<u8> = prepared
-                    .vector
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect();
-                let chunk = prepared.chunk;
-                insert.execute(params![
-                    document_id,
-                    chunk.ordinal,
-                    chunk.text,
-                    prepared.metadata,
-                    bytes
-                ])?;
-                Ok(tx.last_insert_rowid())
-            })
-            .collect()
+        for prepared in &self.chunks {
+            let bytes: Vec<u8> = prepared.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let chunk = prepared.chunk;
+            insert.execute(params![document_id, chunk.ordinal, chunk.text, prepared.metadata, bytes])?;
+        }
+        Ok(())
     }
 }
 
@@ -587,20 +536,25 @@ impl<'c> WriteTransaction<'c> {
         })
     }
 
-    /// Commits; returns the generation before the write and the time it was made.
-    fn commit(self) -> rusqlite::Result<(i64, String)> {
+    /// The generation this write makes.
+    fn generation(&self) -> i64 {
+        self.generation_before + 1
+    }
+
+    /// Commits; returns the time of the write.
+    fn commit(self) -> rusqlite::Result<String> {
         self.tx.execute(
             "UPDATE manifest SET generation = ?1, updated_at = ?2",
-            params![self.generation_before + 1, self.now],
+            params![self.generation(), self.now],
         )?;
         self.tx.commit()?;
-        Ok((self.generation_before, self.now))
+        Ok(self.now)
     }
 }
 
-/// Deletes the document from `source` and its chunks; returns the chunk ids, or None if there
-/// was no such document.
-fn delete_rows(tx: &Transaction, source: &str) -> rusqlite::Result<Option<Vec<i64>>> {
+/// Deletes the document from `source` and its chunks, logging them as deleted by the write
+/// that makes `generation`; false if there was no such document.
+fn delete_rows(tx: &Transaction, source: &str, generation: i64) -> rusqlite::Result<bool> {
     let Some(document_id): Option<i64> = tx
         .query_row(
             "SELECT id FROM documents WHERE source = ?1",
@@ -609,15 +563,16 @@ fn delete_rows(tx: &Transaction, source: &str) -> rusqlite::Result<Option<Vec<i6
         )
         .optional()?
     else {
-        return Ok(None);
+        return Ok(false);
     };
-    let chunk_ids = tx
-        .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?
-        .query_map([document_id], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    tx.execute(
+        "INSERT INTO deleted_chunks (generation, chunk_id)
+         SELECT ?1, id FROM chunks WHERE document_id = ?2",
+        [generation, document_id],
+    )?;
     tx.execute("DELETE FROM chunks WHERE document_id = ?1", [document_id])?;
     tx.execute("DELETE FROM documents WHERE id = ?1", [document_id])?;
-    Ok(Some(chunk_ids))
+    Ok(true)
 }
 
 fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {

@@ -2,8 +2,8 @@
 //! scanning it, or through an HNSW graph over its rows for large collections.
 //!
 //! Rows are kept in ascending chunk id. That holds by construction: chunk ids are never reused
-//! and new chunks get ids above every earlier one, so the rows a sync or a write appends always
-//! come after the rows already there. A removed chunk's row stays, marked dead, as a waypoint
+//! and new chunks get ids above every earlier one, so the rows a sync appends always come after
+//! the rows already there. A removed chunk's row stays, marked dead, as a waypoint
 //! for the graph; the table is compacted (and the graph rebuilt) once dead rows are a fifth.
 
 use std::fs::{self, File};
@@ -59,17 +59,11 @@ impl Vectors {
         }
     }
 
-    /// Appends a row; false (and nothing added) if `id` does not come after every row.
-    fn push(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) -> bool {
-        if self.ids.last().is_some_and(|&last| last >= id) {
-            return false;
-        }
-        let before = self.values.len();
+    fn push(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
+        debug_assert!(self.ids.last().is_none_or(|&last| last < id));
         self.values.extend(vector);
-        debug_assert_eq!(self.values.len() - before, self.dimension);
         self.ids.push(id);
         self.live.push(true);
-        true
     }
 }
 
@@ -88,10 +82,12 @@ impl DenseIndex {
     }
 
     /// The index of the store as `conn` (inside a transaction) sees it: the saved graph brought
-    /// up to date, or the vectors read from the store (and a graph built if `ann` wants one).
-    pub fn load(conn: &Connection, dir: &Path, dimension: usize, ann: &AnnSettings) -> Result<DenseIndex> {
+    /// up to date, or the vectors read from the store (and a graph built if `ann` wants one);
+    /// `rebuild` ignores the saved graph (for one found to hold chunks the store does not).
+    pub fn load(conn: &Connection, dir: &Path, dimension: usize, ann: &AnnSettings, rebuild: bool) -> Result<DenseIndex> {
         let saved = match ann.mode {
             AnnMode::Off => None,
+            _ if rebuild => None,
             _ => read_graph(&dir.join(GRAPH_FILE), dimension, ann).ok(),
         };
         let mut index = saved.unwrap_or_else(|| DenseIndex::empty(dimension));
@@ -102,33 +98,18 @@ impl DenseIndex {
         Ok(index)
     }
 
-    /// Applies the difference between the rows and the store's chunks.
+    /// Brings the rows (and graph) up to date with the store as `conn` sees it: drops the
+    /// chunks logged as deleted since the index's generation, adds those above its last id.
     pub fn sync(&mut self, conn: &Connection, dir: &Path, ann: &AnnSettings) -> Result<()> {
         let generation = read_generation(conn).at(dir)?;
-        let stored: Vec<i64> = conn
-            .prepare("SELECT id FROM chunks ORDER BY id")
-            .and_then(|mut query| query.query_map([], |row| row.get(0))?.collect())
-            .at(dir)?;
-        let rows = &self.vectors.ids;
-        let last = rows.last().copied().unwrap_or(i64::MIN);
-        let (mut r, mut gone) = (0, Vec::new());
-        for &id in stored.iter().take_while(|&&id| id <= last) {
-            while rows[r] < id {
-                gone.push(rows[r]);
-                r += 1;
+        if self.generation >= 0 {
+            let mut deleted = conn.prepare("SELECT chunk_id FROM deleted_chunks WHERE generation > ?1").at(dir)?;
+            let mut rows = deleted.query([self.generation]).at(dir)?;
+            while let Some(row) = rows.next().at(dir)? {
+                self.kill(row.get(0).at(dir)?);
             }
-            if rows[r] != id || !self.vectors.live[r] {
-                // A chunk this index never had, below its newest: it is not from this store's
-                // history (a copied file?). Start from the store alone.
-                *self = DenseIndex::empty(self.vectors.dimension);
-                return self.sync(conn, dir, ann);
-            }
-            r += 1;
         }
-        gone.extend_from_slice(&rows[r..]);
-        for id in gone {
-            self.kill(id);
-        }
+        let last = self.vectors.ids.last().copied().unwrap_or(0);
         let mut query = conn.prepare("SELECT id, vector FROM chunks WHERE id > ?1 ORDER BY id").at(dir)?;
         let mut added = query.query([last]).at(dir)?;
         while let Some(row) = added.next().at(dir)? {
@@ -151,44 +132,20 @@ impl DenseIndex {
         Ok(())
     }
 
-    /// Applies a write of this process that took the store to `generation`.
-    pub fn apply<'v>(
-        &mut self,
-        generation: i64,
-        removed: &[i64],
-        added: impl Iterator<Item = (i64, &'v [f32])>,
-        ann: &AnnSettings,
-    ) {
-        for &id in removed {
-            self.kill(id);
-        }
-        for (id, vector) in added {
-            if !self.add(id, vector.iter().copied()) {
-                // Not newer than every row: not a write this index can follow. Resync.
-                self.generation = -1;
-                return;
-            }
-        }
-        self.generation = generation;
-        self.fit(ann);
-    }
-
     fn kill(&mut self, id: i64) {
         let dead_before = self.vectors.dead;
         self.vectors.kill(id);
         self.unsaved |= self.graph.is_some() && self.vectors.dead != dead_before;
     }
 
-    fn add(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) -> bool {
-        if !self.vectors.push(id, vector) {
-            return false;
-        }
+    /// Appends a row (ids come in ascending order: see `sync`).
+    fn add(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
+        self.vectors.push(id, vector);
         if let Some(graph) = &mut self.graph {
             let row = self.vectors.rows() - 1;
             graph.insert(&self.vectors, row as u32, id);
             self.unsaved = true;
         }
-        true
     }
 
     /// Builds, rebuilds or drops the graph as `ann` and the row counts say.

@@ -2,12 +2,13 @@
 //! folder, scored here so that k1 and b can be set (tantivy fixes them at 1.2 and 0.75) and the
 //! filter is applied while the top k are collected.
 //!
-//! The index is derived data. Each tantivy document is one chunk: its id and its analysed
-//! text. Chunk ids are never reused and a chunk's text never changes, so the index is in step
-//! with the store exactly when it holds the store's chunk ids; the commit records the store
-//! generation it reflects, and whenever that differs from the store's (a crash between the two
-//! commits, a write by an older lore, a missing or damaged folder) the difference in ids is
-//! applied before the index is used.
+//! The index is derived data, brought up to date when it is searched rather than at every
+//! write: a tantivy commit makes a segment and syncs several files, which made a one-chunk
+//! write 40 times slower than the store's own commit, while catching up after many writes
+//! costs one commit. Each commit records the store generation it reflects and the largest
+//! chunk id it holds; catching up drops the chunks the store logged as deleted since that
+//! generation and adds the chunks above that id. So a missing folder, a crash, a write by
+//! another process or another analyzer only ever cost a catch-up or a rebuild.
 
 mod analyzer;
 
@@ -23,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use tantivy::directory::error::LockError;
 use tantivy::schema::{Field, INDEXED, FAST, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{Index, IndexMeta, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
+use tantivy::{
+    Index, IndexMeta, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term,
+};
 
 pub use analyzer::ENGLISH_STOP_WORDS;
 use analyzer::{terms, text_analyzer};
@@ -42,11 +45,12 @@ const WRITER_MEMORY: usize = 15_000_000;
 /// How long a writer waits for another process to finish its keyword commit.
 const WRITER_LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// What a commit of the keyword index records: the store generation it reflects and the
-/// analyzer that made its terms (another analyzer's terms are useless).
+/// What a commit of the keyword index records: the store generation it reflects, the largest
+/// chunk id it holds, and the analyzer that made its terms (another analyzer's are useless).
 #[derive(Serialize, Deserialize, PartialEq)]
 struct CommitRecord {
     generation: i64,
+    last_chunk: i64,
     analyzer: String,
 }
 
@@ -59,19 +63,21 @@ pub(crate) struct KeywordIndex {
     analyzer: TextAnalyzer,
     /// The analyzer settings and user dictionary, as recorded in commits.
     analyzer_id: String,
-    /// The store generation the reader reflects, if known.
+    /// The store generation `snapshot` reflects, if known.
     pub generation: Option<i64>,
+    snapshot: Snapshot,
 }
 
-/// The chunks a write removed and added, as the keyword index needs them.
-pub(crate) struct ChunkChanges<'a> {
-    pub removed: &'a [i64],
-    pub added: Vec<(i64, &'a str)>,
+/// The index as last loaded, with each segment's chunk ids by document number (-1 for none),
+/// read once here rather than decoded from the column at every query.
+struct Snapshot {
+    searcher: Searcher,
+    chunk_ids: Vec<Vec<i64>>,
 }
 
 impl KeywordIndex {
     /// Opens the index in `dir/keyword`, making an empty one if there is none or it cannot be
-    /// read (it is rebuilt from the store by the next `sync`).
+    /// read (it is rebuilt from the store when it catches up).
     pub fn open(dir: &Path, settings: &KeywordSettings) -> Result<KeywordIndex> {
         let folder = dir.join(KEYWORD_FOLDER);
         let analyzer = text_analyzer(settings)?;
@@ -109,98 +115,56 @@ impl KeywordIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| at(&folder, e))?;
-        let mut keyword = KeywordIndex { folder, index, reader, text, chunk_id, analyzer, analyzer_id, generation: None };
-        keyword.generation = keyword.committed_generation()?;
+        let snapshot = Snapshot { searcher: reader.searcher(), chunk_ids: Vec::new() };
+        let mut keyword =
+            KeywordIndex { folder, index, reader, text, chunk_id, analyzer, analyzer_id, generation: None, snapshot };
+        keyword.refresh()?;
         Ok(keyword)
     }
 
-    /// The store generation the last commit reflects, if it was made with this analyzer.
-    fn committed_generation(&self) -> Result<Option<i64>> {
-        let metas = self.index.load_metas().map_err(|e| at(&self.folder, e))?;
-        Ok(self.recorded_generation(&metas))
-    }
-
-    fn recorded_generation(&self, metas: &IndexMeta) -> Option<i64> {
+    /// What the last commit records, if it was made with this analyzer.
+    fn record(&self, metas: &IndexMeta) -> Option<CommitRecord> {
         let record = metas.payload.as_ref().and_then(|payload| serde_json::from_str::<CommitRecord>(payload).ok());
-        record.filter(|r| r.analyzer == self.analyzer_id).map(|r| r.generation)
+        record.filter(|r| r.analyzer == self.analyzer_id)
     }
 
-    /// Applies one committed write: `changes` took the store from `generation - 1` to
-    /// `generation`. Another process may have written since; then the index is brought in
-    /// step with the store as it is now instead.
-    pub fn write(&mut self, conn: &Connection, dir: &Path, generation: i64, changes: ChunkChanges) -> Result<()> {
+    /// Brings the index up to date with the store as it is now; `rebuild` starts from nothing
+    /// (for an index found to hold chunks the store does not).
+    pub fn catch_up(&mut self, conn: &Connection, dir: &Path, rebuild: bool) -> Result<()> {
         let writer = self.writer()?;
-        if self.committed_generation()? != Some(generation - 1) {
-            return self.sync_with(writer, conn, dir);
-        }
-        for &id in changes.removed {
-            writer.delete_term(self.id_term(id));
-        }
-        for (id, text) in changes.added {
-            writer.add_document(self.document(id, text)).map_err(|e| at(&self.folder, e))?;
-        }
-        self.commit(writer, generation)
-    }
-
-    /// Brings the index in step with the store, if it is not already.
-    pub fn sync(&mut self, conn: &Connection, dir: &Path) -> Result<()> {
-        let writer = self.writer()?;
-        self.sync_with(writer, conn, dir)
-    }
-
-    /// Makes the index hold exactly the store's chunks, as one read transaction sees them.
-    fn sync_with(&mut self, writer: IndexWriter, conn: &Connection, dir: &Path) -> Result<()> {
         let snapshot = conn.unchecked_transaction().at(dir)?;
         let generation = read_generation(&snapshot).at(dir)?;
-        let committed = self.committed_generation()?;
-        if committed == Some(generation) {
+        let metas = self.index.load_metas().map_err(|e| at(&self.folder, e))?;
+        let record = self.record(&metas).filter(|_| !rebuild);
+        if record.as_ref().is_some_and(|r| r.generation == generation) {
             drop(writer);
             return self.refresh();
         }
-        self.reader.reload().map_err(|e| at(&self.folder, e))?;
-        let mut indexed = if committed.is_some() {
-            self.indexed_ids()?
-        } else {
-            // Terms of another analyzer, or none: start over.
-            writer.delete_all_documents().map_err(|e| at(&self.folder, e))?;
-            Vec::new()
+        let mut last_chunk = match &record {
+            Some(record) => {
+                let mut deleted = snapshot
+                    .prepare("SELECT chunk_id FROM deleted_chunks WHERE generation > ?1")
+                    .at(dir)?;
+                let mut rows = deleted.query([record.generation]).at(dir)?;
+                while let Some(row) = rows.next().at(dir)? {
+                    writer.delete_term(self.id_term(row.get(0).at(dir)?));
+                }
+                record.last_chunk
+            }
+            None => {
+                writer.delete_all_documents().map_err(|e| at(&self.folder, e))?;
+                0
+            }
         };
-        indexed.sort_unstable();
-        let stored: Vec<i64> = snapshot
-            .prepare("SELECT id FROM chunks ORDER BY id")
-            .and_then(|mut query| query.query_map([], |row| row.get(0))?.collect())
-            .at(dir)?;
-        let mut text_of = snapshot.prepare("SELECT text FROM chunks WHERE id = ?1").at(dir)?;
-        let mut indexed = indexed.into_iter().peekable();
-        for id in stored {
-            while let Some(&gone) = indexed.peek()
-                && gone < id
-            {
-                writer.delete_term(self.id_term(gone));
-                indexed.next();
-            }
-            if indexed.peek() == Some(&id) {
-                indexed.next();
-            } else {
-                let text: String = text_of.query_row([id], |row| row.get(0)).at(dir)?;
-                writer.add_document(self.document(id, &text)).map_err(|e| at(&self.folder, e))?;
-            }
+        let mut added = snapshot.prepare("SELECT id, text FROM chunks WHERE id > ?1 ORDER BY id").at(dir)?;
+        let mut rows = added.query([last_chunk]).at(dir)?;
+        while let Some(row) = rows.next().at(dir)? {
+            let id: i64 = row.get(0).at(dir)?;
+            let text = row.get_ref(1).and_then(|v| Ok(v.as_str()?)).at(dir)?;
+            writer.add_document(self.document(id, text)).map_err(|e| at(&self.folder, e))?;
+            last_chunk = id;
         }
-        for gone in indexed {
-            writer.delete_term(self.id_term(gone));
-        }
-        self.commit(writer, generation)
-    }
-
-    /// The chunk ids of every live document of the index as the reader last loaded it.
-    fn indexed_ids(&self) -> Result<Vec<i64>> {
-        let searcher = self.reader.searcher();
-        let mut ids = Vec::new();
-        for segment in searcher.segment_readers() {
-            let column = segment.fast_fields().u64(CHUNK_ID).map_err(|e| at(&self.folder, e))?;
-            ids.extend(segment.doc_ids_alive().filter_map(|doc| column.first(doc)).map(|id| id as i64));
-        }
-        Ok(ids)
+        self.commit(writer, CommitRecord { generation, last_chunk, analyzer: self.analyzer_id.clone() })
     }
 
     /// A writer, waiting while another process finishes its commit.
@@ -216,17 +180,13 @@ impl KeywordIndex {
         }
     }
 
-    fn commit(&mut self, mut writer: IndexWriter, generation: i64) -> Result<()> {
-        let record = CommitRecord { generation, analyzer: self.analyzer_id.clone() };
+    fn commit(&mut self, mut writer: IndexWriter, record: CommitRecord) -> Result<()> {
         let mut commit = writer.prepare_commit().map_err(|e| at(&self.folder, e))?;
         commit.set_payload(&serde_json::to_string(&record).map_err(|e| Error::Index(e.to_string()))?);
         commit.commit().map_err(|e| at(&self.folder, e))?;
-        // Merges run in the background; waiting keeps the segment count logarithmic even
-        // though every write uses a fresh writer.
+        // Merges run in the background; a writer is dropped after one commit, so wait for them.
         writer.wait_merging_threads().map_err(|e| at(&self.folder, e))?;
-        self.reader.reload().map_err(|e| at(&self.folder, e))?;
-        self.generation = Some(generation);
-        Ok(())
+        self.refresh()
     }
 
     fn document(&self, id: i64, text: &str) -> TantivyDocument {
@@ -245,11 +205,17 @@ impl KeywordIndex {
     pub fn refresh(&mut self) -> Result<()> {
         let metas = self.index.load_metas().map_err(|e| at(&self.folder, e))?;
         self.reader.reload().map_err(|e| at(&self.folder, e))?;
-        // A commit between the two reads leaves the reader newer than `metas`: unknown then.
         let searcher = self.reader.searcher();
+        // A commit between the two reads leaves the reader newer than `metas`: unknown then.
         let loaded = searcher.segment_readers().iter().map(|s| (s.segment_id(), s.delete_opstamp()));
         let recorded = metas.segments.iter().map(|s| (s.id(), s.delete_opstamp()));
-        self.generation = if loaded.eq(recorded) { self.recorded_generation(&metas) } else { None };
+        self.generation = if loaded.eq(recorded) { self.record(&metas).map(|r| r.generation) } else { None };
+        let mut chunk_ids = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            let column = segment.fast_fields().u64(CHUNK_ID).map_err(|e| at(&self.folder, e))?;
+            chunk_ids.push((0..segment.max_doc()).map(|doc| column.first(doc).map_or(-1, |id| id as i64)).collect());
+        }
+        self.snapshot = Snapshot { searcher, chunk_ids };
         Ok(())
     }
 
@@ -273,8 +239,7 @@ impl KeywordIndex {
         for term in terms(&mut self.analyzer, query) {
             *weights.entry(term).or_default() += 1.0;
         }
-        let searcher = self.reader.searcher();
-        let segments = searcher.segment_readers();
+        let segments = self.snapshot.searcher.segment_readers();
         let documents: u64 = segments.iter().map(|s| u64::from(s.max_doc())).sum();
         if k == 0 || weights.is_empty() || documents == 0 {
             return Ok(Vec::new());
@@ -315,7 +280,7 @@ impl KeywordIndex {
         let mut candidates = Vec::new();
         let mut scores: Vec<f32> = Vec::new();
         let mut touched: Vec<u32> = Vec::new();
-        for (segment, (inverted, infos)) in segments.iter().zip(&postings) {
+        for ((segment, ids), (inverted, infos)) in segments.iter().zip(&self.snapshot.chunk_ids).zip(&postings) {
             let lengths = segment.get_fieldnorms_reader(self.text).map_err(failed)?;
             scores.clear();
             scores.resize(segment.max_doc() as usize, 0.0);
@@ -335,14 +300,12 @@ impl KeywordIndex {
                     block.advance();
                 }
             }
-            let ids = segment.fast_fields().u64(CHUNK_ID).map_err(failed)?;
             let alive = segment.alive_bitset();
             for &doc in &touched {
-                if alive.is_some_and(|alive| alive.is_deleted(doc)) {
+                let id = ids[doc as usize];
+                if id < 0 || alive.is_some_and(|alive| alive.is_deleted(doc)) {
                     continue;
                 }
-                let Some(id) = ids.first(doc) else { continue };
-                let id = id as i64;
                 if allowed.is_none_or(|allowed| allowed.contains(id)) {
                     candidates.push((id, scores[doc as usize]));
                 }

@@ -69,10 +69,13 @@ pub(crate) struct KeywordIndex {
 }
 
 /// The index as last loaded, with each segment's chunk ids by document number (-1 for none),
-/// read once here rather than decoded from the column at every query.
+/// read once here rather than decoded from the column at every query, and the number and
+/// total length of the live chunks.
 struct Snapshot {
     searcher: Searcher,
     chunk_ids: Vec<Vec<i64>>,
+    live_chunks: u64,
+    live_length: u64,
 }
 
 impl KeywordIndex {
@@ -115,7 +118,7 @@ impl KeywordIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| at(&folder, e))?;
-        let snapshot = Snapshot { searcher: reader.searcher(), chunk_ids: Vec::new() };
+        let snapshot = Snapshot { searcher: reader.searcher(), chunk_ids: Vec::new(), live_chunks: 0, live_length: 0 };
         let mut keyword =
             KeywordIndex { folder, index, reader, text, chunk_id, analyzer, analyzer_id, generation: None, snapshot };
         keyword.refresh()?;
@@ -211,11 +214,18 @@ impl KeywordIndex {
         let recorded = metas.segments.iter().map(|s| (s.id(), s.delete_opstamp()));
         self.generation = if loaded.eq(recorded) { self.record(&metas).map(|r| r.generation) } else { None };
         let mut chunk_ids = Vec::with_capacity(searcher.segment_readers().len());
+        let (mut live_chunks, mut live_length) = (0, 0);
         for segment in searcher.segment_readers() {
-            let column = segment.fast_fields().u64(CHUNK_ID).map_err(|e| at(&self.folder, e))?;
+            let failed = |e| at(&self.folder, e);
+            let column = segment.fast_fields().u64(CHUNK_ID).map_err(failed)?;
             chunk_ids.push((0..segment.max_doc()).map(|doc| column.first(doc).map_or(-1, |id| id as i64)).collect());
+            let lengths = segment.get_fieldnorms_reader(self.text).map_err(failed)?;
+            for doc in segment.doc_ids_alive() {
+                live_chunks += 1;
+                live_length += u64::from(lengths.fieldnorm(doc));
+            }
         }
-        self.snapshot = Snapshot { searcher, chunk_ids };
+        self.snapshot = Snapshot { searcher, chunk_ids, live_chunks, live_length };
         Ok(())
     }
 
@@ -224,9 +234,11 @@ impl KeywordIndex {
     ///
     /// score(d) = Σ over query terms t (repeats count) of
     ///     idf(t) · tf(t,d) · (k1 + 1) / (tf(t,d) + k1 · (1 − b + b · |d| / avgdl)),
-    /// idf(t) = ln(1 + (N − n(t) + 0.5) / (n(t) + 0.5)), as Lucene. N, n(t) and avgdl count
-    /// chunks deleted but not yet merged away, as Lucene does; |d| is tantivy's one-byte
-    /// approximation of the length (exact up to 40 terms, then within about 10 %).
+    /// idf(t) = ln(1 + (N − n(t) + 0.5) / (n(t) + 0.5)), as Lucene. |d| is tantivy's one-byte
+    /// code of the length (exact up to 40 terms, then within about 10 %), and avgdl the mean of
+    /// those codes. N, n(t) and avgdl count live chunks only (Lucene also counts deleted ones
+    /// until a merge drops them), so a score does not depend on when segments were merged:
+    /// an index rebuilt from the store scores exactly as the one it replaces.
     pub fn search(
         &mut self,
         query: &str,
@@ -240,26 +252,37 @@ impl KeywordIndex {
             *weights.entry(term).or_default() += 1.0;
         }
         let segments = self.snapshot.searcher.segment_readers();
-        let documents: u64 = segments.iter().map(|s| u64::from(s.max_doc())).sum();
+        let Snapshot { live_chunks: documents, live_length, .. } = self.snapshot;
         if k == 0 || weights.is_empty() || documents == 0 {
             return Ok(Vec::new());
         }
         let failed = |e| at(&self.folder, e);
-        let mut tokens = 0u64;
         let mut postings = Vec::with_capacity(segments.len());
         let mut frequencies = vec![0u64; weights.len()];
         for segment in segments {
             let inverted = segment.inverted_index(self.text).map_err(failed)?;
-            tokens += inverted.total_num_tokens();
             let mut infos = Vec::with_capacity(weights.len());
             for (t, term) in weights.keys().enumerate() {
                 let info = inverted.get_term_info(&Term::from_field_text(self.text, term))?;
-                frequencies[t] += info.as_ref().map_or(0, |info| u64::from(info.doc_freq));
+                frequencies[t] += match (&info, segment.alive_bitset()) {
+                    (None, _) => 0,
+                    (Some(info), None) => u64::from(info.doc_freq),
+                    // Deleted chunks stay in the postings until a merge: count the live ones.
+                    (Some(info), Some(alive)) => {
+                        let mut block = inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+                        let mut live = 0;
+                        while !block.docs().is_empty() {
+                            live += block.docs().iter().filter(|&&doc| alive.is_alive(doc)).count() as u64;
+                            block.advance();
+                        }
+                        live
+                    }
+                };
                 infos.push(info);
             }
             postings.push((inverted, infos));
         }
-        let average_length = tokens as f32 / documents as f32;
+        let average_length = live_length as f32 / documents as f32;
         let (k1, b) = (settings.k1, settings.b);
         let term_weights: Vec<f32> = weights
             .values()

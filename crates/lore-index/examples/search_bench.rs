@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p lore-index --example search_bench -- bm25 [DATASET_DIR]
 //! cargo run --release -p lore-index --example search_bench -- hnsw [DATASET_DIR]
-//! cargo run --release -p lore-index --example search_bench -- hnsw-synthetic [DATASET_DIR] [VECTORS]
+//! cargo run --release -p lore-index --example search_bench -- hnsw-synthetic [DATASET_DIR] [VECTORS] [EF_CONSTRUCTION]
 //! ```
 //! DATASET_DIR defaults to `../shared/datasets/scifact` (BEIR layout). `bm25`: ingest time,
 //! single-thread queries/s of `search_keyword`, nDCG@10 over the test queries for several k1/b,
@@ -298,12 +298,13 @@ impl Gaussian {
     }
 }
 
-/// Ingests `vectors` (one chunk each, `per_document` chunks per document) with the ANN mode
-/// `mode`; returns the collection.
-fn vector_collection(dir: &Path, vectors: &[Vec<f32>], per_document: usize, mode: AnnMode) -> Result<Collection> {
+/// Ingests `vectors` (one chunk each, `per_document` chunks per document) into a collection
+/// that always searches its graph; returns the collection.
+fn vector_collection(dir: &Path, vectors: &[Vec<f32>], per_document: usize, ef_construction: usize) -> Result<Collection> {
     let mut collection = Collection::create(dir, "tfidf-projection", DIMENSION, ChunkConfig::Whole)?;
     let mut settings = SearchSettings::default();
-    settings.ann.mode = mode;
+    settings.ann.mode = AnnMode::On;
+    settings.ann.ef_construction = ef_construction;
     collection.configure(settings)?;
     for (d, part) in vectors.chunks(per_document).enumerate() {
         let chunks: Vec<Chunk> = (0..part.len())
@@ -337,7 +338,10 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
     let truth: Vec<Vec<i64>> = queries.iter().map(|q| exact.search(q, 10, None).map(ids)).collect::<Result<_>>()?;
     let exact_qps = throughput(queries.len(), |q| drop(exact.search(&queries[q], 10, None)));
     drop(exact);
-    for ef in [16, 32, with_graph.ann.ef_search, 128, 256] {
+    let mut efs = vec![16, 32, 64, 128, 256, with_graph.ann.ef_search];
+    efs.sort_unstable();
+    efs.dedup();
+    for ef in efs {
         let mut graph = Collection::open(dir)?;
         let mut settings = with_graph.clone();
         settings.ann.ef_search = ef;
@@ -364,7 +368,7 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
     Ok(())
 }
 
-fn hnsw(dataset: &Path, synthetic: Option<usize>) -> Result<()> {
+fn hnsw(dataset: &Path, synthetic: Option<usize>, ef_construction: usize) -> Result<()> {
     let beir = read_beir(dataset)?;
     let started = Instant::now();
     let projection = Projection::new(&beir.corpus);
@@ -386,8 +390,10 @@ fn hnsw(dataset: &Path, synthetic: Option<usize>) -> Result<()> {
     };
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
-    let per_document = if vectors.len() > 100_000 { 1000 } else { 1 };
-    drop(vector_collection(dir.path(), &vectors, per_document, AnnMode::On)?);
+    // SciFact: one document per abstract; synthetic: documents of 1,000 chunks, so that the
+    // ingest is not a million transactions.
+    let per_document = if synthetic.is_some() { 1000 } else { 1 };
+    drop(vector_collection(dir.path(), &vectors, per_document, ef_construction)?);
     println!("ingest {} vectors: {:.1} s", vectors.len(), started.elapsed().as_secs_f64());
     drop(vectors);
     compare_graph_with_exact(dir.path(), &queries)
@@ -395,14 +401,14 @@ fn hnsw(dataset: &Path, synthetic: Option<usize>) -> Result<()> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
+    let number = |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
+    let ef_construction = SearchSettings::default().ann.ef_construction;
     let dataset =
         PathBuf::from(args.get(1).map_or("../shared/datasets/scifact", String::as_str));
     match args.first().map(String::as_str) {
         Some("bm25") => bm25(&dataset),
-        Some("hnsw") => hnsw(&dataset, None),
-        Some("hnsw-synthetic") => {
-            hnsw(&dataset, Some(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1_000_000)))
-        }
+        Some("hnsw") => hnsw(&dataset, None, number(2, ef_construction)),
+        Some("hnsw-synthetic") => hnsw(&dataset, Some(number(2, 1_000_000)), number(3, ef_construction)),
         _ => Err(lore_core::Error::InvalidInput("usage: search_bench bm25|hnsw|hnsw-synthetic [DATASET_DIR] [VECTORS]".into())),
     }
 }

@@ -68,7 +68,9 @@ pub struct AnnSettings {
     pub m: usize,
     /// Candidates examined when a vector is linked in: build quality against build time.
     pub ef_construction: usize,
-    /// Candidates examined per query (at least k): recall against latency.
+    /// Candidates examined per query (at least k): recall against latency. On SciFact's
+    /// abstracts as TF-IDF projections (a hard case: neighbours barely stand out), recall@10 is
+    /// 0.77 at 64, 0.90 at 128, 0.97 at 256, as with hnswlib; on clustered vectors 0.95+ at 64.
     pub ef_search: usize,
 }
 
@@ -80,7 +82,7 @@ impl Default for KeywordSettings {
 
 impl Default for AnnSettings {
     fn default() -> Self {
-        AnnSettings { mode: AnnMode::Auto, min_vectors: 20_000, m: 16, ef_construction: 200, ef_search: 64 }
+        AnnSettings { mode: AnnMode::Auto, min_vectors: 20_000, m: 16, ef_construction: 200, ef_search: 128 }
     }
 }
 

@@ -40,8 +40,9 @@ pub(crate) const KEYWORD_FOLDER: &str = "keyword";
 const TOKENIZER: &str = "lore";
 const TEXT: &str = "text";
 const CHUNK_ID: &str = "chunk_id";
-/// tantivy's smallest indexing buffer; a write is one document's chunks.
-const WRITER_MEMORY: usize = 15_000_000;
+/// tantivy's indexing buffer: filled, it becomes a segment. Large enough that a rebuild makes
+/// few segments to merge; tantivy takes the memory as it fills, so a small catch-up uses little.
+const WRITER_MEMORY: usize = 128_000_000;
 /// How long a writer waits for another process to finish its keyword commit.
 const WRITER_LOCK_WAIT: Duration = Duration::from_secs(10);
 

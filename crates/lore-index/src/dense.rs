@@ -59,6 +59,12 @@ impl Vectors {
         }
     }
 
+    fn reserve(&mut self, rows: usize) {
+        self.ids.reserve(rows);
+        self.values.reserve(rows * self.dimension);
+        self.live.reserve(rows);
+    }
+
     fn push(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
         debug_assert!(self.ids.last().is_none_or(|&last| last < id));
         self.values.extend(vector);
@@ -110,6 +116,13 @@ impl DenseIndex {
             }
         }
         let last = self.vectors.ids.last().copied().unwrap_or(0);
+        // Reserved up front: grown by doubling, a million rows of 384 floats would take 2 GB.
+        let new_rows: usize =
+            conn.query_row("SELECT count(*) FROM chunks WHERE id > ?1", [last], |row| row.get(0)).at(dir)?;
+        self.vectors.reserve(new_rows);
+        if let Some(graph) = &mut self.graph {
+            graph.reserve(new_rows);
+        }
         let mut query = conn.prepare("SELECT id, vector FROM chunks WHERE id > ?1 ORDER BY id").at(dir)?;
         let mut added = query.query([last]).at(dir)?;
         while let Some(row) = added.next().at(dir)? {
@@ -165,6 +178,7 @@ impl DenseIndex {
         }
         if wanted && self.graph.is_none() {
             let mut graph = Hnsw::new(ann.m, ann.ef_construction);
+            graph.reserve(self.vectors.rows());
             for (row, &id) in self.vectors.ids.iter().enumerate() {
                 graph.insert(&self.vectors, row as u32, id);
             }
@@ -376,7 +390,7 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
     if u64::from_le_bytes(input.take()?) != expected {
         return Err(damaged("checksum mismatch"));
     }
-    let entry = (entry != u64::MAX).then(|| entry as u32);
+    let entry = (entry != u64::MAX).then_some(entry as u32);
     let graph = Hnsw::from_parts(m as usize, ef_construction as usize, levels, bottom, bottom_len, upper, entry)
         .ok_or_else(|| damaged("inconsistent links"))?;
     let ascending = ids.windows(2).all(|pair| pair[0] < pair[1]);

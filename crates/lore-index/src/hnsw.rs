@@ -127,6 +127,13 @@ impl Hnsw {
         })
     }
 
+    pub fn reserve(&mut self, nodes: usize) {
+        self.levels.reserve(nodes);
+        self.bottom.reserve(nodes * 2 * self.m);
+        self.bottom_len.reserve(nodes);
+        self.upper.reserve(nodes);
+    }
+
     pub fn len(&self) -> usize {
         self.levels.len()
     }

@@ -399,6 +399,19 @@ fn hnsw_survives_reopening_deletes_filters_and_a_damaged_file() {
         assert_eq!(ids(&filtered), ids(&exact.search(query, 10, Some(&filter)).unwrap()));
     }
 
+    // A filter passing about a sixth of the chunks is applied inside the graph walk.
+    let filter = Filter::source_prefix("doc02");
+    let mut found = 0;
+    for query in &queries {
+        let truth: BTreeSet<i64> = ids(&exact.search(query, 10, Some(&filter)).unwrap()).into_iter().collect();
+        let filtered = graph.search(query, 10, Some(&filter)).unwrap();
+        assert_eq!(filtered.len(), 10);
+        assert!(filtered.iter().all(|hit| hit.source.starts_with("doc02")));
+        found += filtered.iter().filter(|hit| truth.contains(&hit.chunk_id)).count();
+    }
+    let filtered_recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(filtered_recall >= 0.95, "filtered recall@10 {filtered_recall}");
+
     // A damaged graph file is rebuilt, not trusted (and never crashes the process).
     let results: Vec<Vec<Hit>> = queries.iter().map(|q| graph.search(q, 10, None).unwrap()).collect();
     drop(graph);

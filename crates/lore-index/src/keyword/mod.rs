@@ -43,8 +43,9 @@ const CHUNK_ID: &str = "chunk_id";
 /// tantivy's indexing buffer: filled, it becomes a segment. Large enough that a rebuild makes
 /// few segments to merge; tantivy takes the memory as it fills, so a small catch-up uses little.
 const WRITER_MEMORY: usize = 128_000_000;
-/// How long a writer waits for another process to finish its keyword commit.
-const WRITER_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long a search waits for another process to finish updating the keyword index: a
+/// rebuild of a million chunks takes minutes.
+const WRITER_LOCK_WAIT: Duration = Duration::from_secs(600);
 
 /// What a commit of the keyword index records: the store generation it reflects, the largest
 /// chunk id it holds, and the analyzer that made its terms (another analyzer's are useless).
@@ -176,7 +177,15 @@ impl KeywordIndex {
         let started = Instant::now();
         loop {
             match self.index.writer_with_num_threads(1, WRITER_MEMORY) {
-                Err(TantivyError::LockFailure(LockError::LockBusy, _)) if started.elapsed() < WRITER_LOCK_WAIT => {
+                Err(TantivyError::LockFailure(LockError::LockBusy, _)) => {
+                    if started.elapsed() > WRITER_LOCK_WAIT {
+                        return Err(Error::Index(format!(
+                            "keyword index {}: another process has been updating it for {} s: \
+                             try again when it has finished",
+                            self.folder.display(),
+                            WRITER_LOCK_WAIT.as_secs()
+                        )));
+                    }
                     thread::sleep(Duration::from_millis(5));
                 }
                 result => return result.map_err(|e| at(&self.folder, e)),

@@ -23,6 +23,7 @@ mod config;
 mod document;
 mod embed;
 mod error;
+mod filter;
 mod lang;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
@@ -30,4 +31,5 @@ pub use config::{ChunkConfig, PipelineConfig, SizeUnit};
 pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};
 pub use error::{Error, Result};
+pub use filter::{Condition, Filter};
 pub use lang::{Language, detect_language, is_cjk};

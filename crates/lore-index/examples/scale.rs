@@ -60,14 +60,14 @@ fn main() -> Result<()> {
 
     let queries: Vec<Vec<f32>> = (0..100).map(|_| random_vector()).collect();
     let started = Instant::now();
-    collection.search(&queries[0], 10)?;
+    collection.search(&queries[0], 10, None)?;
     println!(
         "first search (loads the matrix): {:.3} s",
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
     for query in &queries {
-        collection.search(query, 10)?;
+        collection.search(query, 10, None)?;
     }
     println!(
         "search top-10: {:.2} ms/query",
@@ -77,7 +77,7 @@ fn main() -> Result<()> {
 
     let started = Instant::now();
     let reopened = Collection::open(dir.path())?;
-    reopened.search(&queries[0], 10)?;
+    reopened.search(&queries[0], 10, None)?;
     println!(
         "reopen + first search: {:.3} s",
         started.elapsed().as_secs_f64()

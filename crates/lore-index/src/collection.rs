@@ -1,18 +1,25 @@
 //! A collection: one directory holding the chunk store and the dense index of its vectors.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use lore_core::{Chunk, ChunkConfig, Document, Error, Hit, Metadata, Result};
+use lore_core::{Chunk, ChunkConfig, Document, Error, Filter, Hit, Metadata, Result};
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::dense::{DenseMatrix, unit_vector};
-use crate::store::{AtCollection, FILE_SETTINGS, NOW, SCHEMA, STORE_FILE, connect, json_column};
+use crate::dense::{DenseIndex, unit_vector};
+use crate::filter::{ChunkSet, matching_chunks};
+use crate::keyword::{KEYWORD_FOLDER, KeywordIndex};
+use crate::settings::SearchSettings;
+use crate::store::{
+    AtCollection, FILE_SETTINGS, LATER_TABLES, NOW, SCHEMA, STORE_FILE, connect, json_column,
+    read_generation,
+};
 
 /// The on-disk format this code reads and writes.
 const FORMAT_VERSION: u32 = 1;
@@ -29,6 +36,9 @@ pub struct Manifest {
     pub created_at: String,
     /// RFC 3339, UTC: the last write by this process or before it opened the collection.
     pub updated_at: String,
+    /// How the keyword and dense indexes are built and searched (see `Collection::configure`).
+    #[serde(default)]
+    pub search: SearchSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,13 +68,17 @@ pub struct Stats {
     pub bytes_on_disk: u64,
 }
 
-/// A directory holding documents, their chunks and one vector per chunk.
+/// A directory holding documents, their chunks and one vector per chunk, searched by vector
+/// ([`Collection::search`]) or by keywords ([`Collection::search_keyword`], BM25).
 ///
 /// SQLite (`store.sqlite`) is the only source of truth and each document is written in one
-/// transaction, so a killed ingest leaves every document wholly old or wholly new. Searches
-/// scan an in-memory matrix of all vectors, loaded on the first search and kept in step with
-/// writes, including writes by another process (it is reloaded when the store's write
-/// generation moved).
+/// transaction, so a killed ingest leaves every document wholly old or wholly new. The search
+/// indexes are derived from it: the vectors in memory (with an HNSW graph for large
+/// collections, saved in `dense.hnsw`), the BM25 index in `keyword/`. Every write bumps the
+/// store's generation counter; an index records the generation it reflects, and one that is
+/// behind (a write by another process, a crash between the store's commit and the index's, a
+/// deleted file) is brought in step by the difference in chunk ids before it is searched. That
+/// is exact because chunk ids are never reused and a chunk never changes.
 ///
 /// Vectors are scaled to unit length on the way in (queries too), so scores are cosine
 /// similarities whatever the embedder returns; NaN, infinite or all-zero vectors are refused.
@@ -72,7 +86,10 @@ pub struct Collection {
     dir: PathBuf,
     conn: Connection,
     manifest: Manifest,
-    dense: RefCell<Option<DenseMatrix>>,
+    dense: RefCell<Option<DenseIndex>>,
+    keyword: RefCell<Option<KeywordIndex>>,
+    /// The last filter's chunks, with the generation they were computed at.
+    last_filter: RefCell<Option<(i64, Filter, Rc<ChunkSet>)>>,
 }
 
 impl Collection {
@@ -111,6 +128,7 @@ impl Collection {
         conn.execute_batch(FILE_SETTINGS).at(dir)?;
         let tx = conn.transaction().at(dir)?;
         tx.execute_batch(SCHEMA).at(dir)?;
+        tx.execute_batch(LATER_TABLES).at(dir)?;
         let now: String = tx.query_row(NOW, [], |row| row.get(0)).at(dir)?;
         tx.execute(
             "INSERT INTO manifest (id, format_version, embedder, dimension, chunking,
@@ -127,13 +145,9 @@ impl Collection {
             chunking,
             created_at: now.clone(),
             updated_at: now,
+            search: SearchSettings::default(),
         };
-        Ok(Collection {
-            dir: dir.to_path_buf(),
-            conn,
-            manifest,
-            dense: RefCell::new(None),
-        })
+        Ok(Collection::with(dir, conn, manifest))
     }
 
     /// Opens an existing collection; error if there is none or its format is newer than this
@@ -148,12 +162,46 @@ impl Collection {
         }
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).at(dir)?;
         let manifest = read_manifest(&conn, dir)?;
-        Ok(Collection {
+        conn.execute_batch(LATER_TABLES).at(dir)?;
+        Ok(Collection::with(dir, conn, manifest))
+    }
+
+    fn with(dir: &Path, conn: Connection, manifest: Manifest) -> Collection {
+        Collection {
             dir: dir.to_path_buf(),
             conn,
             manifest,
             dense: RefCell::new(None),
-        })
+            keyword: RefCell::new(None),
+            last_filter: RefCell::new(None),
+        }
+    }
+
+    /// Changes how the collection is indexed and searched, and keeps the change. A new analyzer
+    /// (or user dictionary) rebuilds the keyword index at its next use, new HNSW settings
+    /// rebuild the graph; BM25's k1 and b and `ef_search` apply at once. Other open handles
+    /// keep their settings until they are opened again.
+    pub fn configure(&mut self, settings: SearchSettings) -> Result<()> {
+        settings.check()?;
+        // Opening reads the user dictionary, so a bad one is refused before anything changes.
+        let keyword = KeywordIndex::open(&self.dir, &settings.keyword)?;
+        let json = serde_json::to_string(&settings)
+            .map_err(|e| Error::InvalidInput(format!("search settings {settings:?}: {e}")))?;
+        let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
+        write
+            .tx
+            .execute(
+                "INSERT INTO search_settings (id, settings) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET settings = excluded.settings",
+                [json],
+            )
+            .at(&self.dir)?;
+        self.manifest.updated_at = write.commit().at(&self.dir)?;
+        self.manifest.search = settings;
+        // The generation moved, so both indexes catch up (and rebuild what the settings
+        // change) before their next use.
+        *self.keyword.get_mut() = Some(keyword);
+        Ok(())
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -198,18 +246,10 @@ impl Collection {
     ) -> Result<UpsertOutcome> {
         let rows = PreparedDocument::new(doc, chunks, vectors, self.manifest.dimension)?;
         let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
-        let removed = delete_rows(&write.tx, &doc.source).at(&self.dir)?;
-        let added = rows.insert(&write.tx, &write.now).at(&self.dir)?;
-        let (generation_before, now) = write.commit().at(&self.dir)?;
-        let vectors = rows.chunks.iter().map(|chunk| chunk.vector.as_slice());
-        let removed_ids = removed.as_deref().unwrap_or_default();
-        self.after_write(
-            generation_before,
-            now,
-            removed_ids,
-            added.into_iter().zip(vectors),
-        );
-        Ok(if removed.is_some() {
+        let replaced = delete_rows(&write.tx, &doc.source, write.generation()).at(&self.dir)?;
+        rows.insert(&write.tx, &write.now).at(&self.dir)?;
+        self.manifest.updated_at = write.commit().at(&self.dir)?;
+        Ok(if replaced {
             UpsertOutcome::Replaced
         } else {
             UpsertOutcome::Added
@@ -219,11 +259,10 @@ impl Collection {
     /// Removes a document and its chunks; false if there was no document from `source`.
     pub fn delete_document(&mut self, source: &str) -> Result<bool> {
         let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
-        let Some(removed) = delete_rows(&write.tx, source).at(&self.dir)? else {
+        if !delete_rows(&write.tx, source, write.generation()).at(&self.dir)? {
             return Ok(false);
-        };
-        let (generation_before, now) = write.commit().at(&self.dir)?;
-        self.after_write(generation_before, now, &removed, std::iter::empty());
+        }
+        self.manifest.updated_at = write.commit().at(&self.dir)?;
         Ok(true)
     }
 
@@ -262,10 +301,13 @@ impl Collection {
             )
             .at(&self.dir)?;
         let mut bytes_on_disk = 0;
-        for entry in fs::read_dir(&self.dir)? {
-            let metadata = entry?.metadata()?;
-            if metadata.is_file() {
-                bytes_on_disk += metadata.len();
+        for folder in [self.dir.clone(), self.dir.join(KEYWORD_FOLDER)] {
+            let Ok(entries) = fs::read_dir(&folder) else { continue };
+            for entry in entries {
+                let metadata = entry?.metadata()?;
+                if metadata.is_file() {
+                    bytes_on_disk += metadata.len();
+                }
             }
         }
         Ok(Stats {
@@ -277,43 +319,82 @@ impl Collection {
     }
 
     /// The `k` chunks whose vectors have the highest cosine similarity with `query`, best
-    /// first, equal scores by ascending chunk id. Exact: every vector is compared.
+    /// first, equal scores by ascending chunk id; only chunks that pass `filter`, when given.
+    /// Exact (every vector is compared) unless the collection's HNSW graph is in use (see
+    /// [`crate::AnnSettings`]).
     ///
     /// `Hit::metadata` is the document's metadata overlaid by the chunk's, plus `source`,
     /// `ordinal` and, when the document has one, `title`.
-    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+    pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
         let query = unit_vector(query, self.manifest.dimension, "the query vector")?;
         if k == 0 {
             return Ok(Vec::new());
         }
-        // One read transaction, so the generation check, the scan and the chunk rows all see
-        // the same state even while another process writes.
-        let tx = self.conn.unchecked_transaction().at(&self.dir)?;
-        let generation = read_generation(&tx).at(&self.dir)?;
+        let ann = &self.manifest.search.ann;
         let mut dense = self.dense.borrow_mut();
-        let matrix = match dense.take() {
-            Some(matrix) if matrix.generation == generation => dense.insert(matrix),
-            _ => dense.insert(load_dense(
-                &tx,
-                self.manifest.dimension,
-                generation,
-                &self.dir,
-            )?),
-        };
-        matrix
-            .top_k(&query, k)
-            .into_iter()
-            .map(|(chunk_id, score)| {
-                read_hit(&tx, chunk_id, score)
-                    .at(&self.dir)?
-                    .ok_or_else(|| {
-                        Error::Index(format!(
-                            "collection {}: chunk {chunk_id} has a vector but no row",
-                            self.dir.display()
-                        ))
-                    })
-            })
-            .collect()
+        for rebuild in [false, true] {
+            // One read transaction, so the generation, the scan and the chunk rows all see the
+            // same state even while another process writes.
+            let tx = self.conn.unchecked_transaction().at(&self.dir)?;
+            let generation = read_generation(&tx).at(&self.dir)?;
+            let index = match dense.take().filter(|_| !rebuild) {
+                Some(mut index) => {
+                    if index.generation != generation {
+                        index.sync(&tx, &self.dir, ann)?;
+                    }
+                    dense.insert(index)
+                }
+                None => dense.insert(DenseIndex::load(&tx, &self.dir, self.manifest.dimension, ann, rebuild)?),
+            };
+            let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
+            let ranked = index.search(&query, k, allowed.as_deref(), ann.ef_search);
+            if let Some(hits) = self.hits(&tx, ranked)? {
+                return Ok(hits);
+            }
+        }
+        Err(self.index_damaged("dense"))
+    }
+
+    /// The `k` chunks that best match the words of `query` by BM25 (see
+    /// [`crate::KeywordSettings`]), best first, equal scores by ascending chunk id; only chunks
+    /// that pass `filter`, when given. Any text is a valid query: it is cut into terms by the
+    /// collection's analyzer and every term counts (quotes, `AND`, colons are just text).
+    pub fn search_keyword(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut keyword = self.keyword()?;
+        let mut rebuilt = false;
+        // Another process may write between the checks; each round takes a fresh snapshot.
+        for _ in 0..4 {
+            let tx = self.conn.unchecked_transaction().at(&self.dir)?;
+            let generation = read_generation(&tx).at(&self.dir)?;
+            if keyword.generation != Some(generation) {
+                drop(tx);
+                keyword.catch_up(&self.conn, &self.dir, false)?;
+                continue;
+            }
+            let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
+            let ranked = keyword.search(query, k, &self.manifest.search.keyword, allowed.as_deref())?;
+            match self.hits(&tx, ranked)? {
+                Some(hits) => return Ok(hits),
+                None if !rebuilt => {
+                    drop(tx);
+                    keyword.catch_up(&self.conn, &self.dir, true)?;
+                    rebuilt = true;
+                }
+                None => break,
+            }
+        }
+        Err(self.index_damaged("keyword"))
+    }
+
+    fn index_damaged(&self, which: &str) -> Error {
+        Error::Index(format!(
+            "collection {}: its {which} index does not match its store even after a rebuild \
+             (is another process writing without pause?): search again",
+            self.dir.display()
+        ))
     }
 
     /// One chunk by id, as a hit with score 0, with the same metadata as a search hit.
@@ -321,26 +402,42 @@ impl Collection {
         read_hit(&self.conn, chunk_id, 0.0).at(&self.dir)
     }
 
-    /// Brings the in-memory matrix up to date with a committed write of this process.
-    fn after_write<'v>(
-        &mut self,
-        generation_before: i64,
-        now: String,
-        removed: &[i64],
-        added: impl Iterator<Item = (i64, &'v [f32])>,
-    ) {
-        self.manifest.updated_at = now;
-        let dense = self.dense.get_mut();
-        match dense {
-            Some(matrix) if matrix.generation == generation_before => {
-                matrix.remove(removed);
-                for (id, vector) in added {
-                    matrix.push(id, vector);
-                }
-                matrix.generation = generation_before + 1;
-            }
-            // Another process wrote since the matrix was loaded: the next search reloads it.
-            _ => *dense = None,
+    fn keyword(&self) -> Result<RefMut<'_, KeywordIndex>> {
+        let mut slot = self.keyword.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(KeywordIndex::open(&self.dir, &self.manifest.search.keyword)?);
+        }
+        RefMut::filter_map(slot, Option::as_mut)
+            .map_err(|_| Error::Index("the keyword index was not opened".into()))
+    }
+
+    /// The chunks that pass `filter`; the last filter's are kept until the next write.
+    fn allowed(&self, conn: &Connection, generation: i64, filter: &Filter) -> Result<Rc<ChunkSet>> {
+        let mut last = self.last_filter.borrow_mut();
+        if let Some((at, last_filter, chunks)) = last.as_ref()
+            && *at == generation
+            && last_filter == filter
+        {
+            return Ok(chunks.clone());
+        }
+        let chunks = Rc::new(matching_chunks(conn, &self.dir, filter)?);
+        *last = Some((generation, filter.clone(), chunks.clone()));
+        Ok(chunks)
+    }
+
+    /// The hits for ranked chunk ids; `None` if a chunk has no row, which means the index that
+    /// ranked it is out of step with the store (a writer that did not log its deletes).
+    fn hits(&self, conn: &Connection, ranked: Vec<(i64, f32)>) -> Result<Option<Vec<Hit>>> {
+        ranked.into_iter().map(|(chunk_id, score)| read_hit(conn, chunk_id, score).at(&self.dir)).collect()
+    }
+}
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        // Best effort: a graph that cannot be saved is rebuilt from the store next time, and
+        // drop has nobody to report to.
+        if let Some(dense) = self.dense.get_mut() {
+            let _ = dense.save(&self.dir);
         }
     }
 }
@@ -397,8 +494,8 @@ impl<'a> PreparedDocument<'a> {
         })
     }
 
-    /// Inserts the document and its chunks; returns the chunk ids, in order.
-    fn insert(&self, tx: &Transaction, now: &str) -> rusqlite::Result<Vec<i64>> {
+    /// Inserts the document and its chunks.
+    fn insert(&self, tx: &Transaction, now: &str) -> rusqlite::Result<()> {
         let doc = self.doc;
         tx.execute(
             "INSERT INTO documents (source, title, content_hash, metadata, ingested_at)
@@ -410,25 +507,12 @@ impl<'a> PreparedDocument<'a> {
             "INSERT INTO chunks (document_id, ordinal, text, metadata, vector)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        self.chunks
-            .iter()
-            .map(|prepared| {
-                let bytes: Vec<u8> = prepared
-                    .vector
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect();
-                let chunk = prepared.chunk;
-                insert.execute(params![
-                    document_id,
-                    chunk.ordinal,
-                    chunk.text,
-                    prepared.metadata,
-                    bytes
-                ])?;
-                Ok(tx.last_insert_rowid())
-            })
-            .collect()
+        for prepared in &self.chunks {
+            let bytes: Vec<u8> = prepared.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let chunk = prepared.chunk;
+            insert.execute(params![document_id, chunk.ordinal, chunk.text, prepared.metadata, bytes])?;
+        }
+        Ok(())
     }
 }
 
@@ -452,24 +536,25 @@ impl<'c> WriteTransaction<'c> {
         })
     }
 
-    /// Commits; returns the generation before the write and the time it was made.
-    fn commit(self) -> rusqlite::Result<(i64, String)> {
+    /// The generation this write makes.
+    fn generation(&self) -> i64 {
+        self.generation_before + 1
+    }
+
+    /// Commits; returns the time of the write.
+    fn commit(self) -> rusqlite::Result<String> {
         self.tx.execute(
             "UPDATE manifest SET generation = ?1, updated_at = ?2",
-            params![self.generation_before + 1, self.now],
+            params![self.generation(), self.now],
         )?;
         self.tx.commit()?;
-        Ok((self.generation_before, self.now))
+        Ok(self.now)
     }
 }
 
-fn read_generation(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT generation FROM manifest", [], |row| row.get(0))
-}
-
-/// Deletes the document from `source` and its chunks; returns the chunk ids, or None if there
-/// was no such document.
-fn delete_rows(tx: &Transaction, source: &str) -> rusqlite::Result<Option<Vec<i64>>> {
+/// Deletes the document from `source` and its chunks, logging them as deleted by the write
+/// that makes `generation`; false if there was no such document.
+fn delete_rows(tx: &Transaction, source: &str, generation: i64) -> rusqlite::Result<bool> {
     let Some(document_id): Option<i64> = tx
         .query_row(
             "SELECT id FROM documents WHERE source = ?1",
@@ -478,15 +563,16 @@ fn delete_rows(tx: &Transaction, source: &str) -> rusqlite::Result<Option<Vec<i6
         )
         .optional()?
     else {
-        return Ok(None);
+        return Ok(false);
     };
-    let chunk_ids = tx
-        .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")?
-        .query_map([document_id], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    tx.execute(
+        "INSERT INTO deleted_chunks (generation, chunk_id)
+         SELECT ?1, id FROM chunks WHERE document_id = ?2",
+        [generation, document_id],
+    )?;
     tx.execute("DELETE FROM chunks WHERE document_id = ?1", [document_id])?;
     tx.execute("DELETE FROM documents WHERE id = ?1", [document_id])?;
-    Ok(Some(chunk_ids))
+    Ok(true)
 }
 
 fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
@@ -514,6 +600,21 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
             dir.display()
         )));
     }
+    let has_settings: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'search_settings'",
+            [],
+            |row| row.get(0),
+        )
+        .at(dir)?;
+    let search: SearchSettings = if has_settings {
+        conn.query_row("SELECT settings FROM search_settings", [], |row| json_column(row, 0))
+            .optional()
+            .at(dir)?
+            .unwrap_or_default()
+    } else {
+        SearchSettings::default()
+    };
     let manifest = conn
         .query_row(
             "SELECT embedder, dimension, chunking, created_at, updated_at FROM manifest",
@@ -526,6 +627,7 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
                     chunking: json_column(row, 2)?,
                     created_at: row.get(3)?,
                     updated_at: row.get(4)?,
+                    search: search.clone(),
                 })
             },
         )
@@ -537,36 +639,6 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
         )));
     }
     Ok(manifest)
-}
-
-fn load_dense(
-    conn: &Connection,
-    dimension: usize,
-    generation: i64,
-    dir: &Path,
-) -> Result<DenseMatrix> {
-    let count: usize = conn
-        .query_row("SELECT count(*) FROM chunks", [], |row| row.get(0))
-        .at(dir)?;
-    let mut matrix = DenseMatrix::with_capacity(dimension, count, generation);
-    let mut query = conn.prepare("SELECT id, vector FROM chunks").at(dir)?;
-    let mut rows = query.query([]).at(dir)?;
-    while let Some(row) = rows.next().at(dir)? {
-        let id: i64 = row.get(0).at(dir)?;
-        let bytes = row
-            .get_ref(1)
-            .and_then(|value| Ok(value.as_blob()?))
-            .at(dir)?;
-        if !matrix.push_le_bytes(id, bytes) {
-            return Err(Error::Index(format!(
-                "collection {}: chunk {id} has a vector of {} bytes, not {dimension} f32s: \
-                 delete the directory and ingest again",
-                dir.display(),
-                bytes.len()
-            )));
-        }
-    }
-    Ok(matrix)
 }
 
 fn read_hit(conn: &Connection, chunk_id: i64, score: f32) -> rusqlite::Result<Option<Hit>> {

@@ -1,89 +1,405 @@
-//! The exact dense index: every vector of a collection in one contiguous matrix, scanned in full
-//! for each query. Exact search is the quality reference for any approximate index, and at
-//! 100k × 384 a scan takes a few milliseconds, so it is the default.
+//! The dense index: every vector of a collection in one contiguous table, searched exactly by
+//! scanning it, or through an HNSW graph over its rows for large collections.
+//!
+//! Rows are kept in ascending chunk id. That holds by construction: chunk ids are never reused
+//! and new chunks get ids above every earlier one, so the rows a sync appends always come after
+//! the rows already there. A removed chunk's row stays, marked dead, as a waypoint
+//! for the graph; the table is compacted (and the graph rebuilt) once dead rows are a fifth.
 
-use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
 
 use lore_core::{Error, Result};
+use rusqlite::Connection;
 
-/// Row `i` of `values` is the vector of chunk `ids[i]`. Rows are in no particular order.
-pub(crate) struct DenseMatrix {
+use crate::filter::ChunkSet;
+use crate::hnsw::Hnsw;
+use crate::settings::{AnnMode, AnnSettings};
+use crate::store::{AtCollection, read_generation};
+
+/// The graph and its rows, saved for the next process (the vectors too: a dead row's vector
+/// is gone from the store but still guides searches through the graph).
+pub(crate) const GRAPH_FILE: &str = "dense.hnsw";
+const GRAPH_MAGIC: &[u8; 8] = b"LOREHNSW";
+const GRAPH_VERSION: u32 = 1;
+
+/// Row `i` of `values` is the vector of chunk `ids[i]`; ids ascend.
+pub(crate) struct Vectors {
     dimension: usize,
     ids: Vec<i64>,
     values: Vec<f32>,
-    /// The collection generation this matrix reflects (see `Collection`).
-    pub generation: i64,
+    live: Vec<bool>,
+    dead: usize,
 }
 
-impl DenseMatrix {
-    pub fn with_capacity(dimension: usize, rows: usize, generation: i64) -> Self {
-        DenseMatrix {
-            dimension,
-            ids: Vec::with_capacity(rows),
-            values: Vec::with_capacity(rows * dimension),
-            generation,
+impl Vectors {
+    fn new(dimension: usize) -> Vectors {
+        Vectors { dimension, ids: Vec::new(), values: Vec::new(), live: Vec::new(), dead: 0 }
+    }
+
+    pub fn row(&self, row: usize) -> &[f32] {
+        &self.values[row * self.dimension..(row + 1) * self.dimension]
+    }
+
+    fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn live_rows(&self) -> usize {
+        self.ids.len() - self.dead
+    }
+
+    fn kill(&mut self, id: i64) {
+        if let Ok(row) = self.ids.binary_search(&id)
+            && self.live[row]
+        {
+            self.live[row] = false;
+            self.dead += 1;
         }
     }
 
-    pub fn push(&mut self, id: i64, vector: &[f32]) {
-        debug_assert_eq!(vector.len(), self.dimension);
+    fn reserve(&mut self, rows: usize) {
+        self.ids.reserve(rows);
+        self.values.reserve(rows * self.dimension);
+        self.live.reserve(rows);
+    }
+
+    fn push(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
+        debug_assert!(self.ids.last().is_none_or(|&last| last < id));
+        self.values.extend(vector);
         self.ids.push(id);
-        self.values.extend_from_slice(vector);
+        self.live.push(true);
+    }
+}
+
+pub(crate) struct DenseIndex {
+    vectors: Vectors,
+    graph: Option<Hnsw>,
+    /// The collection generation the index reflects (see `Collection`).
+    pub generation: i64,
+    /// Whether the graph changed since it was read from or written to its file.
+    unsaved: bool,
+}
+
+impl DenseIndex {
+    fn empty(dimension: usize) -> DenseIndex {
+        DenseIndex { vectors: Vectors::new(dimension), graph: None, generation: -1, unsaved: false }
     }
 
-    /// Appends a row stored as little-endian f32 bytes; false if it has the wrong length.
-    pub fn push_le_bytes(&mut self, id: i64, bytes: &[u8]) -> bool {
-        let (floats, rest) = bytes.as_chunks::<4>();
-        if floats.len() != self.dimension || !rest.is_empty() {
-            return false;
+    /// The index of the store as `conn` (inside a transaction) sees it: the saved graph brought
+    /// up to date, or the vectors read from the store (and a graph built if `ann` wants one);
+    /// `rebuild` ignores the saved graph (for one found to hold chunks the store does not).
+    pub fn load(conn: &Connection, dir: &Path, dimension: usize, ann: &AnnSettings, rebuild: bool) -> Result<DenseIndex> {
+        let saved = match ann.mode {
+            AnnMode::Off => None,
+            _ if rebuild => None,
+            _ => read_graph(&dir.join(GRAPH_FILE), dimension, ann).ok(),
+        };
+        let mut index = saved.unwrap_or_else(|| DenseIndex::empty(dimension));
+        index.sync(conn, dir, ann)?;
+        if index.unsaved {
+            index.save(dir)?;
         }
-        self.ids.push(id);
-        self.values
-            .extend(floats.iter().map(|b| f32::from_le_bytes(*b)));
-        true
+        Ok(index)
     }
 
-    pub fn remove(&mut self, ids: &[i64]) {
-        if ids.is_empty() {
-            return;
-        }
-        let doomed: HashSet<i64> = ids.iter().copied().collect();
-        let d = self.dimension;
-        let mut kept = 0;
-        for row in 0..self.ids.len() {
-            if doomed.contains(&self.ids[row]) {
-                continue;
+    /// Brings the rows (and graph) up to date with the store as `conn` sees it: drops the
+    /// chunks logged as deleted since the index's generation, adds those above its last id.
+    pub fn sync(&mut self, conn: &Connection, dir: &Path, ann: &AnnSettings) -> Result<()> {
+        let generation = read_generation(conn).at(dir)?;
+        if self.generation >= 0 {
+            let mut deleted = conn.prepare("SELECT chunk_id FROM deleted_chunks WHERE generation > ?1").at(dir)?;
+            let mut rows = deleted.query([self.generation]).at(dir)?;
+            while let Some(row) = rows.next().at(dir)? {
+                self.kill(row.get(0).at(dir)?);
             }
-            if kept != row {
-                self.ids[kept] = self.ids[row];
-                self.values.copy_within(row * d..(row + 1) * d, kept * d);
-            }
-            kept += 1;
         }
-        self.ids.truncate(kept);
-        self.values.truncate(kept * d);
+        let last = self.vectors.ids.last().copied().unwrap_or(0);
+        // Reserved up front: grown by doubling, a million rows of 384 floats would take 2 GB.
+        let new_rows: usize =
+            conn.query_row("SELECT count(*) FROM chunks WHERE id > ?1", [last], |row| row.get(0)).at(dir)?;
+        self.vectors.reserve(new_rows);
+        if let Some(graph) = &mut self.graph {
+            graph.reserve(new_rows);
+        }
+        let mut query = conn.prepare("SELECT id, vector FROM chunks WHERE id > ?1 ORDER BY id").at(dir)?;
+        let mut added = query.query([last]).at(dir)?;
+        while let Some(row) = added.next().at(dir)? {
+            let id: i64 = row.get(0).at(dir)?;
+            let bytes = row.get_ref(1).and_then(|value| Ok(value.as_blob()?)).at(dir)?;
+            let (floats, rest) = bytes.as_chunks::<4>();
+            if floats.len() != self.vectors.dimension || !rest.is_empty() {
+                return Err(Error::Index(format!(
+                    "collection {}: chunk {id} has a vector of {} bytes, not {} f32s: \
+                     delete the directory and ingest again",
+                    dir.display(),
+                    bytes.len(),
+                    self.vectors.dimension
+                )));
+            }
+            self.add(id, floats.iter().map(|b| f32::from_le_bytes(*b)));
+        }
+        self.generation = generation;
+        self.fit(ann);
+        Ok(())
     }
 
-    /// The `k` rows with the highest dot product with `query`, best first; equal scores are
-    /// ordered by ascending id so results are reproducible.
-    pub fn top_k(&self, query: &[f32], k: usize) -> Vec<(i64, f32)> {
-        if k == 0 || self.ids.is_empty() {
-            return Vec::new();
-        }
-        let mut scored: Vec<(i64, f32)> = self
-            .ids
-            .iter()
-            .zip(self.values.chunks_exact(self.dimension))
-            .map(|(&id, row)| (id, dot(row, query)))
-            .collect();
-        let better = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if k < scored.len() {
-            scored.select_nth_unstable_by(k - 1, better);
-            scored.truncate(k);
-        }
-        scored.sort_unstable_by(better);
-        scored
+    fn kill(&mut self, id: i64) {
+        let dead_before = self.vectors.dead;
+        self.vectors.kill(id);
+        self.unsaved |= self.graph.is_some() && self.vectors.dead != dead_before;
     }
+
+    /// Appends a row (ids come in ascending order: see `sync`).
+    fn add(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
+        self.vectors.push(id, vector);
+        if let Some(graph) = &mut self.graph {
+            let row = self.vectors.rows() - 1;
+            graph.insert(&self.vectors, row as u32, id);
+            self.unsaved = true;
+        }
+    }
+
+    /// Builds, rebuilds or drops the graph as `ann` and the row counts say.
+    fn fit(&mut self, ann: &AnnSettings) {
+        let live = self.vectors.live_rows();
+        let wanted = match ann.mode {
+            AnnMode::Off => false,
+            AnnMode::On => true,
+            AnnMode::Auto => live >= ann.min_vectors,
+        };
+        let stale = self.graph.as_ref().is_some_and(|g| g.m != ann.m || g.ef_construction != ann.ef_construction);
+        if !wanted || stale {
+            self.graph = None;
+        }
+        if self.vectors.dead * 5 > self.vectors.rows() {
+            self.compact();
+        }
+        if wanted && self.graph.is_none() {
+            let mut graph = Hnsw::new(ann.m, ann.ef_construction);
+            graph.reserve(self.vectors.rows());
+            for (row, &id) in self.vectors.ids.iter().enumerate() {
+                graph.insert(&self.vectors, row as u32, id);
+            }
+            self.graph = Some(graph);
+            self.unsaved = true;
+        }
+    }
+
+    /// Drops the dead rows, and the graph with them (its nodes are row numbers).
+    fn compact(&mut self) {
+        let vectors = &mut self.vectors;
+        let mut kept = Vectors::new(vectors.dimension);
+        for row in (0..vectors.rows()).filter(|&row| vectors.live[row]) {
+            kept.push(vectors.ids[row], vectors.row(row).iter().copied());
+        }
+        *vectors = kept;
+        self.graph = None;
+    }
+
+    /// The `k` best chunks for `query` among those `allowed` (all when `None`): (chunk id,
+    /// cosine similarity), best first, equal scores by ascending chunk id. Exact without a
+    /// graph, and with one when the filter passes under a tenth of the chunks (the graph would
+    /// have to be walked far to find enough of them) or the graph finds fewer than k.
+    pub fn search(&self, query: &[f32], k: usize, allowed: Option<&ChunkSet>, ef_search: usize) -> Vec<(i64, f32)> {
+        let vectors = &self.vectors;
+        let accept = |row: usize| vectors.live[row] && allowed.is_none_or(|a| a.contains(vectors.ids[row]));
+        let accepted = match allowed {
+            Some(_) => (0..vectors.rows()).filter(|&row| accept(row)).count(),
+            None => vectors.live_rows(),
+        };
+        if let Some(graph) = &self.graph
+            && k < accepted
+            && accepted * 10 >= vectors.live_rows()
+        {
+            let found = graph.search(vectors, query, ef_search.max(k), |node| accept(node as usize));
+            if found.len() >= k {
+                return found.into_iter().take(k).map(|(node, score)| (vectors.ids[node as usize], score)).collect();
+            }
+        }
+        let scored = (0..vectors.rows()).filter(|&row| accept(row)).map(|row| (vectors.ids[row], dot(vectors.row(row), query)));
+        best_k(scored.collect(), k)
+    }
+
+    /// Writes the graph file if the graph changed since it was read or written. Atomic: a new
+    /// file is written, flushed to disk, then renamed over the old one.
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        let Some(graph) = self.graph.as_ref().filter(|_| self.unsaved) else {
+            return Ok(());
+        };
+        let path = dir.join(GRAPH_FILE);
+        let temporary = dir.join(format!("{GRAPH_FILE}.{}.tmp", std::process::id()));
+        let written = write_graph(&temporary, &self.vectors, graph, self.generation)
+            .and_then(|()| fs::rename(&temporary, &path));
+        if let Err(e) = written {
+            // Nothing is lost: the graph is rebuilt from the store when its file is missing.
+            let _ = fs::remove_file(&temporary);
+            return Err(Error::Io(io::Error::new(e.kind(), format!("cannot save {}: {e}", path.display()))));
+        }
+        self.unsaved = false;
+        Ok(())
+    }
+}
+
+/// The `k` best of `scored` (chunk id, score): best first, equal scores by ascending id.
+pub(crate) fn best_k(mut scored: Vec<(i64, f32)>, k: usize) -> Vec<(i64, f32)> {
+    let better = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < scored.len() {
+        scored.select_nth_unstable_by(k - 1, better);
+        scored.truncate(k);
+    }
+    scored.sort_unstable_by(better);
+    scored
+}
+
+/// A writer that hashes what goes through it, so the reader can tell a damaged file.
+struct Hashing<T> {
+    inner: T,
+    hash: u64,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Hashing { inner, hash: 0xcbf2_9ce4_8422_2325 }
+    }
+
+    // FNV-1a over the bytes: about 1 GB/s, a small part of the file's write or read time.
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl<W: Write> Hashing<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.feed(bytes);
+        self.inner.write_all(bytes)
+    }
+}
+
+impl<R: Read> Hashing<R> {
+    fn take<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        self.inner.read_exact(&mut bytes)?;
+        self.feed(&bytes);
+        Ok(bytes)
+    }
+
+    fn u32(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+
+    /// `count` values of `N` bytes each, refusing counts the file cannot hold.
+    fn many<const N: usize, V>(&mut self, count: u64, limit: u64, decode: fn([u8; N]) -> V) -> io::Result<Vec<V>> {
+        if count > limit {
+            return Err(damaged("a count larger than the file"));
+        }
+        let mut values = Vec::with_capacity(count as usize);
+        let mut buffer = vec![0u8; (64 * 1024 / N).max(1) * N];
+        let mut left = count as usize * N;
+        while left > 0 {
+            let size = left.min(buffer.len());
+            let part = &mut buffer[..size];
+            self.inner.read_exact(part)?;
+            self.feed(part);
+            values.extend(part.as_chunks::<N>().0.iter().map(|b| decode(*b)));
+            left -= part.len();
+        }
+        Ok(values)
+    }
+}
+
+fn damaged(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("damaged graph file: {what}"))
+}
+
+fn write_graph(path: &Path, vectors: &Vectors, graph: &Hnsw, generation: i64) -> io::Result<()> {
+    let file = File::create(path)?;
+    let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, file));
+    out.put(GRAPH_MAGIC)?;
+    for n in [GRAPH_VERSION, vectors.dimension as u32, graph.m as u32, graph.ef_construction as u32] {
+        out.put(&n.to_le_bytes())?;
+    }
+    out.put(&generation.to_le_bytes())?;
+    out.put(&(vectors.rows() as u64).to_le_bytes())?;
+    out.put(&graph.entry.map_or(u64::MAX, u64::from).to_le_bytes())?;
+    for id in &vectors.ids {
+        out.put(&id.to_le_bytes())?;
+    }
+    out.put(&vectors.live.iter().map(|&live| u8::from(live)).collect::<Vec<u8>>())?;
+    out.put(&graph.levels)?;
+    out.put(&graph.bottom_len)?;
+    for link in &graph.bottom {
+        out.put(&link.to_le_bytes())?;
+    }
+    for links in graph.upper.iter().flatten() {
+        out.put(&(links.len() as u32).to_le_bytes())?;
+        for link in links {
+            out.put(&link.to_le_bytes())?;
+        }
+    }
+    for value in &vectors.values {
+        out.put(&value.to_le_bytes())?;
+    }
+    let hash = out.hash;
+    let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
+    file.write_all(&hash.to_le_bytes())?;
+    file.sync_all()
+}
+
+/// The index saved in `path`, if it was saved with these settings and is undamaged.
+fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<DenseIndex> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut input = Hashing::new(BufReader::with_capacity(1 << 20, file));
+    if &input.take::<8>()? != GRAPH_MAGIC || input.u32()? != GRAPH_VERSION {
+        return Err(damaged("not a Lore graph of this version"));
+    }
+    let (file_dimension, m, ef_construction) = (input.u32()?, input.u32()?, input.u32()?);
+    if (file_dimension as usize, m as usize, ef_construction as usize) != (dimension, ann.m, ann.ef_construction) {
+        return Err(damaged("built with other settings"));
+    }
+    let generation = i64::from_le_bytes(input.take()?);
+    let rows = input.u64()?;
+    let entry = input.u64()?;
+    let ids = input.many(rows, size / 8, i64::from_le_bytes)?;
+    let live: Vec<bool> = input.many(rows, size, |[b]| b == 1)?;
+    let levels = input.many(rows, size, |[b]| b)?;
+    let bottom_len = input.many(rows, size, |[b]| b)?;
+    let bottom = input.many(rows * 2 * u64::from(m), size / 4, u32::from_le_bytes)?;
+    let mut upper = Vec::with_capacity(levels.len());
+    for &level in &levels {
+        let mut layers = Vec::with_capacity(usize::from(level));
+        for _ in 0..level {
+            let count = input.u32()?;
+            layers.push(input.many(u64::from(count), 2 * u64::from(m), u32::from_le_bytes)?);
+        }
+        upper.push(layers);
+    }
+    let values = input.many(rows * u64::from(file_dimension), size / 4, f32::from_le_bytes)?;
+    let expected = input.hash;
+    if u64::from_le_bytes(input.take()?) != expected {
+        return Err(damaged("checksum mismatch"));
+    }
+    let entry = (entry != u64::MAX).then_some(entry as u32);
+    let graph = Hnsw::from_parts(m as usize, ef_construction as usize, levels, bottom, bottom_len, upper, entry)
+        .ok_or_else(|| damaged("inconsistent links"))?;
+    let ascending = ids.windows(2).all(|pair| pair[0] < pair[1]);
+    if !ascending || values.iter().any(|v| !v.is_finite()) {
+        return Err(damaged("rows out of order"));
+    }
+    let dead = live.iter().filter(|&&live| !live).count();
+    let vectors = Vectors { dimension, ids, values, live, dead };
+    Ok(DenseIndex { vectors, graph: Some(graph), generation, unsaved: false })
 }
 
 /// Dot product with independent accumulators, so that LLVM keeps them in vector registers
@@ -118,18 +434,11 @@ pub(crate) fn unit_vector(vector: &[f32], dimension: usize, what: &str) -> Resul
         )));
     }
     // f64 so that large components cannot overflow the sum of squares.
-    let norm = vector
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
+    let norm = vector.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     if norm == 0.0 {
         return Err(Error::InvalidInput(format!(
             "{what} is all zeros: it has no direction, so nothing can be compared with it"
         )));
     }
-    Ok(vector
-        .iter()
-        .map(|&x| (f64::from(x) / norm) as f32)
-        .collect())
+    Ok(vector.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
 }

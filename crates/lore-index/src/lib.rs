@@ -19,19 +19,25 @@
 //! let vectors = [vec![1.0, 0.0, 0.0], vec![0.0, 2.0, 0.0]];
 //! assert_eq!(collection.upsert(&doc, &chunks, &vectors)?, UpsertOutcome::Added);
 //!
-//! let hits = collection.search(&[0.1, 0.9, 0.0], 1)?;
+//! let hits = collection.search(&[0.1, 0.9, 0.0], 1, None)?;
 //! assert_eq!(hits[0].text, "SQLite is small.");
 //! assert_eq!(hits[0].metadata["ordinal"], 1);
 //!
 //! // Everything is on disk: another process (or a later run) sees the same collection.
 //! let reopened = Collection::open(dir.path())?;
 //! assert_eq!(reopened.document_hash("notes.md")?, Some(doc.content_hash.clone()));
-//! assert_eq!(reopened.search(&[0.1, 0.9, 0.0], 1)?[0].chunk_id, hits[0].chunk_id);
+//! assert_eq!(reopened.search(&[0.1, 0.9, 0.0], 1, None)?[0].chunk_id, hits[0].chunk_id);
 //! # Ok::<(), lore_core::Error>(())
 //! ```
 
 mod collection;
 mod dense;
+mod filter;
+mod hnsw;
+mod keyword;
+mod settings;
 mod store;
 
 pub use collection::{Collection, DocumentInfo, Manifest, Stats, UpsertOutcome};
+pub use keyword::ENGLISH_STOP_WORDS;
+pub use settings::{Analyzer, AnnMode, AnnSettings, KeywordSettings, SearchSettings};

@@ -194,7 +194,7 @@ fn search_is_exact_top_k() {
         let mut oracle: Vec<f64> = corpus.iter().map(|(_, v)| dot(v, &query)).collect();
         oracle.sort_by(|a, b| b.total_cmp(a));
         for k in [1, 5, 17, 300, 500] {
-            let hits = collection.search(&query, k).unwrap();
+            let hits = collection.search(&query, k, None).unwrap();
             assert_eq!(hits.len(), k.min(corpus.len()));
             // Each hit is labelled with its own vector's score, the scores are the oracle's
             // top k in order, and no chunk comes twice: the result is the exact top k.
@@ -234,7 +234,7 @@ fn equal_scores_are_ordered_by_chunk_id() {
         &[same.clone(), same.clone(), vec![0.0, 0.8, 0.6]],
     );
     for k in [1, 2, 3, 4] {
-        let hits = collection.search(&same, k).unwrap();
+        let hits = collection.search(&same, k, None).unwrap();
         let ids: Vec<i64> = hits.iter().map(|hit| hit.chunk_id).collect();
         let mut sorted = ids.clone();
         sorted.sort();
@@ -249,10 +249,10 @@ fn equal_scores_are_ordered_by_chunk_id() {
 fn nothing_is_found_for_k_zero_or_in_an_empty_collection() {
     let dir = tempfile::tempdir().unwrap();
     let mut collection = create(dir.path(), 3);
-    assert!(collection.search(&[1.0, 0.0, 0.0], 5).unwrap().is_empty());
+    assert!(collection.search(&[1.0, 0.0, 0.0], 5, None).unwrap().is_empty());
     add(&mut collection, "a", &[vec![1.0, 0.0, 0.0]]);
-    assert!(collection.search(&[1.0, 0.0, 0.0], 0).unwrap().is_empty());
-    assert_eq!(collection.search(&[1.0, 0.0, 0.0], 5).unwrap().len(), 1);
+    assert!(collection.search(&[1.0, 0.0, 0.0], 0, None).unwrap().is_empty());
+    assert_eq!(collection.search(&[1.0, 0.0, 0.0], 5, None).unwrap().len(), 1);
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn replacing_a_document_drops_its_old_chunks() {
     ];
     add(&mut collection, "doc", &old);
     let old_ids: Vec<i64> = collection
-        .search(&old[0], 10)
+        .search(&old[0], 10, None)
         .unwrap()
         .iter()
         .map(|hit| hit.chunk_id)
@@ -286,11 +286,11 @@ fn replacing_a_document_drops_its_old_chunks() {
     // from the store: both must show only the new chunks.
     let reopened = Collection::open(dir.path()).unwrap();
     for view in [&collection, &reopened] {
-        let hits = view.search(&[1.0, 0.0, 0.0], 10).unwrap();
+        let hits = view.search(&[1.0, 0.0, 0.0], 10, None).unwrap();
         let mut found = texts(&hits);
         found.sort();
         assert_eq!(found, ["new #0", "new #1", "other #0"]);
-        assert_eq!(view.search(&[0.0, 1.0, 0.0], 1).unwrap()[0].text, "new #0");
+        assert_eq!(view.search(&[0.0, 1.0, 0.0], 1, None).unwrap()[0].text, "new #0");
         assert_eq!(
             view.document_hash("doc").unwrap(),
             Some(new_doc.content_hash.clone())
@@ -322,13 +322,13 @@ fn deleting_a_document_removes_it_everywhere() {
         "drop",
         &[vec![0.9, 0.1, 0.0], vec![0.0, 1.0, 0.0]],
     );
-    assert_eq!(collection.search(&[1.0, 0.0, 0.0], 10).unwrap().len(), 3);
+    assert_eq!(collection.search(&[1.0, 0.0, 0.0], 10, None).unwrap().len(), 3);
 
     assert!(collection.delete_document("drop").unwrap());
     assert!(!collection.delete_document("drop").unwrap());
     assert!(!collection.delete_document("never-there").unwrap());
 
-    let hits = collection.search(&[1.0, 0.0, 0.0], 10).unwrap();
+    let hits = collection.search(&[1.0, 0.0, 0.0], 10, None).unwrap();
     assert_eq!(texts(&hits), ["keep #0"]);
     assert_eq!(collection.document_hash("drop").unwrap(), None);
     let sources: Vec<String> = collection
@@ -340,7 +340,7 @@ fn deleting_a_document_removes_it_everywhere() {
     assert_eq!(sources, ["keep"]);
     let reopened = Collection::open(dir.path()).unwrap();
     assert_eq!(
-        texts(&reopened.search(&[0.0, 1.0, 0.0], 10).unwrap()),
+        texts(&reopened.search(&[0.0, 1.0, 0.0], 10, None).unwrap()),
         ["keep #0"]
     );
 }
@@ -373,10 +373,10 @@ fn invalid_vectors_are_refused_and_change_nothing() {
     assert_eq!(collection.stats().unwrap().documents, 0);
 
     add(&mut collection, "a", &[vec![1.0, 0.0, 0.0]]);
-    assert!(error_text(collection.search(&[1.0, 0.0], 1)).contains("2 dimensions"));
-    assert!(error_text(collection.search(&[f32::NAN, 0.0, 0.0], 1)).contains("NaN"));
+    assert!(error_text(collection.search(&[1.0, 0.0], 1, None)).contains("2 dimensions"));
+    assert!(error_text(collection.search(&[f32::NAN, 0.0, 0.0], 1, None)).contains("NaN"));
     // The dimension is checked even when nothing would be returned.
-    assert!(collection.search(&[1.0; 4], 0).is_err());
+    assert!(collection.search(&[1.0; 4], 0, None).is_err());
 }
 
 #[test]
@@ -384,9 +384,9 @@ fn vectors_are_scaled_to_unit_length() {
     let dir = tempfile::tempdir().unwrap();
     let mut collection = create(dir.path(), 2);
     add(&mut collection, "a", &[vec![3.0, 4.0]]);
-    let hit = &collection.search(&[30.0, 40.0], 1).unwrap()[0];
+    let hit = &collection.search(&[30.0, 40.0], 1, None).unwrap()[0];
     assert!((hit.score - 1.0).abs() < 1e-6, "{}", hit.score);
-    let hit = &collection.search(&[1.0, 0.0], 1).unwrap()[0];
+    let hit = &collection.search(&[1.0, 0.0], 1, None).unwrap()[0];
     assert!((hit.score - 0.6).abs() < 1e-6, "{}", hit.score);
 }
 
@@ -407,7 +407,7 @@ fn hits_carry_document_and_chunk_metadata() {
         .upsert(&doc, &parts, &[vec![1.0, 0.0], vec![0.0, 1.0]])
         .unwrap();
 
-    let hit = collection.search(&[0.0, 1.0], 1).unwrap().remove(0);
+    let hit = collection.search(&[0.0, 1.0], 1, None).unwrap().remove(0);
     assert_eq!(
         (hit.source.as_str(), hit.text.as_str()),
         ("guide.md", "Details")
@@ -449,13 +449,13 @@ fn reopening_finds_the_same_vectors() {
         }
         queries
             .iter()
-            .map(|q| collection.search(q, 10).unwrap())
+            .map(|q| collection.search(q, 10, None).unwrap())
             .collect()
     };
     let reopened = Collection::open(dir.path()).unwrap();
     let after: Vec<Vec<Hit>> = queries
         .iter()
-        .map(|q| reopened.search(q, 10).unwrap())
+        .map(|q| reopened.search(q, 10, None).unwrap())
         .collect();
     assert_eq!(after, before);
     assert_eq!(reopened.stats().unwrap().chunks, 48);
@@ -468,26 +468,26 @@ fn writes_through_another_handle_are_seen_by_a_loaded_one() {
     add(&mut writer, "first", &[vec![1.0, 0.0]]);
     // A second handle has its own connection and matrix, as another process would.
     let reader = Collection::open(dir.path()).unwrap();
-    assert_eq!(texts(&reader.search(&[0.0, 1.0], 5).unwrap()), ["first #0"]);
+    assert_eq!(texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()), ["first #0"]);
 
     add(&mut writer, "second", &[vec![0.0, 1.0]]);
     assert_eq!(
-        texts(&reader.search(&[0.0, 1.0], 5).unwrap()),
+        texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()),
         ["second #0", "first #0"]
     );
     writer.delete_document("first").unwrap();
     assert_eq!(
-        texts(&reader.search(&[0.0, 1.0], 5).unwrap()),
+        texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()),
         ["second #0"]
     );
     // And the writer's own matrix, loaded now, stays in step with its later writes.
     assert_eq!(
-        texts(&writer.search(&[0.0, 1.0], 5).unwrap()),
+        texts(&writer.search(&[0.0, 1.0], 5, None).unwrap()),
         ["second #0"]
     );
     add(&mut writer, "third", &[vec![0.6, 0.8]]);
     assert_eq!(
-        texts(&writer.search(&[0.0, 1.0], 5).unwrap()),
+        texts(&writer.search(&[0.0, 1.0], 5, None).unwrap()),
         ["second #0", "third #0"]
     );
 }
@@ -505,7 +505,7 @@ fn concurrent_writers_queue_instead_of_failing() {
                 for d in 0..20 {
                     let vectors: Vec<Vec<f32>> = (0..5).map(|_| rng.unit_vector(8)).collect();
                     add(&mut collection, &format!("writer{w}/doc{d}"), &vectors);
-                    collection.search(&vectors[0], 3).unwrap();
+                    collection.search(&vectors[0], 3, None).unwrap();
                 }
             })
         })
@@ -593,7 +593,7 @@ fn a_killed_transaction_leaves_the_previous_state() {
         }
         let results: Vec<Vec<Hit>> = queries
             .iter()
-            .map(|q| collection.search(q, 30).unwrap())
+            .map(|q| collection.search(q, 30, None).unwrap())
             .collect();
         (collection.documents().unwrap(), results)
     };
@@ -614,7 +614,7 @@ fn a_killed_transaction_leaves_the_previous_state() {
     assert_eq!(collection.documents().unwrap(), documents);
     let after: Vec<Vec<Hit>> = queries
         .iter()
-        .map(|q| collection.search(q, 30).unwrap())
+        .map(|q| collection.search(q, 30, None).unwrap())
         .collect();
     assert_eq!(after, results);
     // The dead process's lock is gone: the collection takes writes again.
@@ -686,7 +686,7 @@ fn assert_every_document_whole(dir: &Path, documents: usize) {
     }
     assert!(newest > 0, "the child was killed before it wrote anything");
     let everything = collection
-        .search(&XorShift(3).unit_vector(64), usize::MAX)
+        .search(&XorShift(3).unit_vector(64), usize::MAX, None)
         .unwrap();
     let mut found: Vec<String> = everything.into_iter().map(|hit| hit.text).collect();
     found.sort();

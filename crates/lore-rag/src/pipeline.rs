@@ -38,7 +38,7 @@ impl<'a> Pipeline<'a> {
         let vector = self.embedder.embed(&[query], EmbedKind::Query)?.remove(0);
         let embed_ms = ms(started);
         let started = Instant::now();
-        let mut hits = self.collection.search(&vector, self.config.top_k)?;
+        let mut hits = self.collection.search(&vector, self.config.top_k, None)?;
         hits.retain(|h| h.score >= self.config.min_score);
         Ok(Retrieval { hits, embed_ms, search_ms: ms(started) })
     }

@@ -101,7 +101,7 @@ fn refusals_are_recognised_despite_punctuation_and_spacing() {
 #[test]
 fn the_prompt_follows_the_question_language_and_numbers_the_sources() {
     let (_dir, collection) = collection_with(vec![doc("a.txt", "alpha beta"), doc("b.txt", "gamma delta")]);
-    let hits = collection.search(&WordHash.embed(&["alpha"], EmbedKind::Query).unwrap()[0], 2).unwrap();
+    let hits = collection.search(&WordHash.embed(&["alpha"], EmbedKind::Query).unwrap()[0], 2, None).unwrap();
     let en = grounded_prompt("What is alpha?", &hits);
     assert!(en[0].content.contains(REFUSAL_EN));
     assert!(en[1].content.contains("[1] (a.txt) alpha beta") && en[1].content.contains("[2] (b.txt)"));

@@ -1,0 +1,439 @@
+//! Measures keyword and dense search on SciFact (BEIR) and on a million synthetic vectors.
+//!
+//! ```text
+//! cargo run --release -p lore-index --example search_bench -- bm25 [DATASET_DIR]
+//! cargo run --release -p lore-index --example search_bench -- hnsw [DATASET_DIR]
+//! cargo run --release -p lore-index --example search_bench -- hnsw-synthetic [DATASET_DIR] [VECTORS] [EF_CONSTRUCTION]
+//! ```
+//! DATASET_DIR defaults to `../shared/datasets/scifact` (BEIR layout). `bm25`: ingest time,
+//! single-thread queries/s of `search_keyword`, nDCG@10 over the test queries for several k1/b,
+//! and the same index searched by tantivy's own BM25 (k1 = 1.2, b = 0.75, block-max WAND).
+//! `hnsw`: recall@10 of the graph against exact search, build time, latency and memory on the
+//! SciFact documents as vectors. `hnsw-synthetic`: the same on VECTORS (default 1,000,000)
+//! noisy copies of those vectors.
+//!
+//! The vectors come from text statistics, not a neural model: each document's TF-IDF weights
+//! (log(1 + tf) · idf over lower-cased alphanumeric words) projected to 384 dimensions by a
+//! fixed Gaussian random matrix (one pseudo-random vector per word, seeded by the word), then
+//! scaled to unit length. Similar texts get similar vectors, and the vectors cluster as real
+//! embeddings of a corpus do, which uniform random vectors do not.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use lore_core::{Chunk, ChunkConfig, Document, Hit, Metadata, Result, Section};
+use lore_index::{AnnMode, Collection, KeywordSettings, SearchSettings, ENGLISH_STOP_WORDS};
+use serde_json::Value;
+
+const DIMENSION: usize = 384;
+
+struct Beir {
+    /// (id, title + text)
+    corpus: Vec<(String, String)>,
+    /// test queries: (id, text)
+    queries: Vec<(String, String)>,
+    /// query id -> relevant document ids
+    qrels: HashMap<String, HashSet<String>>,
+}
+
+fn read_beir(dir: &Path) -> Result<Beir> {
+    let lines = |name: &str| -> Result<Vec<Value>> {
+        fs::read_to_string(dir.join(name))?
+            .lines()
+            .map(|line| serde_json::from_str(line).map_err(|e| lore_core::Error::InvalidInput(e.to_string())))
+            .collect()
+    };
+    let field = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let corpus = lines("corpus.jsonl")?
+        .iter()
+        .map(|v| (field(v, "_id"), format!("{}\n{}", field(v, "title"), field(v, "text"))))
+        .collect();
+    let mut qrels: HashMap<String, HashSet<String>> = HashMap::new();
+    for line in fs::read_to_string(dir.join("qrels/test.tsv"))?.lines().skip(1) {
+        let parts: Vec<&str> = line.split('\t').collect();
+        if parts.len() == 3 && parts[2].trim() != "0" {
+            qrels.entry(parts[0].into()).or_default().insert(parts[1].into());
+        }
+    }
+    let queries = lines("queries.jsonl")?
+        .iter()
+        .map(|v| (field(v, "_id"), field(v, "text")))
+        .filter(|(id, _)| qrels.contains_key(id))
+        .collect();
+    Ok(Beir { corpus, queries, qrels })
+}
+
+/// nDCG@10 with binary relevance, averaged over the queries.
+fn ndcg_at_10(beir: &Beir, ranked: &[Vec<String>]) -> f64 {
+    let mut total = 0.0;
+    for ((id, _), ranking) in beir.queries.iter().zip(ranked) {
+        let relevant = &beir.qrels[id];
+        let dcg: f64 = ranking
+            .iter()
+            .take(10)
+            .enumerate()
+            .filter(|(_, doc)| relevant.contains(*doc))
+            .map(|(i, _)| 1.0 / (i as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..relevant.len().min(10)).map(|i| 1.0 / (i as f64 + 2.0).log2()).sum();
+        total += dcg / ideal;
+    }
+    total / beir.queries.len() as f64
+}
+
+fn sources(hits: &[Hit]) -> Vec<String> {
+    hits.iter().map(|hit| hit.source.clone()).collect()
+}
+
+fn one_chunk(text: &str) -> Vec<Chunk> {
+    vec![Chunk { text: text.to_string(), ordinal: 0, metadata: Metadata::new() }]
+}
+
+fn rss_mb() -> (f64, f64) {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
+
+/// Runs `run` over all queries until at least two seconds passed; returns queries per second.
+fn throughput(queries: usize, mut run: impl FnMut(usize)) -> f64 {
+    let started = Instant::now();
+    let mut done = 0;
+    while started.elapsed().as_secs_f64() < 2.0 {
+        for q in 0..queries {
+            run(q);
+        }
+        done += queries;
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+fn bm25(dataset: &Path) -> Result<()> {
+    let beir = read_beir(dataset)?;
+    let dir = tempfile::tempdir()?;
+    let mut collection = Collection::create(dir.path(), "none", 1, ChunkConfig::Whole)?;
+    let settings = SearchSettings {
+        keyword: KeywordSettings { analyzer: lore_index::Analyzer::English, ..KeywordSettings::default() },
+        ..SearchSettings::default()
+    };
+    collection.configure(settings.clone())?;
+    let started = Instant::now();
+    for (id, text) in &beir.corpus {
+        let doc = Document::new(id.clone(), vec![Section::new(vec![], text.clone())]);
+        collection.upsert(&doc, &one_chunk(text), &[vec![1.0]])?;
+    }
+    println!(
+        "ingest {} documents, one write each: {:.1} s ({:.1} ms/document)",
+        beir.corpus.len(),
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1e3 / beir.corpus.len() as f64
+    );
+    println!("on disk: {:.1} MB", collection.stats()?.bytes_on_disk as f64 / 1e6);
+    let search_all = |collection: &Collection| -> Result<Vec<Vec<String>>> {
+        beir.queries.iter().map(|(_, q)| Ok(sources(&collection.search_keyword(q, 10, None)?))).collect()
+    };
+    // A reopened handle: its first search loads the index, as a new process would.
+    drop(collection);
+    let mut collection = Collection::open(dir.path())?;
+    let started = Instant::now();
+    collection.search_keyword("warm up", 10, None)?;
+    println!("first search after opening: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+    let qps = throughput(beir.queries.len(), |q| {
+        collection.search_keyword(&beir.queries[q].1, 10, None).map(drop).unwrap_or_else(|e| panic!("{e}"));
+    });
+    println!("search_keyword top-10, one thread: {qps:.0} queries/s ({:.1} us/query)", 1e6 / qps);
+    for (k1, b) in [(1.2, 0.75), (0.9, 0.4), (1.5, 0.75), (1.2, 0.5), (1.0, 0.6), (2.0, 0.75)] {
+        collection.configure(SearchSettings {
+            keyword: KeywordSettings { k1, b, ..settings.keyword.clone() },
+            ..settings.clone()
+        })?;
+        println!("k1 = {k1}, b = {b}: nDCG@10 = {:.4}", ndcg_at_10(&beir, &search_all(&collection)?));
+    }
+    collection.configure(SearchSettings {
+        keyword: KeywordSettings { analyzer: lore_index::Analyzer::Mixed, ..settings.keyword.clone() },
+        ..settings.clone()
+    })?;
+    let started = Instant::now();
+    let ranked = search_all(&collection)?;
+    println!(
+        "mixed analyzer (k1 1.2, b 0.75; includes the rebuild {:.1} s): nDCG@10 = {:.4}",
+        started.elapsed().as_secs_f64(),
+        ndcg_at_10(&beir, &ranked)
+    );
+    character_bm25(&beir)?;
+    tantivy_bm25(&beir)
+}
+
+/// Chinese analysed one character per term (the `english` analyzer over text with a space
+/// around every CJK character), against which the `mixed` analyzer's word segmentation is
+/// measured. On English text it is the `english` analyzer.
+fn character_bm25(beir: &Beir) -> Result<()> {
+    let spaced = |text: &str| -> String {
+        text.chars().flat_map(|c| if lore_core::is_cjk(c) { vec![' ', c, ' '] } else { vec![c] }).collect()
+    };
+    let dir = tempfile::tempdir()?;
+    let mut collection = Collection::create(dir.path(), "none", 1, ChunkConfig::Whole)?;
+    let mut settings = SearchSettings::default();
+    settings.keyword.analyzer = lore_index::Analyzer::English;
+    collection.configure(settings)?;
+    for (id, text) in &beir.corpus {
+        let text = spaced(text);
+        let doc = Document::new(id.clone(), vec![Section::new(vec![], text.clone())]);
+        collection.upsert(&doc, &one_chunk(&text), &[vec![1.0]])?;
+    }
+    let ranked = beir
+        .queries
+        .iter()
+        .map(|(_, q)| Ok(sources(&collection.search_keyword(&spaced(q), 10, None)?)))
+        .collect::<Result<Vec<_>>>()?;
+    println!("one term per CJK character (k1 1.2, b 0.75): nDCG@10 = {:.4}", ndcg_at_10(beir, &ranked));
+    Ok(())
+}
+
+/// The same corpus in a plain tantivy index with the same analysis, searched by tantivy's
+/// own BM25: the speed Lore's scorer gives up for configurable k1 and b.
+fn tantivy_bm25(beir: &Beir) -> Result<()> {
+    use tantivy::collector::TopDocs;
+    use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+    use tantivy::schema::{IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value as _};
+    use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer};
+    use tantivy::{Index, TantivyDocument};
+    let failed = |e: tantivy::TantivyError| lore_core::Error::Index(e.to_string());
+    let mut builder = Schema::builder();
+    let indexing = TextFieldIndexing::default().set_tokenizer("en").set_index_option(IndexRecordOption::WithFreqs);
+    let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
+    let id = builder.add_text_field("id", STORED);
+    let index = Index::create_in_ram(builder.build());
+    let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::remove(ENGLISH_STOP_WORDS.map(String::from)))
+        .filter(Stemmer::new(Language::English))
+        .build();
+    index.tokenizers().register("en", analyzer.clone());
+    let mut writer = index.writer_with_num_threads(1, 50_000_000).map_err(failed)?;
+    for (doc_id, body) in &beir.corpus {
+        let mut doc = TantivyDocument::new();
+        doc.add_text(text, body);
+        doc.add_text(id, doc_id);
+        writer.add_document(doc).map_err(failed)?;
+    }
+    writer.commit().map_err(failed)?;
+    let searcher = index.reader().map_err(failed)?.searcher();
+    let mut run = |query: &str| -> Vec<String> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        analyzer.token_stream(query).process(&mut |token| {
+            let term = tantivy::Term::from_field_text(text, &token.text);
+            clauses.push((Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))));
+        });
+        let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(10).order_by_score());
+        top.unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, address)| searcher.doc::<TantivyDocument>(address).ok())
+            .filter_map(|doc| doc.get_first(id).and_then(|v| v.as_str().map(String::from)))
+            .collect()
+    };
+    let ranked: Vec<Vec<String>> = beir.queries.iter().map(|(_, q)| run(q)).collect();
+    let qps = throughput(beir.queries.len(), |q| drop(run(&beir.queries[q].1)));
+    println!(
+        "tantivy's own BM25 (k1 1.2, b 0.75, block-max WAND) top-10 with ids, one thread: {qps:.0} queries/s, nDCG@10 = {:.4}",
+        ndcg_at_10(beir, &ranked)
+    );
+    Ok(())
+}
+
+/// Word vectors and idf for the TF-IDF random projection (see the module comment).
+struct Projection {
+    idf: HashMap<String, f32>,
+}
+
+impl Projection {
+    fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
+    }
+
+    fn new(corpus: &[(String, String)]) -> Projection {
+        let mut df: HashMap<String, f32> = HashMap::new();
+        for (_, text) in corpus {
+            for word in Projection::words(text).collect::<HashSet<_>>() {
+                *df.entry(word).or_default() += 1.0;
+            }
+        }
+        let n = corpus.len() as f32;
+        Projection { idf: df.into_iter().map(|(w, d)| (w, (n / d).ln() + 1.0)).collect() }
+    }
+
+    fn word_vector(word: &str) -> [f32; DIMENSION] {
+        let mut rng = Gaussian::new(word.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }));
+        std::array::from_fn(|_| rng.next())
+    }
+
+    fn embed(&self, text: &str) -> Vec<f32> {
+        let mut tf: BTreeMap<String, f32> = BTreeMap::new();
+        for word in Projection::words(text) {
+            *tf.entry(word).or_default() += 1.0;
+        }
+        let mut vector = vec![0f32; DIMENSION];
+        for (word, count) in tf {
+            let weight = (1.0 + count).ln() * self.idf.get(&word).copied().unwrap_or(1.0);
+            for (v, r) in vector.iter_mut().zip(Projection::word_vector(&word)) {
+                *v += weight * r;
+            }
+        }
+        normalize(vector)
+    }
+}
+
+fn normalize(mut vector: Vec<f32>) -> Vec<f32> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    vector.iter_mut().for_each(|x| *x /= norm);
+    vector
+}
+
+/// Standard normal numbers from xorshift64 and Box–Muller.
+struct Gaussian(u64);
+
+impl Gaussian {
+    fn new(seed: u64) -> Gaussian {
+        Gaussian(seed | 1)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn next(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+}
+
+/// Ingests `vectors` (one chunk each, `per_document` chunks per document) into a collection
+/// that always searches its graph; returns the collection.
+fn vector_collection(dir: &Path, vectors: &[Vec<f32>], per_document: usize, ef_construction: usize) -> Result<Collection> {
+    let mut collection = Collection::create(dir, "tfidf-projection", DIMENSION, ChunkConfig::Whole)?;
+    let mut settings = SearchSettings::default();
+    settings.ann.mode = AnnMode::On;
+    settings.ann.ef_construction = ef_construction;
+    collection.configure(settings)?;
+    for (d, part) in vectors.chunks(per_document).enumerate() {
+        let chunks: Vec<Chunk> = (0..part.len())
+            .map(|ordinal| Chunk { text: format!("v{}", d * per_document + ordinal), ordinal, metadata: Metadata::new() })
+            .collect();
+        let doc = Document::new(format!("d{d}"), vec![Section::new(vec![], format!("d{d}"))]);
+        collection.upsert(&doc, &chunks, part)?;
+    }
+    Ok(collection)
+}
+
+/// Recall@10 of the graph against exact search, latencies, build time and memory.
+fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
+    let ids = |hits: Vec<Hit>| hits.into_iter().map(|h| h.chunk_id).collect::<Vec<i64>>();
+    let (rss_before, _) = rss_mb();
+    let started = Instant::now();
+    let graph = Collection::open(dir)?;
+    graph.search(&queries[0], 10, None)?;
+    println!(
+        "open + first search (loads the vectors, builds the graph or reads dense.hnsw, saves it): {:.1} s; RSS {:.0} MB more, peak {:.0} MB",
+        started.elapsed().as_secs_f64(),
+        rss_mb().0 - rss_before,
+        rss_mb().1
+    );
+    let with_graph = graph.manifest().search.clone();
+    drop(graph);
+    let mut exact = Collection::open(dir)?;
+    let mut settings = with_graph.clone();
+    settings.ann.mode = AnnMode::Off;
+    exact.configure(settings)?;
+    let truth: Vec<Vec<i64>> = queries.iter().map(|q| exact.search(q, 10, None).map(ids)).collect::<Result<_>>()?;
+    let exact_qps = throughput(queries.len(), |q| drop(exact.search(&queries[q], 10, None)));
+    drop(exact);
+    let mut efs = vec![16, 32, 64, 128, 256, with_graph.ann.ef_search];
+    efs.sort_unstable();
+    efs.dedup();
+    for ef in efs {
+        let mut graph = Collection::open(dir)?;
+        let mut settings = with_graph.clone();
+        settings.ann.ef_search = ef;
+        graph.configure(settings)?;
+        let found: Vec<Vec<i64>> = queries.iter().map(|q| graph.search(q, 10, None).map(ids)).collect::<Result<_>>()?;
+        let hits: usize = found
+            .iter()
+            .zip(&truth)
+            .map(|(f, t)| f.iter().filter(|id| t.contains(id)).count())
+            .sum();
+        let qps = throughput(queries.len(), |q| drop(graph.search(&queries[q], 10, None)));
+        println!(
+            "ef_search {ef}: recall@10 {:.4}, {:.3} ms/query ({qps:.0} q/s); exact: {:.3} ms/query",
+            hits as f64 / (10 * truth.len()) as f64,
+            1e3 / qps,
+            1e3 / exact_qps
+        );
+    }
+    let started = Instant::now();
+    let reopened = Collection::open(dir)?;
+    reopened.search(&queries[0], 10, None)?;
+    println!("reopen + first search (reads dense.hnsw): {:.2} s", started.elapsed().as_secs_f64());
+    println!("dense.hnsw: {:.1} MB", fs::metadata(dir.join("dense.hnsw"))?.len() as f64 / 1e6);
+    Ok(())
+}
+
+fn hnsw(dataset: &Path, synthetic: Option<usize>, ef_construction: usize) -> Result<()> {
+    let beir = read_beir(dataset)?;
+    let started = Instant::now();
+    let projection = Projection::new(&beir.corpus);
+    let documents: Vec<Vec<f32>> = beir.corpus.iter().map(|(_, text)| projection.embed(text)).collect();
+    let mut queries: Vec<Vec<f32>> = beir.queries.iter().map(|(_, text)| projection.embed(text)).collect();
+    println!("{} document and {} query vectors: {:.1} s", documents.len(), queries.len(), started.elapsed().as_secs_f64());
+    let vectors = match synthetic {
+        None => documents,
+        Some(count) => {
+            // Each copy: a document vector plus N(0, 0.03²) per component (noise of norm ≈ 0.6,
+            // so a copy keeps cosine ≈ 0.86 with its document), scaled to unit length.
+            let mut noise = Gaussian::new(7);
+            let vectors = (0..count)
+                .map(|i| normalize(documents[i % documents.len()].iter().map(|x| x + 0.03 * noise.next()).collect()))
+                .collect::<Vec<_>>();
+            queries = queries.iter().map(|q| normalize(q.iter().map(|x| x + 0.03 * noise.next()).collect())).collect();
+            vectors
+        }
+    };
+    let dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    // SciFact: one document per abstract; synthetic: documents of 1,000 chunks, so that the
+    // ingest is not a million transactions.
+    let per_document = if synthetic.is_some() { 1000 } else { 1 };
+    drop(vector_collection(dir.path(), &vectors, per_document, ef_construction)?);
+    println!("ingest {} vectors: {:.1} s", vectors.len(), started.elapsed().as_secs_f64());
+    drop(vectors);
+    compare_graph_with_exact(dir.path(), &queries)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let number = |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
+    let ef_construction = SearchSettings::default().ann.ef_construction;
+    let dataset =
+        PathBuf::from(args.get(1).map_or("../shared/datasets/scifact", String::as_str));
+    match args.first().map(String::as_str) {
+        Some("bm25") => bm25(&dataset),
+        Some("hnsw") => hnsw(&dataset, None, number(2, ef_construction)),
+        Some("hnsw-synthetic") => hnsw(&dataset, Some(number(2, 1_000_000)), number(3, ef_construction)),
+        _ => Err(lore_core::Error::InvalidInput("usage: search_bench bm25|hnsw|hnsw-synthetic [DATASET_DIR] [VECTORS]".into())),
+    }
+}

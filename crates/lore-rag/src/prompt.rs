@@ -50,14 +50,17 @@ pub fn grounded_prompt(question: &str, hits: &[Hit]) -> Vec<Message> {
             ),
             format!("参考文档：\n{context}问题：{question}\n回答："),
         ),
+        // Small models given a list of rules about citing answer with the citation alone
+        // ("[1]"); asking for a sentence and then the number, after the documents, works.
         Language::English => (
             format!(
-                "You are a careful question-answering assistant. Answer only from the reference \
-                 documents below; do not use outside knowledge. Cite the documents you use by their \
-                 number in brackets, for example [1]. If the reference documents do not contain the \
-                 information needed to answer, reply exactly: {REFUSAL_EN}"
+                "You are a helpful assistant that answers questions from reference documents, using \
+                 nothing else. If the documents do not contain the answer, reply exactly: {REFUSAL_EN}"
             ),
-            format!("Reference documents:\n{context}Question: {question}\nAnswer:"),
+            format!(
+                "Reference documents:\n{context}Question: {question}\n\nWrite the answer as a full sentence, \
+                 then the number of the document it comes from in brackets, like [1]."
+            ),
         ),
     };
     vec![Message::system(system), Message::user(user)]

@@ -22,7 +22,7 @@ use lore_core::{Error, Result};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::error::LockError;
-use tantivy::schema::{Field, INDEXED, FAST, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
     Index, IndexMeta, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term,
@@ -104,8 +104,7 @@ impl KeywordIndex {
             "{:?}/{}",
             settings.analyzer,
             // FNV-1a of the dictionary: the same words give the same terms.
-            dictionary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b))
-                .wrapping_mul(0x0100_0000_01b3))
+            dictionary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
         );
         let index = match open_index(&folder) {
             Ok(index) => index,
@@ -125,11 +124,8 @@ impl KeywordIndex {
             )));
         };
         index.tokenizers().register(TOKENIZER, analyzer.clone());
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .map_err(|e| at(&folder, e))?;
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| at(&folder, e))?;
         let snapshot = Snapshot { searcher: reader.searcher(), chunk_ids: Vec::new(), live_chunks: 0, live_length: 0 };
         let mut keyword = KeywordIndex {
             folder,
@@ -167,9 +163,8 @@ impl KeywordIndex {
         }
         let mut last_chunk = match &record {
             Some(record) => {
-                let mut deleted = snapshot
-                    .prepare("SELECT chunk_id FROM deleted_chunks WHERE generation > ?1")
-                    .at(dir)?;
+                let mut deleted =
+                    snapshot.prepare("SELECT chunk_id FROM deleted_chunks WHERE generation > ?1").at(dir)?;
                 let mut rows = deleted.query([record.generation]).at(dir)?;
                 while let Some(row) = rows.next().at(dir)? {
                     writer.delete_term(self.id_term(row.get(0).at(dir)?));

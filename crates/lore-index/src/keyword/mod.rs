@@ -106,16 +106,7 @@ impl KeywordIndex {
             // FNV-1a of the dictionary: the same words give the same terms.
             dictionary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
         );
-        let index = match open_index(&folder) {
-            Ok(index) => index,
-            Err(_) => {
-                if folder.exists() {
-                    fs::remove_dir_all(&folder)?;
-                }
-                fs::create_dir_all(&folder)?;
-                Index::create_in_dir(&folder, schema()).map_err(|e| at(&folder, e))?
-            }
-        };
+        let index = open_or_create(&folder)?;
         let schema = index.schema();
         let (Ok(text), Ok(chunk_id)) = (schema.get_field(TEXT), schema.get_field(CHUNK_ID)) else {
             return Err(Error::Index(format!(
@@ -149,15 +140,17 @@ impl KeywordIndex {
         record.filter(|r| r.analyzer == self.analyzer_id)
     }
 
-    /// Brings the index up to date with the store as it is now; `rebuild` starts from nothing
-    /// (for an index found to hold chunks the store does not).
-    pub fn catch_up(&mut self, conn: &Connection, dir: &Path, rebuild: bool) -> Result<()> {
+    /// Brings the index up to the store as `snapshot` (a read transaction) sees it, so that
+    /// the search that follows reads its hits in the same snapshot; `rebuild` starts from
+    /// nothing (for an index found to hold chunks the store does not). If another process has
+    /// already taken the index past this snapshot, it is left as it is (and `generation` says
+    /// so): the caller searches again in a newer snapshot.
+    pub fn catch_up(&mut self, snapshot: &Connection, dir: &Path, rebuild: bool) -> Result<()> {
         let writer = self.writer()?;
-        let snapshot = conn.unchecked_transaction().at(dir)?;
-        let generation = read_generation(&snapshot).at(dir)?;
+        let generation = read_generation(snapshot).at(dir)?;
         let metas = self.index.load_metas().map_err(|e| at(&self.folder, e))?;
         let record = self.record(&metas).filter(|_| !rebuild);
-        if record.as_ref().is_some_and(|r| r.generation == generation) {
+        if record.as_ref().is_some_and(|r| r.generation >= generation) {
             drop(writer);
             return self.refresh();
         }
@@ -364,6 +357,37 @@ impl KeywordIndex {
             }
         }
         Ok(best_k(candidates, k))
+    }
+}
+
+/// The index in `folder`; a new one if there is none, or if the one there cannot be read (it is
+/// moved aside and deleted). Other processes may be doing the same at the same time.
+fn open_or_create(folder: &Path) -> Result<Index> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let error = match open_index(folder) {
+            Ok(index) => return Ok(index),
+            Err(e) => e,
+        };
+        if attempts > 100 {
+            return Err(at(folder, error));
+        }
+        if folder.join("meta.json").exists() {
+            // Damaged. Renaming is atomic, so of several processes that found it so, one
+            // moves it and the others find it gone.
+            let aside = folder.with_extension(format!("damaged-{}-{attempts}", std::process::id()));
+            if fs::rename(folder, &aside).is_ok() {
+                fs::remove_dir_all(&aside)?;
+            }
+            continue;
+        }
+        fs::create_dir_all(folder)?;
+        match Index::create_in_dir(folder, schema()) {
+            Ok(index) => return Ok(index),
+            // Another process created it first: open that one.
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
     }
 }
 

@@ -149,9 +149,9 @@ impl Condition {
         match self {
             Condition::Equals(expected) => same_value(value, expected),
             Condition::OneOf(expected) => expected.iter().any(|e| same_value(value, e)),
-            Condition::Range { min, max } => value.as_f64().is_some_and(|x| {
-                min.is_none_or(|min| x >= min) && max.is_none_or(|max| x <= max)
-            }),
+            Condition::Range { min, max } => {
+                value.as_f64().is_some_and(|x| min.is_none_or(|min| x >= min) && max.is_none_or(|max| x <= max))
+            }
         }
     }
 }

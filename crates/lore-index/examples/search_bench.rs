@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lore_core::{Chunk, ChunkConfig, Document, Hit, Metadata, Result, Section};
-use lore_index::{AnnMode, Collection, KeywordSettings, SearchSettings, ENGLISH_STOP_WORDS};
+use lore_index::{AnnMode, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings};
 use serde_json::Value;
 
 const DIMENSION: usize = 384;
@@ -206,7 +206,9 @@ fn tantivy_bm25(beir: &Beir) -> Result<()> {
     use tantivy::collector::TopDocs;
     use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
     use tantivy::schema::{IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value as _};
-    use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer};
+    use tantivy::tokenizer::{
+        Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    };
     use tantivy::{Index, TantivyDocument};
     let failed = |e: tantivy::TantivyError| lore_core::Error::Index(e.to_string());
     let mut builder = Schema::builder();
@@ -274,9 +276,9 @@ impl Projection {
     }
 
     fn word_vector(word: &str) -> [f32; DIMENSION] {
-        let mut rng = Gaussian::new(word.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        }));
+        let mut rng = Gaussian::new(
+            word.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),
+        );
         std::array::from_fn(|_| rng.next())
     }
 
@@ -325,7 +327,12 @@ impl Gaussian {
 
 /// Ingests `vectors` (one chunk each, `per_document` chunks per document) into a collection
 /// that always searches its graph; returns the collection.
-fn vector_collection(dir: &Path, vectors: &[Vec<f32>], per_document: usize, ef_construction: usize) -> Result<Collection> {
+fn vector_collection(
+    dir: &Path,
+    vectors: &[Vec<f32>],
+    per_document: usize,
+    ef_construction: usize,
+) -> Result<Collection> {
     let mut collection = Collection::create(dir, "tfidf-projection", DIMENSION, ChunkConfig::Whole)?;
     let mut settings = SearchSettings::default();
     settings.ann.mode = AnnMode::On;
@@ -333,7 +340,11 @@ fn vector_collection(dir: &Path, vectors: &[Vec<f32>], per_document: usize, ef_c
     collection.configure(settings)?;
     for (d, part) in vectors.chunks(per_document).enumerate() {
         let chunks: Vec<Chunk> = (0..part.len())
-            .map(|ordinal| Chunk { text: format!("v{}", d * per_document + ordinal), ordinal, metadata: Metadata::new() })
+            .map(|ordinal| Chunk {
+                text: format!("v{}", d * per_document + ordinal),
+                ordinal,
+                metadata: Metadata::new(),
+            })
             .collect();
         let doc = Document::new(format!("d{d}"), vec![Section::new(vec![], format!("d{d}"))]);
         collection.upsert(&doc, &chunks, part)?;
@@ -372,11 +383,7 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
         settings.ann.ef_search = ef;
         graph.configure(settings)?;
         let found: Vec<Vec<i64>> = queries.iter().map(|q| graph.search(q, 10, None).map(ids)).collect::<Result<_>>()?;
-        let hits: usize = found
-            .iter()
-            .zip(&truth)
-            .map(|(f, t)| f.iter().filter(|id| t.contains(id)).count())
-            .sum();
+        let hits: usize = found.iter().zip(&truth).map(|(f, t)| f.iter().filter(|id| t.contains(id)).count()).sum();
         let qps = throughput(queries.len(), |q| drop(graph.search(&queries[q], 10, None)));
         println!(
             "ef_search {ef}: recall@10 {:.4}, {:.3} ms/query ({qps:.0} q/s); exact: {:.3} ms/query",
@@ -399,7 +406,12 @@ fn hnsw(dataset: &Path, synthetic: Option<usize>, ef_construction: usize) -> Res
     let projection = Projection::new(&beir.corpus);
     let documents: Vec<Vec<f32>> = beir.corpus.iter().map(|(_, text)| projection.embed(text)).collect();
     let mut queries: Vec<Vec<f32>> = beir.queries.iter().map(|(_, text)| projection.embed(text)).collect();
-    println!("{} document and {} query vectors: {:.1} s", documents.len(), queries.len(), started.elapsed().as_secs_f64());
+    println!(
+        "{} document and {} query vectors: {:.1} s",
+        documents.len(),
+        queries.len(),
+        started.elapsed().as_secs_f64()
+    );
     let vectors = match synthetic {
         None => documents,
         Some(count) => {
@@ -428,12 +440,13 @@ fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     let number = |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
     let ef_construction = SearchSettings::default().ann.ef_construction;
-    let dataset =
-        PathBuf::from(args.get(1).map_or("../shared/datasets/scifact", String::as_str));
+    let dataset = PathBuf::from(args.get(1).map_or("../shared/datasets/scifact", String::as_str));
     match args.first().map(String::as_str) {
         Some("bm25") => bm25(&dataset),
         Some("hnsw") => hnsw(&dataset, None, number(2, ef_construction)),
         Some("hnsw-synthetic") => hnsw(&dataset, Some(number(2, 1_000_000)), number(3, ef_construction)),
-        _ => Err(lore_core::Error::InvalidInput("usage: search_bench bm25|hnsw|hnsw-synthetic [DATASET_DIR] [VECTORS]".into())),
+        _ => Err(lore_core::Error::InvalidInput(
+            "usage: search_bench bm25|hnsw|hnsw-synthetic [DATASET_DIR] [VECTORS]".into(),
+        )),
     }
 }

@@ -365,22 +365,29 @@ impl Collection {
         }
         let mut keyword = self.keyword()?;
         let mut rebuilt = false;
-        // Another process may write between the checks; each round takes a fresh snapshot.
-        for _ in 0..4 {
+        for round in 0..3 {
             let tx = self.conn.unchecked_transaction().at(&self.dir)?;
             let generation = read_generation(&tx).at(&self.dir)?;
             if keyword.generation != Some(generation) {
-                drop(tx);
-                keyword.catch_up(&self.conn, &self.dir, false)?;
+                keyword.catch_up(&tx, &self.dir, false)?;
+            }
+            // The index now reflects this snapshot, unless another process took it further
+            // meanwhile. Then a fresh snapshot may match; if writers keep racing, the index is
+            // searched as it is and chunks the snapshot does not hold are left out.
+            let in_step = keyword.generation == Some(generation);
+            if !in_step && round < 2 {
                 continue;
             }
             let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
             let ranked = keyword.search(query, k, &self.manifest.search.keyword, allowed.as_deref())?;
+            if !in_step {
+                let hits = ranked.into_iter().map(|(id, score)| read_hit(&tx, id, score).at(&self.dir));
+                return hits.filter_map(Result::transpose).collect();
+            }
             match self.hits(&tx, ranked)? {
                 Some(hits) => return Ok(hits),
                 None if !rebuilt => {
-                    drop(tx);
-                    keyword.catch_up(&self.conn, &self.dir, true)?;
+                    keyword.catch_up(&tx, &self.dir, true)?;
                     rebuilt = true;
                 }
                 None => break,

@@ -90,7 +90,13 @@ impl DenseIndex {
     /// The index of the store as `conn` (inside a transaction) sees it: the saved graph brought
     /// up to date, or the vectors read from the store (and a graph built if `ann` wants one);
     /// `rebuild` ignores the saved graph (for one found to hold chunks the store does not).
-    pub fn load(conn: &Connection, dir: &Path, dimension: usize, ann: &AnnSettings, rebuild: bool) -> Result<DenseIndex> {
+    pub fn load(
+        conn: &Connection,
+        dir: &Path,
+        dimension: usize,
+        ann: &AnnSettings,
+        rebuild: bool,
+    ) -> Result<DenseIndex> {
         let saved = match ann.mode {
             AnnMode::Off => None,
             _ if rebuild => None,
@@ -218,7 +224,8 @@ impl DenseIndex {
                 return found.into_iter().take(k).map(|(node, score)| (vectors.ids[node as usize], score)).collect();
             }
         }
-        let scored = (0..vectors.rows()).filter(|&row| accept(row)).map(|row| (vectors.ids[row], dot(vectors.row(row), query)));
+        let scored =
+            (0..vectors.rows()).filter(|&row| accept(row)).map(|row| (vectors.ids[row], dot(vectors.row(row), query)));
         best_k(scored.collect(), k)
     }
 
@@ -230,8 +237,8 @@ impl DenseIndex {
         };
         let path = dir.join(GRAPH_FILE);
         let temporary = dir.join(format!("{GRAPH_FILE}.{}.tmp", std::process::id()));
-        let written = write_graph(&temporary, &self.vectors, graph, self.generation)
-            .and_then(|()| fs::rename(&temporary, &path));
+        let written =
+            write_graph(&temporary, &self.vectors, graph, self.generation).and_then(|()| fs::rename(&temporary, &path));
         if let Err(e) = written {
             // Nothing is lost: the graph is rebuilt from the store when its file is missing.
             let _ = fs::remove_file(&temporary);

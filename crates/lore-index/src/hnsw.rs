@@ -115,16 +115,7 @@ impl Hnsw {
                         links.iter().all(|&n| (n as usize) < nodes && usize::from(levels[n as usize]) > below)
                     })
             });
-        fits.then(|| Hnsw {
-            m,
-            ef_construction,
-            levels,
-            bottom,
-            bottom_len,
-            upper,
-            entry,
-            visited: RefCell::default(),
-        })
+        fits.then(|| Hnsw { m, ef_construction, levels, bottom, bottom_len, upper, entry, visited: RefCell::default() })
     }
 
     pub fn reserve(&mut self, nodes: usize) {

@@ -1,8 +1,9 @@
 //! Lore collections on disk: a directory holding documents, their chunks and one vector per
-//! chunk, searched exactly by cosine similarity, updated document by document.
+//! chunk, searched by cosine similarity (exact, or an HNSW graph for large collections) or by
+//! BM25 over the chunk texts, both under metadata filters, updated document by document.
 //!
 //! ```
-//! use lore_core::{Chunk, ChunkConfig, Document, Metadata, Section};
+//! use lore_core::{Chunk, ChunkConfig, Document, Filter, Metadata, Section};
 //! use lore_index::{Collection, UpsertOutcome};
 //!
 //! let dir = tempfile::tempdir()?;
@@ -22,6 +23,11 @@
 //! let hits = collection.search(&[0.1, 0.9, 0.0], 1, None)?;
 //! assert_eq!(hits[0].text, "SQLite is small.");
 //! assert_eq!(hits[0].metadata["ordinal"], 1);
+//!
+//! // The same chunks by their words (BM25), here only among the chunks of `notes.md`.
+//! let only_notes = Filter::source("notes.md");
+//! let hits = collection.search_keyword("small SQLite", 5, Some(&only_notes))?;
+//! assert_eq!(hits[0].text, "SQLite is small.");
 //!
 //! // Everything is on disk: another process (or a later run) sees the same collection.
 //! let reopened = Collection::open(dir.path())?;

@@ -86,7 +86,7 @@ pub(crate) fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connect
 }
 
 pub(crate) fn read_generation(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT generation FROM manifest", [], |row| row.get(0))
+    conn.prepare_cached("SELECT generation FROM manifest")?.query_row([], |row| row.get(0))
 }
 
 pub(crate) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {

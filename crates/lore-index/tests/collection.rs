@@ -506,6 +506,10 @@ fn concurrent_writers_queue_instead_of_failing() {
                     let vectors: Vec<Vec<f32>> = (0..5).map(|_| rng.unit_vector(8)).collect();
                     add(&mut collection, &format!("writer{w}/doc{d}"), &vectors);
                     collection.search(&vectors[0], 3, None).unwrap();
+                    // Each handle brings the shared keyword index up to date in turn.
+                    let source = format!("writer{w}/doc{d}");
+                    let hits = collection.search_keyword(&format!("{source} #4"), 5, None).unwrap();
+                    assert!(hits.iter().any(|hit| hit.source == source), "{source}: {hits:?}");
                 }
             })
         })
@@ -513,8 +517,11 @@ fn concurrent_writers_queue_instead_of_failing() {
     for writer in writers {
         writer.join().unwrap();
     }
-    let stats = Collection::open(dir.path()).unwrap().stats().unwrap();
+    let collection = Collection::open(dir.path()).unwrap();
+    let stats = collection.stats().unwrap();
     assert_eq!((stats.documents, stats.chunks), (60, 300));
+    // Every chunk text ends in one of these numbers: the index holds all 300 chunks.
+    assert_eq!(collection.search_keyword("0 1 2 3 4", 1000, None).unwrap().len(), 300);
 }
 
 // Crash safety: a child process (this test binary, re-run on one test with the environment

@@ -241,8 +241,8 @@ fn filters_apply_inside_both_searches() {
     let all_keyword = collection.search_keyword("shared filler", usize::MAX, None).unwrap();
     assert_eq!((all_dense.len(), all_keyword.len()), (200, 200));
     let filters = [
-        Filter::equals("group", 3),                                   // 10 of 200
-        Filter::equals("group", 3.0),                                 // numbers by value
+        Filter::equals("group", 3),                                        // 10 of 200
+        Filter::equals("group", 3.0),                                      // numbers by value
         Filter::source_prefix("odd/").and(Filter::equals("tags", "rare")), // arrays: any element
         Filter::range("year", Some(2010.0), Some(2012.0)),
         Filter::one_of("group", [json!(1), json!(2)]),

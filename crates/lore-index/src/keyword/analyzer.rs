@@ -7,8 +7,8 @@ use std::sync::{Arc, LazyLock};
 use jieba_rs::Jieba;
 use lore_core::{Error, Result, is_cjk};
 use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer, Token,
-    TokenStream, Tokenizer,
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer, Token, TokenStream,
+    Tokenizer,
 };
 
 use crate::settings::{Analyzer, KeywordSettings};
@@ -16,9 +16,8 @@ use crate::settings::{Analyzer, KeywordSettings};
 /// Lucene's English stop words (`EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`). A short list: BM25's
 /// idf already discounts frequent words, so only the emptiest are worth dropping.
 pub const ENGLISH_STOP_WORDS: [&str; 33] = [
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not",
-    "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was",
-    "will", "with",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with",
 ];
 
 /// Longer terms are dropped: they are base64, hashes or URLs, never useful as words.
@@ -53,7 +52,9 @@ pub(crate) fn text_analyzer(settings: &KeywordSettings) -> Result<TextAnalyzer> 
             .filter(stop_words())
             .filter(Stemmer::new(Language::English))
             .build(),
-        Analyzer::Chinese => TextAnalyzer::builder(ChineseTokenizer(segmenter()?)).filter(long).filter(LowerCaser).build(),
+        Analyzer::Chinese => {
+            TextAnalyzer::builder(ChineseTokenizer(segmenter()?)).filter(long).filter(LowerCaser).build()
+        }
         // English stemming leaves CJK words alone: Snowball's suffixes are Latin letters.
         Analyzer::Mixed => TextAnalyzer::builder(MixedTokenizer(segmenter()?))
             .filter(long)

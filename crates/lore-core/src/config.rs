@@ -151,19 +151,177 @@ fn default_parent_size() -> usize {
     2000
 }
 
-/// Every knob of the question-answering pipeline. A leaderboard row is a named `PipelineConfig`.
+/// Every knob of the question-answering pipeline. A leaderboard row is a named `PipelineConfig`,
+/// and every field has a default, so a TOML file names only what it changes:
+///
+/// ```toml
+/// top_k = 5
+/// [retrieval]
+/// mode = "hybrid"
+/// [rerank]
+/// kind = "llm"
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// How many chunks are retrieved and given to the generator.
+    /// How many chunks are given to the generator.
     pub top_k: usize,
-    /// Chunks scoring below this cosine similarity are not used as context.
+    /// Dense hits scoring below this cosine similarity are dropped before fusion.
     pub min_score: f32,
+    /// How a collection built for this pipeline cuts documents. `None`: the collection's own
+    /// setting, and for an evaluation dataset, each corpus record as one chunk (BEIR records are
+    /// passages already) or the default chunker for a folder of documents.
+    pub chunking: Option<ChunkConfig>,
+    /// Embedder name or path for a collection built for this pipeline; `None`: the default.
+    pub embedder: Option<String>,
+    /// Chat model name, path or `openai:MODEL@URL`; `None`: the default.
+    pub llm: Option<String>,
+    pub retrieval: RetrievalConfig,
+    pub rewrite: RewriteConfig,
+    pub rerank: RerankConfig,
+    pub prompt: PromptStyle,
     pub generation: GenerationOptions,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { top_k: 5, min_score: 0.0, generation: GenerationOptions::default() }
+        PipelineConfig {
+            top_k: 5,
+            min_score: 0.0,
+            chunking: None,
+            embedder: None,
+            llm: None,
+            retrieval: RetrievalConfig::default(),
+            rewrite: RewriteConfig::default(),
+            rerank: RerankConfig::default(),
+            prompt: PromptStyle::default(),
+            generation: GenerationOptions::default(),
+        }
     }
+}
+
+/// Which retrievers run, and how their lists are fused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrievalConfig {
+    pub mode: RetrievalMode,
+    pub fusion: Fusion,
+    /// The `k` of reciprocal-rank fusion: a document's score is the sum of `weight / (k + rank)`.
+    pub rrf_k: f32,
+    /// Candidates taken from the dense retriever before fusion or reranking.
+    pub dense_depth: usize,
+    /// Candidates taken from the keyword retriever before fusion or reranking.
+    pub keyword_depth: usize,
+    pub dense_weight: f32,
+    pub keyword_weight: f32,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        RetrievalConfig {
+            mode: RetrievalMode::Dense,
+            fusion: Fusion::Rrf,
+            rrf_k: 60.0,
+            dense_depth: 50,
+            keyword_depth: 50,
+            dense_weight: 1.0,
+            keyword_weight: 1.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetrievalMode {
+    /// Cosine similarity of embeddings.
+    #[default]
+    Dense,
+    /// BM25 over the collection's keyword index.
+    Keyword,
+    /// Both, fused.
+    Hybrid,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fusion {
+    /// Reciprocal-rank fusion: uses ranks only, so scores of different scales mix safely.
+    #[default]
+    Rrf,
+    /// Weighted sum of scores scaled to 0..1 per list.
+    MinMax,
+    /// Weighted sum of scores standardised per list (mean 0, standard deviation 1).
+    ZScore,
+}
+
+/// Questions rewritten by the chat model before retrieval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewriteConfig {
+    pub kind: RewriteKind,
+    /// How many rewrites `multi-query` asks for (the original question is always searched too).
+    pub queries: usize,
+}
+
+impl Default for RewriteConfig {
+    fn default() -> Self {
+        RewriteConfig { kind: RewriteKind::None, queries: 3 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RewriteKind {
+    #[default]
+    None,
+    /// Embed a hypothetical answer written by the chat model instead of the question.
+    Hyde,
+    /// Search several rewrites of the question and fuse the lists.
+    MultiQuery,
+    /// Search a more general question alongside the original.
+    StepBack,
+}
+
+/// Reordering of the retrieved candidates before the top `top_k` are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RerankConfig {
+    pub kind: RerankKind,
+    /// How many fused candidates are reranked.
+    pub candidates: usize,
+    /// Cross-encoder folder (HF layout) for `kind = "cross-encoder"`.
+    pub model: Option<String>,
+    /// MMR's trade-off: 1 is pure relevance, 0 pure diversity.
+    pub mmr_lambda: f32,
+}
+
+impl Default for RerankConfig {
+    fn default() -> Self {
+        RerankConfig { kind: RerankKind::None, candidates: 20, model: None, mmr_lambda: 0.7 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RerankKind {
+    #[default]
+    None,
+    /// A BERT sequence-classification model scores each (query, passage) pair.
+    CrossEncoder,
+    /// The chat model's probability of answering "yes" to "is this passage relevant?".
+    Llm,
+    /// Maximal marginal relevance: trades relevance against similarity to passages already picked.
+    Mmr,
+}
+
+/// The instructions the generator gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptStyle {
+    /// Lore's prompt: answer from the numbered sources, cite them as `[n]`, or refuse.
+    #[default]
+    Cited,
+    /// The RAG-Arena tutorial's prompt: answer strictly from the reference documents or refuse;
+    /// no citations asked for.
+    Tutorial,
 }

@@ -27,7 +27,10 @@ mod filter;
 mod lang;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
-pub use config::{ChunkConfig, PipelineConfig, SizeUnit};
+pub use config::{
+    ChunkConfig, Fusion, PipelineConfig, PromptStyle, RerankConfig, RerankKind, RetrievalConfig, RetrievalMode, RewriteConfig,
+    RewriteKind, SizeUnit,
+};
 pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};
 pub use error::{Error, Result};

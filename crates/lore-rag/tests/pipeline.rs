@@ -203,3 +203,27 @@ fn wider_contexts_replace_chunk_texts_and_parents_appear_once() {
     assert_eq!(texts, ["parent zero of a", "parent zero of b", "plain chunk"]);
     assert_eq!(passages.iter().map(|p| p.chunk_id).collect::<Vec<_>>(), [1, 3, 4]);
 }
+
+#[test]
+fn every_preset_parses_and_files_load_by_path() {
+    for (name, _) in lore_rag::PRESETS {
+        let (loaded, _) = lore_rag::load_pipeline(name).unwrap();
+        assert_eq!(&loaded, name);
+    }
+    let (_, tutorial) = lore_rag::load_pipeline("tutorial").unwrap();
+    assert_eq!(tutorial.top_k, 3);
+    assert_eq!(tutorial.chunking, Some(ChunkConfig::ParagraphMerge { chunk_size: 512, drop_remainder: true }));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.toml");
+    std::fs::write(&path, "top_k = 7\n[retrieval]\nmode = \"hybrid\"\nfusion = \"z-score\"\n").unwrap();
+    let (name, config) = lore_rag::load_pipeline(path.to_str().unwrap()).unwrap();
+    assert_eq!((name.as_str(), config.top_k), ("mine", 7));
+    assert_eq!(config.retrieval.fusion, lore_core::Fusion::ZScore);
+
+    std::fs::write(&path, "top_k = 7\ntop_kk = 1\n").unwrap();
+    let err = lore_rag::load_pipeline(path.to_str().unwrap()).unwrap_err().to_string();
+    assert!(err.contains("top_kk"), "{err}");
+    let err = lore_rag::load_pipeline("no-such-preset").unwrap_err().to_string();
+    assert!(err.contains("hybrid"), "{err}");
+}

@@ -95,7 +95,8 @@ fn open(ctx: &Context, args: &RetrievalArgs, generation: Option<&GenerationArgs>
         ..PipelineConfig::default()
     };
     if let Some(g) = generation {
-        config.generation = GenerationOptions { max_tokens: g.max_tokens, temperature: g.temperature, top_p: g.top_p, seed: g.seed };
+        config.generation =
+            GenerationOptions { max_tokens: g.max_tokens, temperature: g.temperature, top_p: g.top_p, seed: g.seed };
     }
     Ok(Opened { collection, embedder, config })
 }

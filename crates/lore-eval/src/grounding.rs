@@ -45,7 +45,8 @@ pub struct GroundingSummary {
 
 impl GroundingSummary {
     pub fn of(scores: &[GroundingScores]) -> GroundingSummary {
-        let mean = |pick: fn(&GroundingScores) -> &ItemScore| Mean::of(scores.iter().map(|s| pick(s).as_ref().ok().copied()));
+        let mean =
+            |pick: fn(&GroundingScores) -> &ItemScore| Mean::of(scores.iter().map(|s| pick(s).as_ref().ok().copied()));
         GroundingSummary {
             faithfulness: mean(|s| &s.faithfulness),
             answer_relevancy: mean(|s| &s.answer_relevancy),
@@ -57,7 +58,11 @@ impl GroundingSummary {
 
 impl<'a> Grounding<'a> {
     /// With `cache_path`, the chat model's replies are kept in that JSON-lines file and reused.
-    pub fn new(chat: &'a dyn ChatModel, embedder: &'a dyn Embedder, cache_path: Option<&Path>) -> Result<Grounding<'a>> {
+    pub fn new(
+        chat: &'a dyn ChatModel,
+        embedder: &'a dyn Embedder,
+        cache_path: Option<&Path>,
+    ) -> Result<Grounding<'a>> {
         Ok(Grounding { asker: Asker::new(chat, cache_path)?, embedder })
     }
 
@@ -70,7 +75,13 @@ impl<'a> Grounding<'a> {
 
     /// All four metrics of one item. Without a gold answer (an unanswerable question) context
     /// precision and recall are unscored.
-    pub fn score(&self, question: &str, answer: &str, gold: Option<&str>, contexts: &[&str]) -> Result<GroundingScores> {
+    pub fn score(
+        &self,
+        question: &str,
+        answer: &str,
+        gold: Option<&str>,
+        contexts: &[&str],
+    ) -> Result<GroundingScores> {
         let needs_gold = || Unscored::without_model("no gold answer to compare the context with");
         Ok(GroundingScores {
             faithfulness: self.faithfulness(question, answer, contexts)?,
@@ -96,9 +107,10 @@ impl<'a> Grounding<'a> {
             return Ok(Err(Unscored::without_model("no context was retrieved")));
         }
         let language = detect_language(question);
-        let claims = self.asker.ask(claims_prompt(language, question, answer), LIST_MAX_TOKENS, non_empty_list, |reason| {
-            list_reminder(language, reason)
-        })?;
+        let claims =
+            self.asker.ask(claims_prompt(language, question, answer), LIST_MAX_TOKENS, non_empty_list, |reason| {
+                list_reminder(language, reason)
+            })?;
         let claims = match claims {
             Ok((claims, _)) => claims,
             Err(failure) => return Ok(Err(failure)),
@@ -126,7 +138,8 @@ impl<'a> Grounding<'a> {
         let mut texts = vec![question];
         texts.extend(generated.iter().map(String::as_str));
         let vectors = self.embedder.embed(&texts, EmbedKind::Query)?;
-        let (asked, written) = vectors.split_first().ok_or_else(|| lore_core::Error::Model("the embedder returned no vector".into()))?;
+        let (asked, written) =
+            vectors.split_first().ok_or_else(|| lore_core::Error::Model("the embedder returned no vector".into()))?;
         Ok(Ok(written.iter().map(|v| cosine(asked, v)).sum::<f64>() / written.len() as f64))
     }
 
@@ -141,7 +154,9 @@ impl<'a> Grounding<'a> {
         for (i, chunk) in contexts.iter().enumerate() {
             match self.ask_verdict(language, usefulness_prompt(language, question, gold, chunk))? {
                 Ok(v) => useful.push(v),
-                Err(failure) => return Ok(Err(Unscored { reason: format!("chunk {}: {}", i + 1, failure.reason), ..failure })),
+                Err(failure) => {
+                    return Ok(Err(Unscored { reason: format!("chunk {}: {}", i + 1, failure.reason), ..failure }));
+                }
             }
         }
         Ok(Ok(average_precision(&useful)))
@@ -163,13 +178,21 @@ impl<'a> Grounding<'a> {
 
     /// How many of `statements` the model finds supported by `context`; unscored as soon as one
     /// verdict cannot be read.
-    fn count_supported(&self, language: Language, context: &str, statements: &[String]) -> Result<std::result::Result<usize, Unscored>> {
+    fn count_supported(
+        &self,
+        language: Language,
+        context: &str,
+        statements: &[String],
+    ) -> Result<std::result::Result<usize, Unscored>> {
         let mut supported = 0;
         for (i, statement) in statements.iter().enumerate() {
             match self.ask_verdict(language, support_prompt(language, context, statement))? {
                 Ok(v) => supported += usize::from(v),
                 Err(failure) => {
-                    return Ok(Err(Unscored { reason: format!("statement {} ({statement}): {}", i + 1, failure.reason), ..failure }));
+                    return Ok(Err(Unscored {
+                        reason: format!("statement {} ({statement}): {}", i + 1, failure.reason),
+                        ..failure
+                    }));
                 }
             }
         }
@@ -178,7 +201,9 @@ impl<'a> Grounding<'a> {
 
     fn ask_verdict(&self, language: Language, messages: Vec<Message>) -> Result<std::result::Result<bool, Unscored>> {
         let reply = self.asker.ask(messages, VERDICT_MAX_TOKENS, verdict, |reason| match language {
-            Language::English => format!("Your reply could not be used: {reason}. Answer with one word only: yes or no."),
+            Language::English => {
+                format!("Your reply could not be used: {reason}. Answer with one word only: yes or no.")
+            }
             Language::Chinese => format!("你的回复无法使用：{reason}。只回答一个字：是 或 否。"),
         })?;
         Ok(reply.map(|(v, _)| v))
@@ -242,7 +267,9 @@ fn questions(reply: &str) -> std::result::Result<Vec<String>, String> {
 
 fn list_reminder(language: Language, reason: &str) -> String {
     match language {
-        Language::English => format!("Your reply could not be used: {reason}. Write the list again, one item per line, and nothing else."),
+        Language::English => format!(
+            "Your reply could not be used: {reason}. Write the list again, one item per line, and nothing else."
+        ),
         Language::Chinese => format!("你的回复无法使用：{reason}。请重新写出列表，每行一项，不要输出其他内容。"),
     }
 }
@@ -264,7 +291,9 @@ fn support_prompt(language: Language, context: &str, statement: &str) -> Vec<Mes
         Language::English => format!(
             "Context:\n{context}\n\nStatement: {statement}\n\nCan the statement be inferred from the context? Answer with one word: yes or no."
         ),
-        Language::Chinese => format!("参考内容：\n{context}\n\n陈述：{statement}\n\n根据参考内容能否推断出该陈述？只回答一个字：是 或 否。"),
+        Language::Chinese => format!(
+            "参考内容：\n{context}\n\n陈述：{statement}\n\n根据参考内容能否推断出该陈述？只回答一个字：是 或 否。"
+        ),
     })]
 }
 
@@ -272,9 +301,13 @@ fn questions_prompt(language: Language, answer: &str) -> Vec<Message> {
     let n = GENERATED_QUESTIONS;
     vec![Message::user(match language {
         Language::English => {
-            format!("Answer: {answer}\n\nWrite {n} different questions that this answer answers, one per line. Write nothing else.")
+            format!(
+                "Answer: {answer}\n\nWrite {n} different questions that this answer answers, one per line. Write nothing else."
+            )
         }
-        Language::Chinese => format!("回答：{answer}\n\n请写出 {n} 个不同的问题，上面的回答正好回答这些问题。每行一个问题，不要输出其他内容。"),
+        Language::Chinese => format!(
+            "回答：{answer}\n\n请写出 {n} 个不同的问题，上面的回答正好回答这些问题。每行一个问题，不要输出其他内容。"
+        ),
     })]
 }
 

@@ -75,9 +75,12 @@ impl<'a> Judge<'a> {
     /// failing to run; the inner one a reply that never parsed.
     pub fn judge(&self, question: &str, gold: &str, answer: &str) -> Result<std::result::Result<Judgement, Unscored>> {
         let language = detect_language(question);
-        let outcome = self.asker.ask(judge_prompt(language, question, gold, answer), JUDGE_MAX_TOKENS, parse_judgement, |reason| {
-            reminder(language, reason)
-        })?;
+        let outcome = self.asker.ask(
+            judge_prompt(language, question, gold, answer),
+            JUDGE_MAX_TOKENS,
+            parse_judgement,
+            |reason| reminder(language, reason),
+        )?;
         Ok(outcome.map(|((scores, reasoning), attempts)| Judgement { scores, reasoning, attempts }))
     }
 }
@@ -93,7 +96,9 @@ pub struct JudgeSummary {
 
 impl JudgeSummary {
     pub fn of(outcomes: &[std::result::Result<Judgement, Unscored>]) -> JudgeSummary {
-        let mean = |pick: fn(&RubricScores) -> f64| Mean::of(outcomes.iter().map(|o| o.as_ref().ok().map(|j| pick(&j.scores))));
+        let mean = |pick: fn(&RubricScores) -> f64| {
+            Mean::of(outcomes.iter().map(|o| o.as_ref().ok().map(|j| pick(&j.scores))))
+        };
         JudgeSummary {
             score: mean(RubricScores::mean),
             correctness: mean(|s| f64::from(s.correctness)),
@@ -108,7 +113,9 @@ const FORMAT: &str = r#"{"reasoning": "...", "correctness": <1-5>, "completeness
 fn judge_prompt(language: Language, question: &str, gold: &str, answer: &str) -> Vec<Message> {
     match language {
         Language::English => vec![
-            Message::system("You are a strict and impartial grader. You compare an answer with the reference answer and score it."),
+            Message::system(
+                "You are a strict and impartial grader. You compare an answer with the reference answer and score it.",
+            ),
             Message::user(format!(
                 "Question: {question}\n\nReference answer: {gold}\n\nAnswer to grade: {answer}\n\n\
                  Score the answer to grade against the reference answer on three criteria, each an integer from 1 (worst) to 5 (best):\n\
@@ -137,9 +144,13 @@ fn judge_prompt(language: Language, question: &str, gold: &str, answer: &str) ->
 fn reminder(language: Language, reason: &str) -> String {
     match language {
         Language::English => {
-            format!("Your reply could not be used: {reason}. Reply with only this JSON object, each score an integer from 1 to 5:\n{FORMAT}")
+            format!(
+                "Your reply could not be used: {reason}. Reply with only this JSON object, each score an integer from 1 to 5:\n{FORMAT}"
+            )
         }
-        Language::Chinese => format!("你的回复无法使用：{reason}。请只输出下面这个 JSON 对象，每项分数为 1 到 5 的整数：\n{FORMAT}"),
+        Language::Chinese => {
+            format!("你的回复无法使用：{reason}。请只输出下面这个 JSON 对象，每项分数为 1 到 5 的整数：\n{FORMAT}")
+        }
     }
 }
 

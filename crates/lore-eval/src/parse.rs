@@ -355,7 +355,8 @@ pub(crate) fn verdict(text: &str) -> Result<bool, String> {
         .find(|(_, c)| matches!(c, ':' | '：'))
         .filter(|(i, _)| opening[..*i].chars().count() <= 12)
         .map(|(i, c)| skip_marks(&opening[i + c.len_utf8()..]));
-    if let Some(v) = verdict_word_at_start(&opening).or_else(|| after_label.as_deref().and_then(verdict_word_at_start)) {
+    if let Some(v) = verdict_word_at_start(&opening).or_else(|| after_label.as_deref().and_then(verdict_word_at_start))
+    {
         return Ok(v);
     }
     match verdict_words(&lower) {

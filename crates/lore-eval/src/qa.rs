@@ -43,9 +43,11 @@ pub fn rouge_l(prediction: &str, golds: &[impl AsRef<str>], language: Language) 
 /// Whether some normalised gold answer occurs, as a run of whole tokens, in one of the contexts.
 pub fn answer_in_context(golds: &[impl AsRef<str>], contexts: &[&str], language: Language) -> bool {
     let contexts: Vec<Vec<String>> = contexts.iter().map(|c| tokens(c, language)).collect();
-    golds.iter().map(|g| tokens(g.as_ref(), language)).filter(|g| !g.is_empty()).any(|gold| {
-        contexts.iter().any(|context| context.windows(gold.len()).any(|window| window == gold.as_slice()))
-    })
+    golds
+        .iter()
+        .map(|g| tokens(g.as_ref(), language))
+        .filter(|g| !g.is_empty())
+        .any(|gold| contexts.iter().any(|context| context.windows(gold.len()).any(|window| window == gold.as_slice())))
 }
 
 /// The normalised tokens of `text`. Both languages lowercase and drop punctuation (any

@@ -102,7 +102,8 @@ fn a_malformed_arena_set_is_reported() {
     assert!(error.contains("docs"), "{error}");
     fs::create_dir(dir.path().join("docs")).expect("docs dir");
     fs::write(dir.path().join("docs/a.txt"), "Lore is written in Rust.").expect("write doc");
-    fs::write(dir.path().join("qa.json"), "{\"data\": [\n  {\"question\": \"What is Lore written in?\"}\n]}").expect("write qa");
+    fs::write(dir.path().join("qa.json"), "{\"data\": [\n  {\"question\": \"What is Lore written in?\"}\n]}")
+        .expect("write qa");
     let error = ArenaDataset::load(dir.path()).expect_err("an entry without answer").to_string();
     assert!(error.contains("qa.json") && error.contains("line 2") && error.contains("answer"), "{error}");
 }

@@ -25,7 +25,10 @@ impl Embedder for Table {
     }
     fn embed(&self, texts: &[&str], kind: EmbedKind) -> Result<Vec<Vec<f32>>> {
         assert_eq!(kind, EmbedKind::Query);
-        texts.iter().map(|t| self.0.get(t).cloned().ok_or_else(|| Error::Model(format!("unknown text {t:?}")))).collect()
+        texts
+            .iter()
+            .map(|t| self.0.get(t).cloned().ok_or_else(|| Error::Model(format!("unknown text {t:?}"))))
+            .collect()
     }
 }
 
@@ -58,7 +61,10 @@ fn faithfulness_is_the_share_of_supported_claims() {
     assert_eq!(conversations.len(), 4);
     assert!(conversations[0][0].content.contains(answer));
     let check = &conversations[2][0].content;
-    assert!(check.contains("Statement: Paris has 12 million people.") && check.contains("[2] France is in western Europe."), "{check}");
+    assert!(
+        check.contains("Statement: Paris has 12 million people.") && check.contains("[2] France is in western Europe."),
+        "{check}"
+    );
 }
 
 #[test]
@@ -75,10 +81,17 @@ fn an_unreadable_verdict_is_asked_again_then_recorded() {
     let chat = Scripted::new(["Paris is the capital of France.", "Hmm.", "Perhaps.", "It depends."]);
     let embedder = no_embedder();
     let grounding = Grounding::new(&chat, &embedder, None).expect("grounding");
-    let failure = grounding.faithfulness("What is the capital of France?", "Paris.", &CONTEXTS).expect("model ran").expect_err("unscored");
+    let failure = grounding
+        .faithfulness("What is the capital of France?", "Paris.", &CONTEXTS)
+        .expect("model ran")
+        .expect_err("unscored");
     assert_eq!(failure.attempts, 3);
     assert_eq!(failure.last_output, "It depends.");
-    assert!(failure.reason.contains("statement 1") && failure.reason.contains("no yes/no verdict"), "{}", failure.reason);
+    assert!(
+        failure.reason.contains("statement 1") && failure.reason.contains("no yes/no verdict"),
+        "{}",
+        failure.reason
+    );
 }
 
 #[test]
@@ -150,7 +163,10 @@ fn context_recall_checks_each_gold_sentence() {
     let chat = Scripted::new(["是", "否，参考内容没有提到人口。"]);
     let embedder = no_embedder();
     let grounding = Grounding::new(&chat, &embedder, None).expect("grounding");
-    near(&grounding.context_recall("法国的首都是哪里？", "巴黎是法国的首都。人口约210万。", &["巴黎是法国的首都。"]), 0.5);
+    near(
+        &grounding.context_recall("法国的首都是哪里？", "巴黎是法国的首都。人口约210万。", &["巴黎是法国的首都。"]),
+        0.5,
+    );
     let prompt = &chat.conversations()[0][0].content;
     assert!(prompt.contains("陈述：巴黎是法国的首都。") && prompt.contains("是 或 否"), "{prompt}");
 }
@@ -158,9 +174,17 @@ fn context_recall_checks_each_gold_sentence() {
 #[test]
 fn summaries_count_failures_instead_of_averaging_them() {
     let unscored = || Err(Unscored { reason: "no verdict".into(), attempts: 3, last_output: "hm".into() });
-    let item = |faithfulness| GroundingScores { faithfulness, answer_relevancy: Ok(0.5), context_precision: Ok(1.0), context_recall: unscored() };
+    let item = |faithfulness| GroundingScores {
+        faithfulness,
+        answer_relevancy: Ok(0.5),
+        context_precision: Ok(1.0),
+        context_recall: unscored(),
+    };
     let summary = GroundingSummary::of(&[item(Ok(1.0)), item(unscored()), item(Ok(0.0))]);
-    assert_eq!((summary.faithfulness.value, summary.faithfulness.scored, summary.faithfulness.failed), (Some(0.5), 2, 1));
+    assert_eq!(
+        (summary.faithfulness.value, summary.faithfulness.scored, summary.faithfulness.failed),
+        (Some(0.5), 2, 1)
+    );
     assert_eq!((summary.context_recall.value, summary.context_recall.failed), (None, 3));
     assert_eq!(summary.answer_relevancy.value, Some(0.5));
 }
@@ -169,7 +193,10 @@ fn summaries_count_failures_instead_of_averaging_them() {
 fn score_runs_all_four_and_the_cache_answers_a_second_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = dir.path().join("replies.jsonl");
-    let table = Table(HashMap::from([("Capital of France?", vec![1.0, 0.0]), ("What is the capital of France?", vec![4.0, 3.0])]));
+    let table = Table(HashMap::from([
+        ("Capital of France?", vec![1.0, 0.0]),
+        ("What is the capital of France?", vec![4.0, 3.0]),
+    ]));
     let script = [
         "Paris is the capital of France.", // the answer's claims
         "yes",                             // claim 1 is supported
@@ -181,14 +208,27 @@ fn score_runs_all_four_and_the_cache_answers_a_second_run() {
     let chat = Scripted::new(script);
     let grounding = Grounding::new(&chat, &table, Some(&cache)).expect("grounding");
     let first = grounding.score("Capital of France?", "Paris.", Some("Paris."), &CONTEXTS).expect("model ran");
-    assert_eq!(first, GroundingScores { faithfulness: Ok(1.0), answer_relevancy: Ok(0.8), context_precision: Ok(1.0), context_recall: Ok(1.0) });
+    assert_eq!(
+        first,
+        GroundingScores {
+            faithfulness: Ok(1.0),
+            answer_relevancy: Ok(0.8),
+            context_precision: Ok(1.0),
+            context_recall: Ok(1.0)
+        }
+    );
     assert_eq!(chat.calls(), 6);
     let without_gold = grounding.score("Capital of France?", "Paris.", None, &CONTEXTS).expect("cached");
     assert!(without_gold.context_precision.is_err() && without_gold.context_recall.is_err());
 
     // Another run with the same model id and prompts is answered from the file.
     let replay = Scripted::new(Vec::<String>::new());
-    let second = Grounding::new(&replay, &table, Some(&cache)).expect("grounding").score("Capital of France?", "Paris.", Some("Paris."), &CONTEXTS);
+    let second = Grounding::new(&replay, &table, Some(&cache)).expect("grounding").score(
+        "Capital of France?",
+        "Paris.",
+        Some("Paris."),
+        &CONTEXTS,
+    );
     assert_eq!(second.expect("answered from the cache"), first);
     assert_eq!(replay.calls(), 0);
 
@@ -199,7 +239,10 @@ fn score_runs_all_four_and_the_cache_answers_a_second_run() {
     assert!(Grounding::new(&replay, &table, Some(&cache)).is_ok());
     std::fs::write(&cache, format!("not json\n{lines}")).expect("write");
     let error = Grounding::new(&replay, &table, Some(&cache)).err().expect("a damaged cache").to_string();
-    assert!(error.contains("replies.jsonl") && error.contains("line 1") && error.contains("delete the file"), "{error}");
+    assert!(
+        error.contains("replies.jsonl") && error.contains("line 1") && error.contains("delete the file"),
+        "{error}"
+    );
 }
 
 /// Replies the local models gave to these prompts (captured through lore-eval's reply cache; the
@@ -214,7 +257,14 @@ fn real_model_replies() {
     let chat = Scripted::new([claims, verdict]);
     let embedder = no_embedder();
     let grounding = Grounding::new(&chat, &embedder, None).expect("grounding");
-    near(&grounding.faithfulness("Are Christopher Nolan and Sathish Kalathil both film directors?", "No, only Christopher Nolan is a film director.", &CONTEXTS), 1.0);
+    near(
+        &grounding.faithfulness(
+            "Are Christopher Nolan and Sathish Kalathil both film directors?",
+            "No, only Christopher Nolan is a film director.",
+            &CONTEXTS,
+        ),
+        1.0,
+    );
     assert!(chat.conversations()[1][0].content.contains(&format!("Statement: {claims}")));
 
     // Qwen2.5-Coder-0.5B's questions for a Chinese answer (the first and third are the same) and

@@ -28,10 +28,17 @@ fn scored(replies: &[&str]) -> RubricScores {
 fn the_gold_answer_is_the_reference_in_both_languages() {
     let (_, chat) = judge_with(&[r#"{"correctness": 5, "completeness": 5, "clarity": 5}"#]);
     let prompt = &chat.conversations()[0][1].content;
-    assert!(prompt.contains("Reference answer: Christopher Nolan") && prompt.contains("Answer to grade: Nolan directed it."), "{prompt}");
+    assert!(
+        prompt.contains("Reference answer: Christopher Nolan")
+            && prompt.contains("Answer to grade: Nolan directed it."),
+        "{prompt}"
+    );
 
     let chat = Scripted::new([r#"{"correctness": 5, "completeness": 4, "clarity": 5}"#]);
-    let judgement = Judge::new(&chat, None).expect("judge").judge("《盗梦空间》的导演是谁？", "克里斯托弗·诺兰", "诺兰。").expect("ran");
+    let judgement = Judge::new(&chat, None)
+        .expect("judge")
+        .judge("《盗梦空间》的导演是谁？", "克里斯托弗·诺兰", "诺兰。")
+        .expect("ran");
     assert_eq!(judgement.expect("scored").scores, scores(5, 4, 5));
     let prompt = &chat.conversations()[0][1].content;
     assert!(prompt.contains("参考答案：克里斯托弗·诺兰") && prompt.contains("待评分的回答：诺兰。"), "{prompt}");
@@ -47,7 +54,10 @@ fn forgiving_json() {
     assert_eq!(scored(&["{'correctness': 4, 'completeness': '3/5', 'clarity': \"5分\"}"]), scores(4, 3, 5));
     assert_eq!(scored(&["｛“正确性”：4，“完整性”：3，“清晰简洁”：5｝"]), scores(4, 3, 5));
     assert_eq!(scored(&["{correctness: 2, completeness: 1, Clarity & Conciseness: 4}"]), scores(2, 1, 4));
-    assert_eq!(scored(&[r#"{"scores": {"Correctness": {"score": 3}, "Completeness": 2, "Clarity": 4}}"#]), scores(3, 2, 4));
+    assert_eq!(
+        scored(&[r#"{"scores": {"Correctness": {"score": 3}, "Completeness": 2, "Clarity": 4}}"#]),
+        scores(3, 2, 4)
+    );
     // A quote inside the reasoning does not end the string.
     let quoted = r#"{"reasoning": "It says "Nolan" only", "correctness": 4, "completeness": 3, "clarity": 5}"#;
     assert_eq!(judge_with(&[quoted]).0.expect("scored").reasoning, "It says \"Nolan\" only");
@@ -55,7 +65,8 @@ fn forgiving_json() {
 
 #[test]
 fn scores_in_prose() {
-    let prose = "**Correctness (1-5):** 4/5 - right director.\n**Completeness:** 3\n**Clarity & Conciseness:** 5 out of 5";
+    let prose =
+        "**Correctness (1-5):** 4/5 - right director.\n**Completeness:** 3\n**Clarity & Conciseness:** 5 out of 5";
     let judgement = judge_with(&[prose]).0.expect("scored");
     assert_eq!(judgement.scores, scores(4, 3, 5));
     assert_eq!(judgement.reasoning, prose);
@@ -64,7 +75,10 @@ fn scores_in_prose() {
 
 #[test]
 fn out_of_range_scores_are_asked_again() {
-    let (outcome, chat) = judge_with(&["correctness: 8/10, completeness: 7/10, clarity: 9/10", r#"{"correctness": 4, "completeness": 4, "clarity": 5}"#]);
+    let (outcome, chat) = judge_with(&[
+        "correctness: 8/10, completeness: 7/10, clarity: 9/10",
+        r#"{"correctness": 4, "completeness": 4, "clarity": 5}"#,
+    ]);
     let judgement = outcome.expect("scored on the second attempt");
     assert_eq!((judgement.scores, judgement.attempts), (scores(4, 4, 5), 2));
     let retry = &chat.conversations()[1];
@@ -133,24 +147,41 @@ fn real_model_replies() {
     // Qwen2.5-Coder-0.5B writes bare JSON, Chinese reasoning with typographic quotes inside.
     let judgement = judge_once(&fixture("qwen-zh-json-with-typographic-quotes.txt")).expect("scored");
     assert_eq!(judgement.scores, scores(4, 4, 4));
-    assert!(judgement.reasoning.starts_with("Qwen3模型在经过“思考模式融合”和“通用RL”阶段后"), "{}", judgement.reasoning);
-    assert_eq!(judge_once(&fixture("qwen-zh-json-scores-a-made-up-answer.txt")).expect("scored").scores, scores(3, 3, 3));
+    assert!(
+        judgement.reasoning.starts_with("Qwen3模型在经过“思考模式融合”和“通用RL”阶段后"),
+        "{}",
+        judgement.reasoning
+    );
+    assert_eq!(
+        judge_once(&fixture("qwen-zh-json-scores-a-made-up-answer.txt")).expect("scored").scores,
+        scores(3, 3, 3)
+    );
     assert_eq!(judge_once(&fixture("qwen-zh-json-scores-a-wrong-answer.txt")).expect("scored").scores, scores(1, 1, 1));
     assert_eq!(judge_once(&fixture("qwen-en-json.txt")).expect("scored").scores, scores(5, 5, 5));
 
     // SmolLM2-135M does not follow the format: it answers the question, rambles until the token
     // limit, or echoes the reminder with its "<1-5>" placeholders and "1 到 5" scale. None of it
     // may turn into a score.
-    for name in ["smollm2-en-answers-the-question-instead.txt", "smollm2-zh-rambles-to-the-token-limit.txt", "smollm2-zh-retry-echoes-the-reminder.txt"] {
+    for name in [
+        "smollm2-en-answers-the-question-instead.txt",
+        "smollm2-zh-rambles-to-the-token-limit.txt",
+        "smollm2-zh-retry-echoes-the-reminder.txt",
+    ] {
         let failure = judge_once(&fixture(name)).expect_err(name);
         assert_eq!(failure.reason, "no correctness score found", "{name}");
         assert_eq!(failure.last_output, fixture(name));
     }
     // The real retry sequence: the reminder did not help, and the item is recorded as unscored
     // after both attempts.
-    let (first, second) = (fixture("smollm2-zh-rambles-to-the-token-limit.txt"), fixture("smollm2-zh-retry-echoes-the-reminder.txt"));
+    let (first, second) =
+        (fixture("smollm2-zh-rambles-to-the-token-limit.txt"), fixture("smollm2-zh-retry-echoes-the-reminder.txt"));
     let chat = Scripted::new([first.as_str(), second.as_str()]);
-    let failure = Judge::new(&chat, None).expect("judge").with_max_attempts(2).judge("问题？", "参考", "回答").expect("ran").expect_err("unscored");
+    let failure = Judge::new(&chat, None)
+        .expect("judge")
+        .with_max_attempts(2)
+        .judge("问题？", "参考", "回答")
+        .expect("ran")
+        .expect_err("unscored");
     assert_eq!((failure.attempts, failure.last_output.as_str()), (2, second.as_str()));
     let reminder = &chat.conversations()[1][3].content;
     assert!(reminder.starts_with("你的回复无法使用：no correctness score found。"), "{reminder}");

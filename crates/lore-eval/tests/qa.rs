@@ -1,5 +1,7 @@
 use lore_core::Language::{Chinese, English};
-use lore_eval::{QaItem, QaScores, QaSummary, RefusalCounts, answer_in_context, exact_match, rouge_l, token_f1, tokens};
+use lore_eval::{
+    QaItem, QaScores, QaSummary, RefusalCounts, answer_in_context, exact_match, rouge_l, token_f1, tokens,
+};
 
 fn near(actual: f64, expected: f64) {
     assert!((actual - expected).abs() < 1e-12, "got {actual}, expected {expected}");
@@ -55,7 +57,12 @@ fn answer_in_context_matches_whole_tokens() {
 }
 
 fn item(id: &str, question: &str, answers: &[&str], answerable: bool) -> QaItem {
-    QaItem { id: id.into(), question: question.into(), answers: answers.iter().map(|a| a.to_string()).collect(), answerable }
+    QaItem {
+        id: id.into(),
+        question: question.into(),
+        answers: answers.iter().map(|a| a.to_string()).collect(),
+        answerable,
+    }
 }
 
 #[test]
@@ -81,7 +88,12 @@ fn scores_and_summary_separate_answers_from_refusals() {
     assert_eq!(summary.questions, 4);
     assert_eq!(
         summary.refusal,
-        RefusalCounts { refused_unanswerable: 1, answered_unanswerable: 1, refused_answerable: 1, answered_answerable: 1 }
+        RefusalCounts {
+            refused_unanswerable: 1,
+            answered_unanswerable: 1,
+            refused_answerable: 1,
+            answered_answerable: 1
+        }
     );
     assert_eq!(summary.refusal_accuracy, Some(0.5));
     assert_eq!((summary.f1.scored, summary.f1.failed), (2, 0));

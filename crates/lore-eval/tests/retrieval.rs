@@ -11,10 +11,7 @@ fn assert_metrics(actual: &RetrievalMetrics, expected: [f64; 5]) {
 }
 
 fn qrels(entries: &[(&str, &[(&str, i32)])]) -> Qrels {
-    entries
-        .iter()
-        .map(|(q, docs)| (q.to_string(), docs.iter().map(|(d, g)| (d.to_string(), *g)).collect()))
-        .collect()
+    entries.iter().map(|(q, docs)| (q.to_string(), docs.iter().map(|(d, g)| (d.to_string(), *g)).collect())).collect()
 }
 
 fn run(entries: &[(&str, &[(&str, f32)])]) -> Run {
@@ -25,11 +22,7 @@ fn run(entries: &[(&str, &[(&str, f32)])]) -> Run {
 fn hand_checked_toy_example() {
     // q1: a has grade 2, b and d grade 1, c is judged not relevant.
     // q2 has no relevant document: it is left out. q3 is judged but absent from the run: zeros.
-    let qrels = qrels(&[
-        ("q1", &[("a", 2), ("b", 1), ("c", 0), ("d", 1)]),
-        ("q2", &[("a", 0)]),
-        ("q3", &[("z", 1)]),
-    ]);
+    let qrels = qrels(&[("q1", &[("a", 2), ("b", 1), ("c", 0), ("d", 1)]), ("q2", &[("a", 0)]), ("q3", &[("z", 1)])]);
     // a and b tie at 0.8; trec_eval puts the larger id first, so the ranking is
     // x b a c d with grades 0 1 2 0 1.
     let run = run(&[("q1", &[("a", 0.8), ("x", 0.9), ("d", 0.1), ("b", 0.8), ("c", 0.5)]), ("q2", &[("a", 1.0)])]);
@@ -155,7 +148,13 @@ fn agrees_with_pytrec_eval_on_a_random_graded_run_with_ties() {
 
 #[test]
 fn a_document_scores_its_best_chunk() {
-    let hit = |source: &str, score: f32| Hit { chunk_id: 0, source: source.into(), text: String::new(), score, metadata: Metadata::new() };
+    let hit = |source: &str, score: f32| Hit {
+        chunk_id: 0,
+        source: source.into(),
+        text: String::new(),
+        score,
+        metadata: Metadata::new(),
+    };
     let hits = [hit("doc-b", 0.4), hit("doc-a", 0.7), hit("doc-b", 0.9), hit("doc-c", 0.7)];
     assert_eq!(
         best_chunk_per_document(&hits),

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use lore_core::{Chunk, ChunkConfig, Document, Error, Filter, Hit, Metadata, Result};
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use crate::dense::{DenseIndex, unit_vector};
@@ -17,8 +15,7 @@ use crate::filter::{ChunkSet, matching_chunks};
 use crate::keyword::{KEYWORD_FOLDER, KeywordIndex};
 use crate::settings::SearchSettings;
 use crate::store::{
-    AtCollection, FILE_SETTINGS, LATER_TABLES, NOW, SCHEMA, STORE_FILE, connect, json_column,
-    read_generation,
+    AtCollection, FILE_SETTINGS, LATER_TABLES, NOW, SCHEMA, STORE_FILE, connect, json_column, read_generation,
 };
 
 /// The on-disk format this code reads and writes.
@@ -94,12 +91,7 @@ pub struct Collection {
 
 impl Collection {
     /// Creates the directory and store; error if a collection already exists there.
-    pub fn create(
-        dir: &Path,
-        embedder: &str,
-        dimension: usize,
-        chunking: ChunkConfig,
-    ) -> Result<Collection> {
+    pub fn create(dir: &Path, embedder: &str, dimension: usize, chunking: ChunkConfig) -> Result<Collection> {
         if dimension == 0 {
             return Err(Error::InvalidInput(format!(
                 "embedder '{embedder}' reports 0 dimensions: a collection needs at least 1"
@@ -112,19 +104,11 @@ impl Collection {
                 dir.display()
             )));
         }
-        fs::create_dir_all(dir).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot create directory {}: {e}", dir.display()),
-            )
-        })?;
+        fs::create_dir_all(dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot create directory {}: {e}", dir.display())))?;
         let chunking_json = serde_json::to_string(&chunking)
             .map_err(|e| Error::InvalidInput(format!("chunk settings {chunking:?}: {e}")))?;
-        let mut conn = connect(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )
-        .at(dir)?;
+        let mut conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE).at(dir)?;
         conn.execute_batch(FILE_SETTINGS).at(dir)?;
         let tx = conn.transaction().at(dir)?;
         tx.execute_batch(SCHEMA).at(dir)?;
@@ -227,33 +211,20 @@ impl Collection {
     /// The content hash stored for `source`, if that document is in the collection.
     pub fn document_hash(&self, source: &str) -> Result<Option<String>> {
         self.conn
-            .query_row(
-                "SELECT content_hash FROM documents WHERE source = ?1",
-                [source],
-                |row| row.get(0),
-            )
+            .query_row("SELECT content_hash FROM documents WHERE source = ?1", [source], |row| row.get(0))
             .optional()
             .at(&self.dir)
     }
 
     /// Inserts `doc` with its chunks and their vectors (`vectors[i]` embeds `chunks[i]`), or
     /// replaces the document with the same source, in one transaction.
-    pub fn upsert(
-        &mut self,
-        doc: &Document,
-        chunks: &[Chunk],
-        vectors: &[Vec<f32>],
-    ) -> Result<UpsertOutcome> {
+    pub fn upsert(&mut self, doc: &Document, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<UpsertOutcome> {
         let rows = PreparedDocument::new(doc, chunks, vectors, self.manifest.dimension)?;
         let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
         let replaced = delete_rows(&write.tx, &doc.source, write.generation()).at(&self.dir)?;
         rows.insert(&write.tx, &write.now).at(&self.dir)?;
         self.manifest.updated_at = write.commit().at(&self.dir)?;
-        Ok(if replaced {
-            UpsertOutcome::Replaced
-        } else {
-            UpsertOutcome::Added
-        })
+        Ok(if replaced { UpsertOutcome::Replaced } else { UpsertOutcome::Added })
     }
 
     /// Removes a document and its chunks; false if there was no document from `source`.
@@ -294,11 +265,9 @@ impl Collection {
     pub fn stats(&self) -> Result<Stats> {
         let (documents, chunks) = self
             .conn
-            .query_row(
-                "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
+            .query_row("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .at(&self.dir)?;
         let mut bytes_on_disk = 0;
         for folder in [self.dir.clone(), self.dir.join(KEYWORD_FOLDER)] {
@@ -310,12 +279,7 @@ impl Collection {
                 }
             }
         }
-        Ok(Stats {
-            documents,
-            chunks,
-            dimension: self.manifest.dimension,
-            bytes_on_disk,
-        })
+        Ok(Stats { documents, chunks, dimension: self.manifest.dimension, bytes_on_disk })
     }
 
     /// The `k` chunks whose vectors have the highest cosine similarity with `query`, best
@@ -414,8 +378,7 @@ impl Collection {
         if slot.is_none() {
             *slot = Some(KeywordIndex::open(&self.dir, &self.manifest.search.keyword)?);
         }
-        RefMut::filter_map(slot, Option::as_mut)
-            .map_err(|_| Error::Index("the keyword index was not opened".into()))
+        RefMut::filter_map(slot, Option::as_mut).map_err(|_| Error::Index("the keyword index was not opened".into()))
     }
 
     /// The chunks that pass `filter`; the last filter's are kept until the next write.
@@ -463,12 +426,7 @@ struct PreparedChunk<'a> {
 }
 
 impl<'a> PreparedDocument<'a> {
-    fn new(
-        doc: &'a Document,
-        chunks: &'a [Chunk],
-        vectors: &[Vec<f32>],
-        dimension: usize,
-    ) -> Result<Self> {
+    fn new(doc: &'a Document, chunks: &'a [Chunk], vectors: &[Vec<f32>], dimension: usize) -> Result<Self> {
         if chunks.len() != vectors.len() {
             return Err(Error::InvalidInput(format!(
                 "'{}' has {} chunks but {} vectors: embed each chunk once",
@@ -478,9 +436,8 @@ impl<'a> PreparedDocument<'a> {
             )));
         }
         let to_json = |metadata: &Metadata| {
-            serde_json::to_string(metadata).map_err(|e| {
-                Error::InvalidInput(format!("metadata of '{}' is not JSON: {e}", doc.source))
-            })
+            serde_json::to_string(metadata)
+                .map_err(|e| Error::InvalidInput(format!("metadata of '{}' is not JSON: {e}", doc.source)))
         };
         let chunks = chunks
             .iter()
@@ -494,11 +451,7 @@ impl<'a> PreparedDocument<'a> {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(PreparedDocument {
-            doc,
-            metadata: to_json(&doc.metadata)?,
-            chunks,
-        })
+        Ok(PreparedDocument { doc, metadata: to_json(&doc.metadata)?, chunks })
     }
 
     /// Inserts the document and its chunks.
@@ -536,11 +489,7 @@ impl<'c> WriteTransaction<'c> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let generation_before = read_generation(&tx)?;
         let now = tx.query_row(NOW, [], |row| row.get(0))?;
-        Ok(WriteTransaction {
-            tx,
-            generation_before,
-            now,
-        })
+        Ok(WriteTransaction { tx, generation_before, now })
     }
 
     /// The generation this write makes.
@@ -550,10 +499,8 @@ impl<'c> WriteTransaction<'c> {
 
     /// Commits; returns the time of the write.
     fn commit(self) -> rusqlite::Result<String> {
-        self.tx.execute(
-            "UPDATE manifest SET generation = ?1, updated_at = ?2",
-            params![self.generation(), self.now],
-        )?;
+        self.tx
+            .execute("UPDATE manifest SET generation = ?1, updated_at = ?2", params![self.generation(), self.now])?;
         self.tx.commit()?;
         Ok(self.now)
     }
@@ -562,13 +509,8 @@ impl<'c> WriteTransaction<'c> {
 /// Deletes the document from `source` and its chunks, logging them as deleted by the write
 /// that makes `generation`; false if there was no such document.
 fn delete_rows(tx: &Transaction, source: &str, generation: i64) -> rusqlite::Result<bool> {
-    let Some(document_id): Option<i64> = tx
-        .query_row(
-            "SELECT id FROM documents WHERE source = ?1",
-            [source],
-            |row| row.get(0),
-        )
-        .optional()?
+    let Some(document_id): Option<i64> =
+        tx.query_row("SELECT id FROM documents WHERE source = ?1", [source], |row| row.get(0)).optional()?
     else {
         return Ok(false);
     };
@@ -584,11 +526,9 @@ fn delete_rows(tx: &Transaction, source: &str, generation: i64) -> rusqlite::Res
 
 fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
     let has_manifest: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'manifest'",
-            [],
-            |row| row.get(0),
-        )
+        .query_row("SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'manifest'", [], |row| {
+            row.get(0)
+        })
         .at(dir)?;
     if !has_manifest {
         return Err(Error::Index(format!(
@@ -597,9 +537,7 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
             dir.display()
         )));
     }
-    let format_version: u32 = conn
-        .query_row("SELECT format_version FROM manifest", [], |row| row.get(0))
-        .at(dir)?;
+    let format_version: u32 = conn.query_row("SELECT format_version FROM manifest", [], |row| row.get(0)).at(dir)?;
     if format_version > FORMAT_VERSION {
         return Err(Error::Index(format!(
             "collection {} has format version {format_version}, but this lore reads only up to \
@@ -623,21 +561,17 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
         SearchSettings::default()
     };
     let manifest = conn
-        .query_row(
-            "SELECT embedder, dimension, chunking, created_at, updated_at FROM manifest",
-            [],
-            |row| {
-                Ok(Manifest {
-                    format_version,
-                    embedder: row.get(0)?,
-                    dimension: row.get(1)?,
-                    chunking: json_column(row, 2)?,
-                    created_at: row.get(3)?,
-                    updated_at: row.get(4)?,
-                    search: search.clone(),
-                })
-            },
-        )
+        .query_row("SELECT embedder, dimension, chunking, created_at, updated_at FROM manifest", [], |row| {
+            Ok(Manifest {
+                format_version,
+                embedder: row.get(0)?,
+                dimension: row.get(1)?,
+                chunking: json_column(row, 2)?,
+                created_at: row.get(3)?,
+                updated_at: row.get(4)?,
+                search: search.clone(),
+            })
+        })
         .at(dir)?;
     if manifest.dimension == 0 {
         return Err(Error::Index(format!(
@@ -663,13 +597,7 @@ fn read_hit(conn: &Connection, chunk_id: i64, score: f32) -> rusqlite::Result<Op
         if let Some(title) = title {
             metadata.insert("title".into(), title.into());
         }
-        Ok(Hit {
-            chunk_id,
-            source,
-            text: row.get(0)?,
-            score,
-            metadata,
-        })
+        Ok(Hit { chunk_id, source, text: row.get(0)?, score, metadata })
     })
     .optional()
 }

@@ -91,8 +91,7 @@ pub(crate) fn read_generation(conn: &Connection) -> rusqlite::Result<i64> {
 
 pub(crate) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
-    serde_json::from_str(&text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+    serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
 /// Turns SQLite errors into `lore_core::Error`s that name the collection and say what to do.
@@ -110,9 +109,9 @@ impl<T> AtCollection<T> for rusqlite::Result<T> {
                      try again when it has finished writing ({e})",
                     BUSY_TIMEOUT.as_secs()
                 ),
-                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => format!(
-                    "collection {dir} is damaged ({e}): delete the directory and ingest again"
-                ),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                    format!("collection {dir} is damaged ({e}): delete the directory and ingest again")
+                }
                 Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
                     format!("collection {dir} cannot be written ({e}): check its permissions")
                 }

@@ -25,9 +25,7 @@ impl XorShift {
     }
 
     fn unit_vector(&mut self, dimension: usize) -> Vec<f32> {
-        let raw: Vec<f32> = (0..dimension)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
-            .collect();
+        let raw: Vec<f32> = (0..dimension).map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect();
         let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt();
         raw.iter().map(|x| x / norm).collect()
     }
@@ -41,11 +39,7 @@ fn chunks(texts: &[String]) -> Vec<Chunk> {
     texts
         .iter()
         .enumerate()
-        .map(|(ordinal, text)| Chunk {
-            text: text.clone(),
-            ordinal,
-            metadata: Metadata::new(),
-        })
+        .map(|(ordinal, text)| Chunk { text: text.clone(), ordinal, metadata: Metadata::new() })
         .collect()
 }
 
@@ -55,23 +49,12 @@ fn create(dir: &Path, dimension: usize) -> Collection {
 
 /// Adds a document whose chunk texts are `"{source} #{i}"`, one per vector.
 fn add(collection: &mut Collection, source: &str, vectors: &[Vec<f32>]) -> UpsertOutcome {
-    let texts: Vec<String> = (0..vectors.len())
-        .map(|i| format!("{source} #{i}"))
-        .collect();
-    collection
-        .upsert(
-            &document(source, &texts.join("\n")),
-            &chunks(&texts),
-            vectors,
-        )
-        .unwrap()
+    let texts: Vec<String> = (0..vectors.len()).map(|i| format!("{source} #{i}")).collect();
+    collection.upsert(&document(source, &texts.join("\n")), &chunks(&texts), vectors).unwrap()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum()
+    a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
 }
 
 fn texts(hits: &[Hit]) -> Vec<&str> {
@@ -88,37 +71,20 @@ fn error_text<T>(result: lore_core::Result<T>) -> String {
 #[test]
 fn create_then_open_round_trips_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
-    let chunking = ChunkConfig::TokenWindow {
-        size: 128,
-        overlap: 16,
-    };
+    let chunking = ChunkConfig::TokenWindow { size: 128, overlap: 16 };
     let created = Collection::create(dir.path(), "minilm", 384, chunking.clone()).unwrap();
     let manifest = created.manifest().clone();
-    assert_eq!(
-        (
-            manifest.format_version,
-            manifest.embedder.as_str(),
-            manifest.dimension
-        ),
-        (1, "minilm", 384)
-    );
+    assert_eq!((manifest.format_version, manifest.embedder.as_str(), manifest.dimension), (1, "minilm", 384));
     assert_eq!(manifest.chunking, chunking);
     let stamp = manifest.created_at.as_bytes();
-    assert!(
-        stamp.len() == 20 && stamp[10] == b'T' && stamp[19] == b'Z',
-        "not RFC 3339 UTC: {}",
-        manifest.created_at
-    );
+    assert!(stamp.len() == 20 && stamp[10] == b'T' && stamp[19] == b'Z', "not RFC 3339 UTC: {}", manifest.created_at);
     assert_eq!(manifest.updated_at, manifest.created_at);
     drop(created);
 
     let opened = Collection::open(dir.path()).unwrap();
     assert_eq!(opened.manifest(), &manifest);
     let stats = opened.stats().unwrap();
-    assert_eq!(
-        (stats.documents, stats.chunks, stats.dimension),
-        (0, 0, 384)
-    );
+    assert_eq!((stats.documents, stats.chunks, stats.dimension), (0, 0, 384));
     assert!(stats.bytes_on_disk > 0);
 
     let again = Collection::create(dir.path(), "minilm", 384, ChunkConfig::default());
@@ -141,15 +107,10 @@ fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(create(dir.path(), 4));
     let store = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
-    store
-        .execute("UPDATE manifest SET format_version = 99", [])
-        .unwrap();
+    store.execute("UPDATE manifest SET format_version = 99", []).unwrap();
     drop(store);
     let message = error_text(Collection::open(dir.path()));
-    assert!(
-        message.contains("format version 99") && message.contains("upgrade lore"),
-        "{message}"
-    );
+    assert!(message.contains("format version 99") && message.contains("upgrade lore"), "{message}");
 }
 
 #[test]
@@ -158,10 +119,7 @@ fn another_embedder_is_refused_by_name() {
     let collection = Collection::create(dir.path(), "minilm", 384, ChunkConfig::default()).unwrap();
     collection.check_embedder("minilm", 384).unwrap();
     let message = error_text(collection.check_embedder("e5-small", 384));
-    assert!(
-        message.contains("'minilm'") && message.contains("'e5-small'"),
-        "{message}"
-    );
+    assert!(message.contains("'minilm'") && message.contains("'e5-small'"), "{message}");
     assert!(collection.check_embedder("minilm", 768).is_err());
 }
 
@@ -176,16 +134,8 @@ fn search_is_exact_top_k() {
     for d in 0..30 {
         let source = format!("doc{d}");
         let vectors: Vec<Vec<f32>> = (0..10).map(|_| rng.unit_vector(dimension)).collect();
-        assert_eq!(
-            add(&mut collection, &source, &vectors),
-            UpsertOutcome::Added
-        );
-        corpus.extend(
-            vectors
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("{source} #{i}"), v)),
-        );
+        assert_eq!(add(&mut collection, &source, &vectors), UpsertOutcome::Added);
+        corpus.extend(vectors.into_iter().enumerate().map(|(i, v)| (format!("{source} #{i}"), v)));
     }
     let exact: BTreeMap<&str, &Vec<f32>> = corpus.iter().map(|(t, v)| (t.as_str(), v)).collect();
 
@@ -199,20 +149,13 @@ fn search_is_exact_top_k() {
             // Each hit is labelled with its own vector's score, the scores are the oracle's
             // top k in order, and no chunk comes twice: the result is the exact top k.
             for (hit, expected) in hits.iter().zip(&oracle) {
-                assert!(
-                    (f64::from(hit.score) - expected).abs() < 1e-5,
-                    "k={k}: {hit:?}"
-                );
+                assert!((f64::from(hit.score) - expected).abs() < 1e-5, "k={k}: {hit:?}");
                 let own = dot(exact[hit.text.as_str()], &query);
-                assert!(
-                    (f64::from(hit.score) - own).abs() < 1e-5,
-                    "{hit:?} scores {own}"
-                );
+                assert!((f64::from(hit.score) - own).abs() < 1e-5, "{hit:?} scores {own}");
                 assert_eq!(hit.metadata["source"], json!(hit.source));
                 assert!(hit.text.starts_with(&format!("{} #", hit.source)));
             }
-            let distinct: std::collections::BTreeSet<i64> =
-                hits.iter().map(|hit| hit.chunk_id).collect();
+            let distinct: std::collections::BTreeSet<i64> = hits.iter().map(|hit| hit.chunk_id).collect();
             assert_eq!(distinct.len(), hits.len());
         }
     }
@@ -223,16 +166,8 @@ fn equal_scores_are_ordered_by_chunk_id() {
     let dir = tempfile::tempdir().unwrap();
     let mut collection = create(dir.path(), 3);
     let same = vec![0.0, 1.0, 0.0];
-    add(
-        &mut collection,
-        "b",
-        &[same.clone(), vec![1.0, 0.0, 0.0], same.clone()],
-    );
-    add(
-        &mut collection,
-        "a",
-        &[same.clone(), same.clone(), vec![0.0, 0.8, 0.6]],
-    );
+    add(&mut collection, "b", &[same.clone(), vec![1.0, 0.0, 0.0], same.clone()]);
+    add(&mut collection, "a", &[same.clone(), same.clone(), vec![0.0, 0.8, 0.6]]);
     for k in [1, 2, 3, 4] {
         let hits = collection.search(&same, k, None).unwrap();
         let ids: Vec<i64> = hits.iter().map(|hit| hit.chunk_id).collect();
@@ -260,26 +195,15 @@ fn replacing_a_document_drops_its_old_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let mut collection = create(dir.path(), 3);
     add(&mut collection, "other", &[vec![0.0, 0.0, 1.0]]);
-    let old = [
-        vec![1.0, 0.0, 0.0],
-        vec![0.7, 0.7, 0.0],
-        vec![0.7, 0.0, 0.7],
-    ];
+    let old = [vec![1.0, 0.0, 0.0], vec![0.7, 0.7, 0.0], vec![0.7, 0.0, 0.7]];
     add(&mut collection, "doc", &old);
-    let old_ids: Vec<i64> = collection
-        .search(&old[0], 10, None)
-        .unwrap()
-        .iter()
-        .map(|hit| hit.chunk_id)
-        .collect();
+    let old_ids: Vec<i64> = collection.search(&old[0], 10, None).unwrap().iter().map(|hit| hit.chunk_id).collect();
     assert_eq!(old_ids.len(), 4);
 
     let new_doc = document("doc", "brand new text");
     let new_chunks = chunks(&["new #0".into(), "new #1".into()]);
     let new_vectors = [vec![0.0, 1.0, 0.0], vec![0.0, 0.7, 0.7]];
-    let outcome = collection
-        .upsert(&new_doc, &new_chunks, &new_vectors)
-        .unwrap();
+    let outcome = collection.upsert(&new_doc, &new_chunks, &new_vectors).unwrap();
     assert_eq!(outcome, UpsertOutcome::Replaced);
 
     // The in-memory matrix was loaded before the replacement, and a fresh handle loads it
@@ -291,10 +215,7 @@ fn replacing_a_document_drops_its_old_chunks() {
         found.sort();
         assert_eq!(found, ["new #0", "new #1", "other #0"]);
         assert_eq!(view.search(&[0.0, 1.0, 0.0], 1, None).unwrap()[0].text, "new #0");
-        assert_eq!(
-            view.document_hash("doc").unwrap(),
-            Some(new_doc.content_hash.clone())
-        );
+        assert_eq!(view.document_hash("doc").unwrap(), Some(new_doc.content_hash.clone()));
         let stats = view.stats().unwrap();
         assert_eq!((stats.documents, stats.chunks), (2, 3));
         for id in &old_ids {
@@ -304,12 +225,7 @@ fn replacing_a_document_drops_its_old_chunks() {
         }
     }
     let docs = collection.documents().unwrap();
-    assert_eq!(
-        docs.iter()
-            .map(|d| (d.source.as_str(), d.chunks))
-            .collect::<Vec<_>>(),
-        [("doc", 2), ("other", 1)]
-    );
+    assert_eq!(docs.iter().map(|d| (d.source.as_str(), d.chunks)).collect::<Vec<_>>(), [("doc", 2), ("other", 1)]);
 }
 
 #[test]
@@ -317,11 +233,7 @@ fn deleting_a_document_removes_it_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let mut collection = create(dir.path(), 3);
     add(&mut collection, "keep", &[vec![1.0, 0.0, 0.0]]);
-    add(
-        &mut collection,
-        "drop",
-        &[vec![0.9, 0.1, 0.0], vec![0.0, 1.0, 0.0]],
-    );
+    add(&mut collection, "drop", &[vec![0.9, 0.1, 0.0], vec![0.0, 1.0, 0.0]]);
     assert_eq!(collection.search(&[1.0, 0.0, 0.0], 10, None).unwrap().len(), 3);
 
     assert!(collection.delete_document("drop").unwrap());
@@ -331,18 +243,10 @@ fn deleting_a_document_removes_it_everywhere() {
     let hits = collection.search(&[1.0, 0.0, 0.0], 10, None).unwrap();
     assert_eq!(texts(&hits), ["keep #0"]);
     assert_eq!(collection.document_hash("drop").unwrap(), None);
-    let sources: Vec<String> = collection
-        .documents()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.source)
-        .collect();
+    let sources: Vec<String> = collection.documents().unwrap().into_iter().map(|d| d.source).collect();
     assert_eq!(sources, ["keep"]);
     let reopened = Collection::open(dir.path()).unwrap();
-    assert_eq!(
-        texts(&reopened.search(&[0.0, 1.0, 0.0], 10, None).unwrap()),
-        ["keep #0"]
-    );
+    assert_eq!(texts(&reopened.search(&[0.0, 1.0, 0.0], 10, None).unwrap()), ["keep #0"]);
 }
 
 #[test]
@@ -354,19 +258,13 @@ fn invalid_vectors_are_refused_and_change_nothing() {
     let attempts: [(&[Vec<f32>], &str); 5] = [
         (&[vec![1.0, 0.0, 0.0], vec![1.0, 0.0]], "2 dimensions"),
         (&[vec![1.0, 0.0, 0.0], vec![f32::NAN, 0.0, 0.0]], "NaN"),
-        (
-            &[vec![1.0, 0.0, 0.0], vec![f32::INFINITY, 0.0, 0.0]],
-            "infinity",
-        ),
+        (&[vec![1.0, 0.0, 0.0], vec![f32::INFINITY, 0.0, 0.0]], "infinity"),
         (&[vec![1.0, 0.0, 0.0], vec![0.0, 0.0, 0.0]], "all zeros"),
         (&[vec![1.0, 0.0, 0.0]], "2 chunks but 1 vectors"),
     ];
     for (vectors, expected) in attempts {
         let result = collection.upsert(&doc, &two, vectors);
-        assert!(
-            matches!(result, Err(Error::InvalidInput(_))),
-            "{expected}: {result:?}"
-        );
+        assert!(matches!(result, Err(Error::InvalidInput(_))), "{expected}: {result:?}");
         let message = error_text(result);
         assert!(message.contains(expected), "{message}");
     }
@@ -400,18 +298,11 @@ fn hits_carry_document_and_chunk_metadata() {
     doc.metadata.insert("page".into(), json!(0));
     let mut parts = chunks(&["Intro".into(), "Details".into()]);
     parts[1].metadata.insert("page".into(), json!(7));
-    parts[1]
-        .metadata
-        .insert("heading_path".into(), json!(["Guide", "Details"]));
-    collection
-        .upsert(&doc, &parts, &[vec![1.0, 0.0], vec![0.0, 1.0]])
-        .unwrap();
+    parts[1].metadata.insert("heading_path".into(), json!(["Guide", "Details"]));
+    collection.upsert(&doc, &parts, &[vec![1.0, 0.0], vec![0.0, 1.0]]).unwrap();
 
     let hit = collection.search(&[0.0, 1.0], 1, None).unwrap().remove(0);
-    assert_eq!(
-        (hit.source.as_str(), hit.text.as_str()),
-        ("guide.md", "Details")
-    );
+    assert_eq!((hit.source.as_str(), hit.text.as_str()), ("guide.md", "Details"));
     let expected: Metadata = [
         ("format", json!("markdown")),
         ("page", json!(7)),
@@ -447,16 +338,10 @@ fn reopening_finds_the_same_vectors() {
             let vectors: Vec<Vec<f32>> = (0..6).map(|_| rng.unit_vector(16)).collect();
             add(&mut collection, &format!("doc{d}"), &vectors);
         }
-        queries
-            .iter()
-            .map(|q| collection.search(q, 10, None).unwrap())
-            .collect()
+        queries.iter().map(|q| collection.search(q, 10, None).unwrap()).collect()
     };
     let reopened = Collection::open(dir.path()).unwrap();
-    let after: Vec<Vec<Hit>> = queries
-        .iter()
-        .map(|q| reopened.search(q, 10, None).unwrap())
-        .collect();
+    let after: Vec<Vec<Hit>> = queries.iter().map(|q| reopened.search(q, 10, None).unwrap()).collect();
     assert_eq!(after, before);
     assert_eq!(reopened.stats().unwrap().chunks, 48);
 }
@@ -471,25 +356,13 @@ fn writes_through_another_handle_are_seen_by_a_loaded_one() {
     assert_eq!(texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()), ["first #0"]);
 
     add(&mut writer, "second", &[vec![0.0, 1.0]]);
-    assert_eq!(
-        texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()),
-        ["second #0", "first #0"]
-    );
+    assert_eq!(texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()), ["second #0", "first #0"]);
     writer.delete_document("first").unwrap();
-    assert_eq!(
-        texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()),
-        ["second #0"]
-    );
+    assert_eq!(texts(&reader.search(&[0.0, 1.0], 5, None).unwrap()), ["second #0"]);
     // And the writer's own matrix, loaded now, stays in step with its later writes.
-    assert_eq!(
-        texts(&writer.search(&[0.0, 1.0], 5, None).unwrap()),
-        ["second #0"]
-    );
+    assert_eq!(texts(&writer.search(&[0.0, 1.0], 5, None).unwrap()), ["second #0"]);
     add(&mut writer, "third", &[vec![0.6, 0.8]]);
-    assert_eq!(
-        texts(&writer.search(&[0.0, 1.0], 5, None).unwrap()),
-        ["second #0", "third #0"]
-    );
+    assert_eq!(texts(&writer.search(&[0.0, 1.0], 5, None).unwrap()), ["second #0", "third #0"]);
 }
 
 #[test]
@@ -544,10 +417,7 @@ fn kill_child_when_ready(name: &str, dir: &Path, grace: Duration) {
     let (ready_tx, ready_rx) = mpsc::channel();
     // libtest prints the test's name on the same line before the child's own output.
     thread::spawn(move || {
-        let ready = stdout
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.ends_with(CHILD_READY));
+        let ready = stdout.lines().map_while(Result::ok).any(|line| line.ends_with(CHILD_READY));
         // The parent may have stopped waiting; then nobody needs the answer.
         let _ = ready_tx.send(ready);
     });
@@ -577,8 +447,7 @@ fn a_killed_transaction_leaves_the_previous_state() {
         store.execute_batch("PRAGMA cache_size = 64").unwrap();
         let tx = store.transaction().unwrap();
         tx.execute("DELETE FROM chunks", []).unwrap();
-        tx.execute("UPDATE documents SET content_hash = 'garbage'", [])
-            .unwrap();
+        tx.execute("UPDATE documents SET content_hash = 'garbage'", []).unwrap();
         for ordinal in 0..4_000 {
             tx.execute(
                 "INSERT INTO chunks (document_id, ordinal, text, metadata, vector)
@@ -598,31 +467,16 @@ fn a_killed_transaction_leaves_the_previous_state() {
             let vectors: Vec<Vec<f32>> = (0..4).map(|_| rng.unit_vector(16)).collect();
             add(&mut collection, &format!("doc{d}"), &vectors);
         }
-        let results: Vec<Vec<Hit>> = queries
-            .iter()
-            .map(|q| collection.search(q, 30, None).unwrap())
-            .collect();
+        let results: Vec<Vec<Hit>> = queries.iter().map(|q| collection.search(q, 30, None).unwrap()).collect();
         (collection.documents().unwrap(), results)
     };
-    kill_child_when_ready(
-        "a_killed_transaction_leaves_the_previous_state",
-        dir.path(),
-        Duration::ZERO,
-    );
-    let wal = std::fs::metadata(dir.path().join("store.sqlite-wal"))
-        .unwrap()
-        .len();
-    assert!(
-        wal > 1 << 20,
-        "the child's uncommitted pages never reached the WAL ({wal} bytes)"
-    );
+    kill_child_when_ready("a_killed_transaction_leaves_the_previous_state", dir.path(), Duration::ZERO);
+    let wal = std::fs::metadata(dir.path().join("store.sqlite-wal")).unwrap().len();
+    assert!(wal > 1 << 20, "the child's uncommitted pages never reached the WAL ({wal} bytes)");
 
     let mut collection = Collection::open(dir.path()).unwrap();
     assert_eq!(collection.documents().unwrap(), documents);
-    let after: Vec<Vec<Hit>> = queries
-        .iter()
-        .map(|q| collection.search(q, 30, None).unwrap())
-        .collect();
+    let after: Vec<Vec<Hit>> = queries.iter().map(|q| collection.search(q, 30, None).unwrap()).collect();
     assert_eq!(after, results);
     // The dead process's lock is gone: the collection takes writes again.
     add(&mut collection, "doc5", &[rng.unit_vector(16)]);
@@ -633,9 +487,7 @@ fn a_killed_transaction_leaves_the_previous_state() {
 /// depend on the version, so a half-written document would show.
 fn versioned(d: usize, version: usize) -> (Document, Vec<Chunk>, Vec<Vec<f32>>) {
     let count = 3 + (d + version) % 5 * 20;
-    let texts: Vec<String> = (0..count)
-        .map(|c| format!("doc{d} v{version} #{c}"))
-        .collect();
+    let texts: Vec<String> = (0..count).map(|c| format!("doc{d} v{version} #{c}")).collect();
     let mut doc = document(&format!("doc{d}"), &texts.join("\n"));
     doc.metadata.insert("version".into(), json!(version));
     let mut rng = XorShift(1 + (d * 1000 + version) as u64);
@@ -685,16 +537,11 @@ fn assert_every_document_whole(dir: &Path, documents: usize) {
         let version = info.metadata["version"].as_u64().unwrap() as usize;
         newest = newest.max(version);
         let (doc, chunks, _) = versioned(d, version);
-        assert_eq!(
-            (info.content_hash.as_str(), info.chunks),
-            (doc.content_hash.as_str(), chunks.len())
-        );
+        assert_eq!((info.content_hash.as_str(), info.chunks), (doc.content_hash.as_str(), chunks.len()));
         expected_texts.extend(chunks.into_iter().map(|chunk| chunk.text));
     }
     assert!(newest > 0, "the child was killed before it wrote anything");
-    let everything = collection
-        .search(&XorShift(3).unit_vector(64), usize::MAX, None)
-        .unwrap();
+    let everything = collection.search(&XorShift(3).unit_vector(64), usize::MAX, None).unwrap();
     let mut found: Vec<String> = everything.into_iter().map(|hit| hit.text).collect();
     found.sort();
     expected_texts.sort();

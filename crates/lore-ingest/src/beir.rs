@@ -23,7 +23,12 @@ pub fn read_beir_corpus(path: &Path) -> Result<Vec<Document>> {
             return Err(fail(format!("line {}: record without \"_id\"", n + 1)));
         }
         let title = field("title");
-        let text = [title.as_str(), field("text").as_str()].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join("\n");
+        let text = [title.as_str(), field("text").as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         let mut doc = Document::new(id.clone(), vec![Section::new(Vec::new(), text)]);
         doc.metadata.insert("source".into(), id.into());
         if !title.is_empty() {

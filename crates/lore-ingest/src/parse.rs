@@ -161,7 +161,9 @@ fn parse_in_thread(source: String, bytes: Vec<u8>, timeout: Duration) -> Result<
 
 fn io_reason(e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::PermissionDenied => "permission denied: Lore may not read this file (check its permissions)".into(),
+        io::ErrorKind::PermissionDenied => {
+            "permission denied: Lore may not read this file (check its permissions)".into()
+        }
         io::ErrorKind::NotFound => "no such file".into(),
         _ => e.to_string(),
     }
@@ -182,14 +184,22 @@ pub fn parse_bytes(name_hint: &str, bytes: &[u8]) -> Result<Document> {
         .ok_or_else(|| fail(format!("unsupported format (Lore reads {SUPPORTED})")))?;
     let parsed = panic::catch_unwind(AssertUnwindSafe(|| formats::parse(format, bytes)))
         .unwrap_or_else(|panic| {
-            Err(format!("the {} parser crashed ({}); the file is probably malformed", format.name(), panic_message(&*panic)))
+            Err(format!(
+                "the {} parser crashed ({}); the file is probably malformed",
+                format.name(),
+                panic_message(&*panic)
+            ))
         })
         .map_err(fail)?;
     Ok(finish(name_hint, format, parsed))
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("no message")
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 /// Parses text already in memory. Markdown is split into sections by its ATX headings

@@ -10,7 +10,8 @@ use serde_json::json;
 /// depend on what a real model knows.
 struct Topics;
 
-const TOPICS: [&[&str]; 2] = [&["cat", "kitten", "fur", "purr", "猫"], &["compiler", "cargo", "crate", "rust", "编译器"]];
+const TOPICS: [&[&str]; 2] =
+    [&["cat", "kitten", "fur", "purr", "猫"], &["compiler", "cargo", "crate", "rust", "编译器"]];
 
 impl Tokenize for Topics {
     fn token_spans(&self, text: &str) -> Result<Vec<Range<usize>>> {
@@ -119,7 +120,10 @@ fn recursive_cuts_paragraphs_then_sentences_and_merges_what_fits() {
     let got = chunks(text, Format::Text, &recursive(40, 0));
     // The second paragraph is too long: it is cut into sentences, which are not merged with the
     // first paragraph.
-    assert_eq!(texts(&got), ["Alpha beta gamma. Delta epsilon.", "Zeta eta theta iota kappa lambda mu.", "Nu xi omicron pi rho."]);
+    assert_eq!(
+        texts(&got),
+        ["Alpha beta gamma. Delta epsilon.", "Zeta eta theta iota kappa lambda mu.", "Nu xi omicron pi rho."]
+    );
     assert_eq!(texts(&chunks(text, Format::Text, &recursive(100, 0))), [text]);
 }
 
@@ -131,7 +135,10 @@ fn recursive_cuts_chinese_at_sentence_ends_then_clauses_then_characters() {
         ["千问是一个大语言模型。", "它支持中文和英文！上下文有多长？", "答案是三万两千个词元；这很长。"]
     );
     let text = "我们先读文件，再切分文本，最后生成向量。";
-    assert_eq!(texts(&chunks(text, Format::Text, &recursive(8, 0))), ["我们先读文件，", "再切分文本，", "最后生成向量。"]);
+    assert_eq!(
+        texts(&chunks(text, Format::Text, &recursive(8, 0))),
+        ["我们先读文件，", "再切分文本，", "最后生成向量。"]
+    );
     assert_eq!(texts(&chunks("abcdefghij", Format::Text, &recursive(4, 0))), ["abcd", "efgh", "ij"]);
 }
 
@@ -148,7 +155,10 @@ fn recursive_overlap_repeats_whole_trailing_sentences() {
 fn recursive_measures_tokens_when_asked() {
     let text = "one two three four five. six seven eight nine ten eleven.";
     let config = ChunkConfig::Recursive { chunk_size: 6, overlap: 0, unit: SizeUnit::Tokens };
-    assert_eq!(texts(&chunks(text, Format::Text, &config)), ["one two three four five.", "six seven eight nine ten eleven."]);
+    assert_eq!(
+        texts(&chunks(text, Format::Text, &config)),
+        ["one two three four five.", "six seven eight nine ten eleven."]
+    );
     let err = chunk(&parse_text("doc", text, Format::Text), &config, None).unwrap_err().to_string();
     assert!(err.contains("tokenizer") && err.contains("chars"), "{err}");
 }
@@ -163,7 +173,13 @@ fn chunks_fit_their_size_and_lose_no_text() {
             let configs = [
                 ChunkConfig::Recursive { chunk_size: size, overlap: 0, unit },
                 ChunkConfig::HeadingAware { chunk_size: size, overlap: 0, unit, prefix_headings: false },
-                ChunkConfig::Semantic { breakpoint_percentile: 95.0, buffer: 1, min_chunk_size: 0, max_chunk_size: size, unit },
+                ChunkConfig::Semantic {
+                    breakpoint_percentile: 95.0,
+                    buffer: 1,
+                    min_chunk_size: 0,
+                    max_chunk_size: size,
+                    unit,
+                },
                 ChunkConfig::ParentChild { child_size: size, parent_size: size * 3, unit },
             ];
             for config in configs {
@@ -190,7 +206,8 @@ fn chunks_fit_their_size_and_lose_no_text() {
 fn a_prefixed_heading_counts_toward_the_size_and_is_left_out_of_the_context() {
     let doc = parse_text("guide.md", GUIDE, Format::Markdown);
     for size in [40, 100, 400] {
-        let config = ChunkConfig::HeadingAware { chunk_size: size, overlap: 0, unit: SizeUnit::Chars, prefix_headings: true };
+        let config =
+            ChunkConfig::HeadingAware { chunk_size: size, overlap: 0, unit: SizeUnit::Chars, prefix_headings: true };
         let got = chunk(&doc, &config, None).unwrap();
         for c in &got {
             assert!(c.text.chars().count() <= size, "over {size}: {:?}", c.text);
@@ -204,7 +221,8 @@ fn a_prefixed_heading_counts_toward_the_size_and_is_left_out_of_the_context() {
 #[test]
 fn heading_aware_chunks_stay_in_their_section() {
     let md = "# Guide\nIntro text.\n## Install\nRun the installer. Then restart.\n## Use\nAsk a question.\n";
-    let prefixed = ChunkConfig::HeadingAware { chunk_size: 40, overlap: 0, unit: SizeUnit::Chars, prefix_headings: true };
+    let prefixed =
+        ChunkConfig::HeadingAware { chunk_size: 40, overlap: 0, unit: SizeUnit::Chars, prefix_headings: true };
     let got = chunks(md, Format::Markdown, &prefixed);
     assert_eq!(
         texts(&got),
@@ -219,7 +237,8 @@ fn heading_aware_chunks_stay_in_their_section() {
     assert_eq!(got[2].metadata["heading_path"], json!(["Guide", "Install"]));
 
     // With room for everything, `recursive` makes one chunk; `heading-aware` still one per section.
-    let plain = ChunkConfig::HeadingAware { chunk_size: 100, overlap: 0, unit: SizeUnit::Chars, prefix_headings: false };
+    let plain =
+        ChunkConfig::HeadingAware { chunk_size: 100, overlap: 0, unit: SizeUnit::Chars, prefix_headings: false };
     let got = chunks(md, Format::Markdown, &plain);
     assert_eq!(texts(&got), ["Intro text.", "Run the installer. Then restart.", "Ask a question."]);
     assert!(got.iter().all(|c| !c.metadata.contains_key("context")));
@@ -278,13 +297,20 @@ fn no_chunker_cuts_a_table_row_or_loses_its_header() {
         recursive(60, 20),
         ChunkConfig::Recursive { chunk_size: 8, overlap: 0, unit: SizeUnit::Tokens },
         ChunkConfig::HeadingAware { chunk_size: 40, overlap: 0, unit: SizeUnit::Chars, prefix_headings: true },
-        ChunkConfig::Semantic { breakpoint_percentile: 50.0, buffer: 1, min_chunk_size: 0, max_chunk_size: 30, unit: SizeUnit::Chars },
+        ChunkConfig::Semantic {
+            breakpoint_percentile: 50.0,
+            buffer: 1,
+            min_chunk_size: 0,
+            max_chunk_size: 30,
+            unit: SizeUnit::Chars,
+        },
         ChunkConfig::SentenceWindow { window: 1 },
         ChunkConfig::ParentChild { child_size: 20, parent_size: 60, unit: SizeUnit::Chars },
     ];
     for config in configs {
         let got = chunk(&doc, &config, Some(&Topics)).unwrap();
-        let shown = got.iter().flat_map(|c| [Some(c.text.as_str()), c.metadata.get("context").and_then(|v| v.as_str())]);
+        let shown =
+            got.iter().flat_map(|c| [Some(c.text.as_str()), c.metadata.get("context").and_then(|v| v.as_str())]);
         for text in shown.flatten() {
             for line in text.lines().filter(|l| l.starts_with('|')) {
                 assert!(rows.contains(&line), "{config:?} cut a row: {line:?}");
@@ -309,7 +335,13 @@ const CATS_THEN_COMPILERS: [&str; 8] = [
 ];
 
 fn semantic(min_chunk_size: usize, max_chunk_size: usize) -> ChunkConfig {
-    ChunkConfig::Semantic { breakpoint_percentile: 95.0, buffer: 1, min_chunk_size, max_chunk_size, unit: SizeUnit::Chars }
+    ChunkConfig::Semantic {
+        breakpoint_percentile: 95.0,
+        buffer: 1,
+        min_chunk_size,
+        max_chunk_size,
+        unit: SizeUnit::Chars,
+    }
 }
 
 #[test]
@@ -320,7 +352,13 @@ fn semantic_chunks_break_where_the_topic_changes() {
 
     let chinese = "我的猫在睡觉。小猫喜欢玩线团。猫的毛很软。猫开始打呼噜。编译器检查代码。编译器报告错误。编译器很快。编译器生成程序。";
     let got = chunks(chinese, Format::Text, &semantic(4, 1000));
-    assert_eq!(texts(&got), ["我的猫在睡觉。小猫喜欢玩线团。猫的毛很软。猫开始打呼噜。", "编译器检查代码。编译器报告错误。编译器很快。编译器生成程序。"]);
+    assert_eq!(
+        texts(&got),
+        [
+            "我的猫在睡觉。小猫喜欢玩线团。猫的毛很软。猫开始打呼噜。",
+            "编译器检查代码。编译器报告错误。编译器很快。编译器生成程序。"
+        ]
+    );
 }
 
 #[test]
@@ -341,7 +379,13 @@ fn semantic_chunks_respect_their_minimum_and_maximum_sizes() {
     let doc = parse_text("doc", &text, Format::Text);
     let err = chunk(&doc, &semantic(20, 1000), None).unwrap_err().to_string();
     assert!(err.contains("embedder"), "{err}");
-    let bad = ChunkConfig::Semantic { breakpoint_percentile: 150.0, buffer: 1, min_chunk_size: 0, max_chunk_size: 10, unit: SizeUnit::Chars };
+    let bad = ChunkConfig::Semantic {
+        breakpoint_percentile: 150.0,
+        buffer: 1,
+        min_chunk_size: 0,
+        max_chunk_size: 10,
+        unit: SizeUnit::Chars,
+    };
     assert!(matches!(chunk(&doc, &bad, Some(&Topics)), Err(Error::InvalidInput(_))));
 }
 
@@ -349,7 +393,10 @@ fn semantic_chunks_respect_their_minimum_and_maximum_sizes() {
 fn sentence_windows_embed_one_sentence_and_give_its_neighbours_as_context() {
     let got = chunks("One. Two. Three. Four. Five.", Format::Text, &ChunkConfig::SentenceWindow { window: 1 });
     assert_eq!(texts(&got), ["One.", "Two.", "Three.", "Four.", "Five."]);
-    assert_eq!(contexts(&got), ["One. Two.", "One. Two. Three.", "Two. Three. Four.", "Three. Four. Five.", "Four. Five."]);
+    assert_eq!(
+        contexts(&got),
+        ["One. Two.", "One. Two. Three.", "Two. Three. Four.", "Three. Four. Five.", "Four. Five."]
+    );
 
     let got = chunks("第一句。第二句！第三句？", Format::Text, &ChunkConfig::SentenceWindow { window: 1 });
     assert_eq!(texts(&got), ["第一句。", "第二句！", "第三句？"]);
@@ -357,7 +404,10 @@ fn sentence_windows_embed_one_sentence_and_give_its_neighbours_as_context() {
 
     // Closing quotes stay with the sentence they end.
     let single = ChunkConfig::SentenceWindow { window: 0 };
-    assert_eq!(texts(&chunks("He said \"Stop.\" Then he left.", Format::Text, &single)), ["He said \"Stop.\"", "Then he left."]);
+    assert_eq!(
+        texts(&chunks("He said \"Stop.\" Then he left.", Format::Text, &single)),
+        ["He said \"Stop.\"", "Then he left."]
+    );
     assert_eq!(texts(&chunks("他说：“好。”然后走了。", Format::Text, &single)), ["他说：“好。”", "然后走了。"]);
 
     // Each table row is a sentence, after the table's header.
@@ -365,7 +415,12 @@ fn sentence_windows_embed_one_sentence_and_give_its_neighbours_as_context() {
     let header = "| Item | Price |\n|---|---|";
     assert_eq!(
         texts(&got),
-        ["Prices:".to_string(), header.to_string(), format!("{header}\n| Apple | 1 |"), format!("{header}\n| Pear | 2 |")]
+        [
+            "Prices:".to_string(),
+            header.to_string(),
+            format!("{header}\n| Apple | 1 |"),
+            format!("{header}\n| Pear | 2 |")
+        ]
     );
 }
 
@@ -388,7 +443,8 @@ fn parent_child_chunks_carry_their_parent_as_context() {
 
 #[test]
 fn token_windows_overlap_by_the_given_number_of_tokens() {
-    let got = chunks("one two three four five six seven", Format::Text, &ChunkConfig::TokenWindow { size: 3, overlap: 1 });
+    let got =
+        chunks("one two three four five six seven", Format::Text, &ChunkConfig::TokenWindow { size: 3, overlap: 1 });
     assert_eq!(texts(&got), ["one two three", "three four five", "five six seven"]);
     // Each Chinese character is a token of its own.
     let got = chunks("千问模型很小", Format::Text, &ChunkConfig::TokenWindow { size: 2, overlap: 0 });
@@ -419,6 +475,12 @@ fn configs_read_with_defaults_for_what_they_leave_out() {
         read(json!({"kind": "parent-child", "parent_size": 1500})),
         ChunkConfig::ParentChild { child_size: 256, parent_size: 1500, unit: SizeUnit::Chars }
     );
-    let config = ChunkConfig::Semantic { breakpoint_percentile: 90.0, buffer: 2, min_chunk_size: 50, max_chunk_size: 800, unit: SizeUnit::Tokens };
+    let config = ChunkConfig::Semantic {
+        breakpoint_percentile: 90.0,
+        buffer: 2,
+        min_chunk_size: 50,
+        max_chunk_size: 800,
+        unit: SizeUnit::Tokens,
+    };
     assert_eq!(read(serde_json::to_value(&config).unwrap()), config);
 }

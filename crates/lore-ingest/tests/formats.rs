@@ -118,7 +118,8 @@ fn html_keeps_the_main_content_under_its_headings() {
 
 #[test]
 fn html_without_main_drops_page_chrome() {
-    let html = "<html><body><header>Banner</header><h1>Title</h1><p>Body text.</p><footer>Footer</footer></body></html>";
+    let html =
+        "<html><body><header>Banner</header><h1>Title</h1><p>Body text.</p><footer>Footer</footer></body></html>";
     let doc = parse_bytes("page.htm", html.as_bytes()).unwrap();
     assert_eq!(doc.title.as_deref(), Some("Title"));
     assert_eq!(doc.text(), "Body text.");
@@ -145,7 +146,8 @@ fn jsonl_records_become_sections_with_their_scalars_as_metadata() {
 #[test]
 fn a_json_object_is_one_document_described_by_its_fields() {
     let long = "word ".repeat(60);
-    let json = json!({"title": "Release notes", "version": "1.2", "body": "Faster ingest.", "summary": long, "draft": false});
+    let json =
+        json!({"title": "Release notes", "version": "1.2", "body": "Faster ingest.", "summary": long, "draft": false});
     let doc = parse_bytes("notes.json", json.to_string().as_bytes()).unwrap();
     assert_eq!(doc.title.as_deref(), Some("Release notes"));
     assert_eq!(doc.metadata["version"], "1.2");
@@ -387,12 +389,16 @@ fn parse_adds_the_file_metadata() {
 #[test]
 fn discover_finds_every_supported_format() {
     let dir = tempfile::tempdir().unwrap();
-    let names = ["a.pdf", "b.docx", "c.pptx", "d.xlsx", "e.csv", "f.html", "g.json", "h.jsonl", "i.txt", "j.md", "k.tsv", "l.ods"];
+    let names = [
+        "a.pdf", "b.docx", "c.pptx", "d.xlsx", "e.csv", "f.html", "g.json", "h.jsonl", "i.txt", "j.md", "k.tsv",
+        "l.ods",
+    ];
     for name in names.iter().chain(&["~$b.docx", "photo.jpg"]) {
         write(dir.path(), name, b"x");
     }
     let found = discover(&[dir.path().to_path_buf()]);
-    let found_names: Vec<String> = found.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let found_names: Vec<String> =
+        found.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(found_names, names);
     assert_eq!(found.skipped, [dir.path().join("photo.jpg")]);
 }

@@ -71,7 +71,8 @@ fn parse_reports_binary_invalid_and_unsupported_files() {
     let pdf = write("paper.pdf", b"%PDF-1.4");
     let image = write("photo.png", b"\x89PNG\r\n");
     let bom = write("bom.md", "\u{feff}# Title\nbody".as_bytes());
-    for (path, expected) in [(&binary, "binary"), (&latin1, "UTF-8"), (&pdf, "truncated PDF"), (&image, "unsupported")] {
+    for (path, expected) in [(&binary, "binary"), (&latin1, "UTF-8"), (&pdf, "truncated PDF"), (&image, "unsupported")]
+    {
         let err = parse(path).unwrap_err().to_string();
         assert!(err.contains(expected) && err.contains(&path.display().to_string()), "{err}");
     }

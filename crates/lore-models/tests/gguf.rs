@@ -155,7 +155,8 @@ fn reply_streams_and_stops_at_the_end_of_turn() {
 #[test]
 fn chinese_reply_streams_whole_characters() {
     // SmolLM2's vocabulary is English: it writes each Chinese character as three byte tokens.
-    let messages = [Message::system("You repeat the user's message exactly, nothing else."), Message::user("检索增强生成")];
+    let messages =
+        [Message::system("You repeat the user's message exactly, nothing else."), Message::user("检索增强生成")];
     let (generation, pieces) = chat(smollm2(), &messages, &greedy(16));
     assert_eq!(pieces.concat(), generation.text);
     assert!(generation.text.chars().any(lore_core::is_cjk), "{:?}", generation.text);
@@ -355,4 +356,21 @@ fn decode_speed() {
             println!("  original:    {:?}\n  requantized: {:?}", replies[0], replies[1]);
         }
     }
+}
+
+#[test]
+fn choice_probabilities_agree_with_greedy_decoding_and_sum_to_one() {
+    for model in [qwen(), smollm2()] {
+        for question in ["Is Paris the capital of France?", "Is Berlin the capital of France?"] {
+            let messages = [Message::system("Answer with yes or no."), Message::user(question)];
+            let scores = model.choice_probabilities(&messages, &["yes", "no"]).expect("scores");
+            assert!((scores.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{scores:?}");
+            let (reply, _) = chat(model, &messages, &greedy(3));
+            let first_word: String = reply.text.chars().take_while(|c| c.is_alphabetic()).collect();
+            let expected = if scores[0] > scores[1] { "yes" } else { "no" };
+            assert_eq!(first_word.to_lowercase(), expected, "{}: {question} {scores:?} {:?}", model.id(), reply.text);
+        }
+    }
+    let err = qwen().choice_probabilities(&[Message::user("hi")], &[""]).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
 }

@@ -1,6 +1,8 @@
 use std::time::Instant;
 
-use lore_core::{Answer, ChatModel, Citation, EmbedKind, Embedder, Hit, PipelineConfig, Result, Timings, detect_language};
+use lore_core::{
+    Answer, ChatModel, Citation, EmbedKind, Embedder, Hit, PipelineConfig, Result, Timings, detect_language,
+};
 use lore_index::Collection;
 
 use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};

@@ -70,8 +70,10 @@ pub fn grounded_prompt(question: &str, hits: &[Hit]) -> Vec<Message> {
 /// models vary the exact sentence ("根据参考文档，我无法回答…", "I can't answer…"), so the
 /// markers of a refusal are matched rather than the sentence itself.
 pub fn is_refusal(answer: &str) -> bool {
-    let first_sentence = answer.trim_start().split(['。', '.', '!', '！', '\n']).next().unwrap_or_default().to_lowercase();
-    const MARKERS: [&str; 6] = ["无法回答", "不能回答", "cannot answer", "can't answer", "can not answer", "unable to answer"];
+    let first_sentence =
+        answer.trim_start().split(['。', '.', '!', '！', '\n']).next().unwrap_or_default().to_lowercase();
+    const MARKERS: [&str; 6] =
+        ["无法回答", "不能回答", "cannot answer", "can't answer", "can not answer", "unable to answer"];
     MARKERS.iter().any(|m| first_sentence.contains(m))
 }
 

@@ -6,8 +6,8 @@ use std::fs;
 use std::sync::Mutex;
 
 use lore_core::{
-    ChatModel, ChunkConfig, Document, EmbedKind, Embedder, FinishReason, Generation, GenerationOptions, Message, PipelineConfig,
-    Result, Section, Tokenize,
+    ChatModel, ChunkConfig, Document, EmbedKind, Embedder, FinishReason, Generation, GenerationOptions, Message,
+    PipelineConfig, Result, Section, Tokenize,
 };
 use lore_index::Collection;
 use lore_rag::{Pipeline, REFUSAL_EN, REFUSAL_ZH, Source, cited_numbers, grounded_prompt, ingest, is_refusal};
@@ -34,7 +34,8 @@ impl Embedder for WordHash {
             .map(|t| {
                 let mut v = vec![0.01f32; 64];
                 for word in t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-                    let h = word.to_lowercase().bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+                    let h =
+                        word.to_lowercase().bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
                     v[(h % 64) as usize] += 1.0;
                 }
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -66,6 +67,10 @@ impl ChatModel for Scripted {
         on_token(&self.reply[..middle]);
         on_token(&self.reply[middle..]);
         Ok(Generation { text: self.reply.clone(), prompt_tokens: 10, completion_tokens: 5, finish: FinishReason::Stop })
+    }
+
+    fn choice_probabilities(&self, _: &[Message], _: &[&str]) -> Result<Vec<f32>> {
+        Err(Error::Endpoint("a scripted model does not score choices".into()))
     }
 }
 
@@ -139,7 +144,8 @@ fn a_refusal_cites_nothing_and_an_empty_retrieval_skips_the_model() {
     assert!(refused.refused);
     assert!(refused.citations.iter().all(|c| !c.cited));
 
-    let strict = Pipeline::new(&collection, &WordHash, PipelineConfig { min_score: 0.99, ..Default::default() }).unwrap();
+    let strict =
+        Pipeline::new(&collection, &WordHash, PipelineConfig { min_score: 0.99, ..Default::default() }).unwrap();
     let chat = Scripted::new("should not be called");
     let answer = strict.answer(&chat, "量子计算是什么？", &mut |_| {}).unwrap();
     assert_eq!(answer.text, REFUSAL_ZH);
@@ -168,9 +174,13 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     let chunking = ChunkConfig::default();
 
     let mut progress = Vec::new();
-    let first = ingest(&mut collection, &WordHash, &chunking, sources(&["good.txt", "junk.txt", "missing.txt", "other.md"]), &mut |p| {
-        progress.push(p)
-    })
+    let first = ingest(
+        &mut collection,
+        &WordHash,
+        &chunking,
+        sources(&["good.txt", "junk.txt", "missing.txt", "other.md"]),
+        &mut |p| progress.push(p),
+    )
     .unwrap();
     assert_eq!((first.added, first.replaced, first.unchanged, first.chunks), (2, 0, 0, 2));
     let failed: Vec<&str> = first.failed.iter().map(|(path, _)| path.rsplit('/').next().unwrap()).collect();
@@ -178,7 +188,8 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     assert_eq!(progress.last().map(|p| (p.sources_done, p.sources_total)), Some((4, 4)));
 
     fs::write(files.join("good.txt"), "alpha beta gamma, revised").unwrap();
-    let second = ingest(&mut collection, &WordHash, &chunking, sources(&["good.txt", "other.md"]), &mut |_| {}).unwrap();
+    let second =
+        ingest(&mut collection, &WordHash, &chunking, sources(&["good.txt", "other.md"]), &mut |_| {}).unwrap();
     assert_eq!((second.added, second.replaced, second.unchanged, second.chunks), (0, 1, 1, 1));
     assert_eq!(collection.documents().unwrap().len(), 2);
 }

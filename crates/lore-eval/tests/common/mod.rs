@@ -13,7 +13,10 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn new<S: Into<String>>(replies: impl IntoIterator<Item = S>) -> Scripted {
-        Scripted { replies: Mutex::new(replies.into_iter().map(Into::into).collect()), conversations: Mutex::new(Vec::new()) }
+        Scripted {
+            replies: Mutex::new(replies.into_iter().map(Into::into).collect()),
+            conversations: Mutex::new(Vec::new()),
+        }
     }
 
     /// The messages of every call, in order.
@@ -33,8 +36,17 @@ impl ChatModel for Scripted {
 
     fn chat(&self, messages: &[Message], _: &GenerationOptions, on_token: &mut dyn FnMut(&str)) -> Result<Generation> {
         self.conversations.lock().expect("lock").push(messages.to_vec());
-        let text = self.replies.lock().expect("lock").pop_front().ok_or_else(|| Error::Endpoint("the script has no reply left".into()))?;
+        let text = self
+            .replies
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .ok_or_else(|| Error::Endpoint("the script has no reply left".into()))?;
         on_token(&text);
         Ok(Generation { text, prompt_tokens: 0, completion_tokens: 0, finish: FinishReason::Stop })
+    }
+
+    fn choice_probabilities(&self, _: &[Message], _: &[&str]) -> Result<Vec<f32>> {
+        Err(Error::Endpoint("a scripted model does not score choices".into()))
     }
 }

@@ -29,7 +29,9 @@ pub fn chunk(doc: &Document, config: &ChunkConfig, embedder: Option<&dyn Embedde
         }
         ChunkConfig::TokenWindow { size, overlap } => {
             if overlap >= size {
-                return Err(Error::InvalidInput(format!("token window overlap ({overlap}) must be smaller than its size ({size})")));
+                return Err(Error::InvalidInput(format!(
+                    "token window overlap ({overlap}) must be smaller than its size ({size})"
+                )));
             }
             let tokenizer = embedder.and_then(|e| e.tokenizer()).ok_or_else(|| {
                 Error::InvalidInput("token windows need the embedder's tokenizer, which a remote embedder does not have; use paragraph-merge".into())
@@ -53,7 +55,9 @@ pub fn chunk(doc: &Document, config: &ChunkConfig, embedder: Option<&dyn Embedde
         ChunkConfig::Semantic { breakpoint_percentile, buffer, min_chunk_size, max_chunk_size, unit } => {
             let breakpoints = Breakpoints::new(breakpoint_percentile, buffer, min_chunk_size, max_chunk_size)?;
             let embedder = embedder.ok_or_else(|| {
-                Error::InvalidInput("the semantic chunker needs the embedder to compare sentences; pass it to chunk()".into())
+                Error::InvalidInput(
+                    "the semantic chunker needs the embedder to compare sentences; pass it to chunk()".into(),
+                )
             })?;
             let splitter = Splitter::new(&text.text, &tables, unit, Some(embedder))?;
             plain(&splitter, semantic_chunks(&splitter, text.whole(), embedder, &breakpoints)?)
@@ -143,7 +147,9 @@ fn heading_aware(
         for piece in splitter.recursive(range, chunk_size - reserved, overlap) {
             let body = splitter.render(piece.clone());
             drafts.push(match &prefix {
-                Some(prefix) => Draft { start: piece.start, text: format!("{prefix}{body}"), context: Some(body), parent: None },
+                Some(prefix) => {
+                    Draft { start: piece.start, text: format!("{prefix}{body}"), context: Some(body), parent: None }
+                }
                 None => Draft::new(piece.start, body),
             });
         }
@@ -214,7 +220,11 @@ impl<'a> SectionedText<'a> {
 
     /// Each section's range of the text, with its heading path.
     fn sections(&self) -> impl Iterator<Item = (Range<usize>, &[String])> {
-        self.doc.sections.iter().zip(&self.starts).map(|(s, start)| (*start..start + s.text.len(), s.heading_path.as_slice()))
+        self.doc
+            .sections
+            .iter()
+            .zip(&self.starts)
+            .map(|(s, start)| (*start..start + s.text.len(), s.heading_path.as_slice()))
     }
 
     fn section_at(&self, offset: usize) -> Option<&'a Section> {
@@ -260,7 +270,13 @@ fn paragraph_merge(text: &str, tables: &Tables, chunk_size: usize, drop_remainde
 /// Windows of `size` tokens, each starting `size - overlap` tokens after the previous one (a
 /// table row counts as one piece); the chunk text is the span of the original text its tokens
 /// cover.
-fn token_windows(text: &str, tables: &Tables, tokenizer: &dyn Tokenize, size: usize, overlap: usize) -> Result<Vec<Draft>> {
+fn token_windows(
+    text: &str,
+    tables: &Tables,
+    tokenizer: &dyn Tokenize,
+    size: usize,
+    overlap: usize,
+) -> Result<Vec<Draft>> {
     let spans = tokenizer.token_spans(text)?;
     let pieces = tables.join_units(spans.iter().cloned());
     let splitter = Splitter { text, measure: Measure::Tokens { spans, tokenizer }, tables };

@@ -36,7 +36,11 @@ pub(super) fn semantic_chunks(
 ) -> Result<Vec<Range<usize>>> {
     let sentences = splitter.sentences(range);
     let Some(end) = sentences.last().map(|s| s.end) else { return Ok(Vec::new()) };
-    let distances = if sentences.len() > 1 { window_distances(splitter.text, &sentences, embedder, breakpoints.buffer)? } else { Vec::new() };
+    let distances = if sentences.len() > 1 {
+        window_distances(splitter.text, &sentences, embedder, breakpoints.buffer)?
+    } else {
+        Vec::new()
+    };
     let threshold = percentile(&distances, breakpoints.percentile);
     let mut groups = Vec::new();
     let mut first = 0;
@@ -62,7 +66,12 @@ pub(super) fn semantic_chunks(
 
 /// The cosine distance between each sentence's window (the sentence with `buffer` sentences on
 /// either side) and the next sentence's.
-fn window_distances(text: &str, sentences: &[Range<usize>], embedder: &dyn Embedder, buffer: usize) -> Result<Vec<f32>> {
+fn window_distances(
+    text: &str,
+    sentences: &[Range<usize>],
+    embedder: &dyn Embedder,
+    buffer: usize,
+) -> Result<Vec<f32>> {
     let last = sentences.len() - 1;
     let windows: Vec<&str> = (0..sentences.len())
         .map(|i| &text[sentences[i.saturating_sub(buffer)].start..sentences[(i + buffer).min(last)].end])

@@ -46,7 +46,9 @@ impl Level {
                     (!c.is_ascii() || closed.starts_with(char::is_whitespace)).then(|| text.len() - closed.len())
                 }
                 Level::Sentence => None,
-                Level::Clause => (c == '，' || (matches!(c, ',' | ';') && rest.starts_with(char::is_whitespace))).then_some(after),
+                Level::Clause => {
+                    (c == '，' || (matches!(c, ',' | ';') && rest.starts_with(char::is_whitespace))).then_some(after)
+                }
                 Level::Word => c.is_whitespace().then_some(after),
                 Level::Char => Some(after),
             };
@@ -68,7 +70,12 @@ pub(super) struct Splitter<'a> {
 
 impl<'a> Splitter<'a> {
     /// A splitter of `text` measuring in `unit`; tokens are the embedder's.
-    pub(super) fn new(text: &'a str, tables: &'a Tables, unit: SizeUnit, embedder: Option<&'a dyn Embedder>) -> Result<Self> {
+    pub(super) fn new(
+        text: &'a str,
+        tables: &'a Tables,
+        unit: SizeUnit,
+        embedder: Option<&'a dyn Embedder>,
+    ) -> Result<Self> {
         let measure = match unit {
             SizeUnit::Chars => Measure::chars(text),
             SizeUnit::Tokens => {

@@ -23,10 +23,13 @@ fn delimiter(text: &str) -> u8 {
     let header = text.lines().next().unwrap_or_default();
     let count = |d: u8| {
         let mut quoted = false;
-        header.bytes().filter(|b| {
-            quoted ^= *b == b'"';
-            !quoted && *b == d
-        }).count()
+        header
+            .bytes()
+            .filter(|b| {
+                quoted ^= *b == b'"';
+                !quoted && *b == d
+            })
+            .count()
     };
     [b',', b';', b'\t', b'|'].into_iter().max_by_key(|d| (count(*d), *d == b',')).unwrap_or(b',')
 }

@@ -45,8 +45,12 @@ fn heading_styles(xml: &str) -> Result<HashMap<String, usize>, String> {
     walk(xml, |event| match event {
         XmlEvent::Open(e) => match (local_name(e), current.as_mut()) {
             ("style", _) => current = attribute(e, "styleId").map(|id| (id, Style { level: None, based_on: None })),
-            ("name", Some((_, style))) => style.level = style.level.or(attribute(e, "val").and_then(|n| level_from_name(&n))),
-            ("outlineLvl", Some((_, style))) => style.level = style.level.or(attribute(e, "val").and_then(|v| outline_level(&v))),
+            ("name", Some((_, style))) => {
+                style.level = style.level.or(attribute(e, "val").and_then(|n| level_from_name(&n)))
+            }
+            ("outlineLvl", Some((_, style))) => {
+                style.level = style.level.or(attribute(e, "val").and_then(|v| outline_level(&v)))
+            }
             ("basedOn", Some((_, style))) => style.based_on = attribute(e, "val"),
             _ => {}
         },
@@ -117,7 +121,15 @@ struct Body<'s> {
 
 impl<'s> Body<'s> {
     fn new(styles: &'s HashMap<String, usize>) -> Self {
-        Body { styles, outline: Outline::default(), title: None, paragraphs: Vec::new(), table: None, runs: 0, in_text: false }
+        Body {
+            styles,
+            outline: Outline::default(),
+            title: None,
+            paragraphs: Vec::new(),
+            table: None,
+            runs: 0,
+            in_text: false,
+        }
     }
 
     fn event(&mut self, event: XmlEvent<'_>) {
@@ -203,7 +215,8 @@ impl<'s> Body<'s> {
         if text.is_empty() {
             return;
         }
-        let style_level = paragraph.style.as_deref().and_then(|s| self.styles.get(s).copied().or_else(|| level_from_name(s)));
+        let style_level =
+            paragraph.style.as_deref().and_then(|s| self.styles.get(s).copied().or_else(|| level_from_name(s)));
         match (style_level.or(paragraph.outline_level), paragraph.list_level) {
             (Some(level), _) => {
                 let heading = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -8,23 +8,48 @@ use scraper::{ElementRef, Html, Node};
 use super::{Outline, Parsed, markdown_table};
 
 /// Elements whose content is never the page's text.
-const ALWAYS_SKIPPED: [&str; 13] =
-    ["head", "script", "style", "noscript", "template", "nav", "aside", "svg", "canvas", "iframe", "object", "select", "button"];
+const ALWAYS_SKIPPED: [&str; 13] = [
+    "head", "script", "style", "noscript", "template", "nav", "aside", "svg", "canvas", "iframe", "object", "select",
+    "button",
+];
 
 /// Page chrome around the content; inside `<main>` or `<article>` these belong to the content
 /// (an article's header holds its title).
 const CHROME: [&str; 2] = ["header", "footer"];
 
 const BLOCKS: [&str; 24] = [
-    "p", "div", "section", "li", "ul", "ol", "dl", "dt", "dd", "blockquote", "figure", "figcaption", "address", "details", "summary",
-    "hr", "br", "caption", "main", "article", "header", "footer", "form", "fieldset",
+    "p",
+    "div",
+    "section",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "address",
+    "details",
+    "summary",
+    "hr",
+    "br",
+    "caption",
+    "main",
+    "article",
+    "header",
+    "footer",
+    "form",
+    "fieldset",
 ];
 
 pub(super) fn parse(text: &str) -> Parsed {
     let document = Html::parse_document(text);
     let root = document.root_element();
     let find = |wanted: &dyn Fn(ElementRef<'_>) -> bool| root.descendent_elements().find(|e| wanted(*e));
-    let main = find(&|e| e.value().name() == "main" || e.value().attr("role") == Some("main")).or_else(|| find(&|e| e.value().name() == "article"));
+    let main = find(&|e| e.value().name() == "main" || e.value().attr("role") == Some("main"))
+        .or_else(|| find(&|e| e.value().name() == "article"));
     let skip_chrome = main.is_none();
     let content = main.or_else(|| find(&|e| e.value().name() == "body")).unwrap_or(root);
 
@@ -36,7 +61,8 @@ pub(super) fn parse(text: &str) -> Parsed {
                 Node::Element(e) => {
                     let name = e.name();
                     let hidden = e.attr("hidden").is_some() || e.attr("aria-hidden") == Some("true");
-                    if skipping > 0 || hidden || ALWAYS_SKIPPED.contains(&name) || skip_chrome && CHROME.contains(&name) {
+                    if skipping > 0 || hidden || ALWAYS_SKIPPED.contains(&name) || skip_chrome && CHROME.contains(&name)
+                    {
                         skipping += 1;
                     } else {
                         writer.open(name);
@@ -57,7 +83,9 @@ pub(super) fn parse(text: &str) -> Parsed {
         }
     }
     let first_heading = writer.first_h1.take();
-    let title = find(&|e| e.value().name() == "title").map(|e| collapse(&e.text().collect::<String>())).filter(|t| !t.is_empty());
+    let title = find(&|e| e.value().name() == "title")
+        .map(|e| collapse(&e.text().collect::<String>()))
+        .filter(|t| !t.is_empty());
     Parsed { sections: writer.finish(), title: title.or(first_heading), ..Parsed::default() }
 }
 

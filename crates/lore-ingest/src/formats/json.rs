@@ -43,7 +43,11 @@ fn json_error(e: &serde_json::Error, line: Option<usize>) -> String {
         Some(line) => format!("line {line}"),
         None => format!("line {}, column {}", e.line(), e.column()),
     };
-    if e.is_eof() { format!("truncated JSON (it ends in the middle of a value, {place})") } else { format!("invalid JSON at {place}: {e}") }
+    if e.is_eof() {
+        format!("truncated JSON (it ends in the middle of a value, {place})")
+    } else {
+        format!("invalid JSON at {place}: {e}")
+    }
 }
 
 fn numbered_sections(records: &[Value]) -> Vec<Section> {
@@ -108,7 +112,9 @@ impl Fields {
                 }
             }
             Value::String(s) if s.trim().is_empty() => {}
-            Value::String(s) if is_text_field(field) || s.chars().count() >= PROSE_CHARS => self.text.push((text_rank(field), s.clone())),
+            Value::String(s) if is_text_field(field) || s.chars().count() >= PROSE_CHARS => {
+                self.text.push((text_rank(field), s.clone()))
+            }
             Value::String(s) => {
                 self.other_strings.push(if path.is_empty() { s.clone() } else { format!("{path}: {s}") });
                 self.metadata.insert(path.clone(), value.clone());

@@ -64,7 +64,10 @@ impl<'b> Package<'b> {
             .read_to_end(&mut bytes)
             .map_err(|e| format!("truncated or damaged {kind} ({name} cannot be inflated: {e})"))?;
         if bytes.len() as u64 > MAX_PART_BYTES {
-            return Err(format!("{name} inflates to more than {} MiB: a zip bomb, not a document", MAX_PART_BYTES >> 20));
+            return Err(format!(
+                "{name} inflates to more than {} MiB: a zip bomb, not a document",
+                MAX_PART_BYTES >> 20
+            ));
         }
         String::from_utf8(bytes).map(Some).map_err(|_| format!("damaged {kind}: {name} is not UTF-8 XML"))
     }
@@ -92,7 +95,8 @@ impl<'b> Package<'b> {
     /// The relationships of `part`, in the order the package lists them.
     pub fn relationships(&mut self, part: &str) -> Result<Vec<Relationship>, String> {
         let (folder, file) = part.rsplit_once('/').unwrap_or(("", part));
-        let rels_name = if folder.is_empty() { format!("_rels/{file}.rels") } else { format!("{folder}/_rels/{file}.rels") };
+        let rels_name =
+            if folder.is_empty() { format!("_rels/{file}.rels") } else { format!("{folder}/_rels/{file}.rels") };
         let Some(rels) = self.part(&rels_name)? else { return Ok(Vec::new()) };
         let mut relationships = Vec::new();
         walk(&rels, |event| {
@@ -100,7 +104,9 @@ impl<'b> Package<'b> {
             if local_name(e) != "Relationship" || attribute(e, "TargetMode").as_deref() == Some("External") {
                 return;
             }
-            if let (Some(id), Some(kind), Some(target)) = (attribute(e, "Id"), attribute(e, "Type"), attribute(e, "Target")) {
+            if let (Some(id), Some(kind), Some(target)) =
+                (attribute(e, "Id"), attribute(e, "Type"), attribute(e, "Target"))
+            {
                 let kind = kind.rsplit('/').next().unwrap_or_default().to_string();
                 relationships.push(Relationship { id, kind, target: resolve(folder, &target) });
             }
@@ -141,7 +147,8 @@ pub(super) fn walk(xml: &str, mut on_event: impl FnMut(XmlEvent<'_>)) -> Result<
     let mut reader = Reader::from_str(xml);
     let mut skipping = 0usize;
     loop {
-        let event = reader.read_event().map_err(|e| format!("damaged XML at byte {}: {e}", reader.buffer_position()))?;
+        let event =
+            reader.read_event().map_err(|e| format!("damaged XML at byte {}: {e}", reader.buffer_position()))?;
         match event {
             Event::Start(e) if skipping > 0 || local_name(&e) == "Fallback" => skipping += 1,
             Event::End(_) if skipping > 0 => skipping -= 1,
@@ -178,7 +185,9 @@ pub(super) fn local_name<'e>(e: &'e BytesStart<'_>) -> &'e str {
 /// The value of the attribute whose name without prefix is `local`.
 pub(super) fn attribute(e: &BytesStart<'_>, local: &str) -> Option<String> {
     e.attributes().flatten().find(|a| a.key.local_name().into_inner() == local).map(|a| {
-        a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map(|v| v.into_owned()).unwrap_or_else(|_| a.value.into_owned())
+        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map(|v| v.into_owned())
+            .unwrap_or_else(|_| a.value.into_owned())
     })
 }
 

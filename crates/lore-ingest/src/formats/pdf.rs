@@ -49,7 +49,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     if texts.iter().all(|(_, text)| text.trim().is_empty()) {
         texts = ocr(bytes)?;
     }
-    let mut parsed = Parsed { sections: page_sections(texts, &mut unreadable), title: title(&document), ..Parsed::default() };
+    let mut parsed =
+        Parsed { sections: page_sections(texts, &mut unreadable), title: title(&document), ..Parsed::default() };
     parsed.metadata.insert("pages".into(), pages.len().into());
     if !unreadable.is_empty() {
         // Reported rather than silently lost: scanned pages in a text PDF, or damaged ones.
@@ -69,8 +70,10 @@ fn load_error(bytes: &[u8], e: &lopdf::Error) -> String {
 
 /// The cleaned text of each page; pages left empty are added to `without_text`.
 fn page_sections(texts: Vec<(u32, String)>, without_text: &mut Vec<u32>) -> Vec<Section> {
-    let mut pages: Vec<(u32, Vec<String>)> =
-        texts.into_iter().map(|(number, text)| (number, text.lines().map(|l| l.trim_end().to_string()).collect())).collect();
+    let mut pages: Vec<(u32, Vec<String>)> = texts
+        .into_iter()
+        .map(|(number, text)| (number, text.lines().map(|l| l.trim_end().to_string()).collect()))
+        .collect();
     remove_repeated_margins(&mut pages);
     let mut sections = Vec::with_capacity(pages.len());
     for (number, lines) in pages {
@@ -130,7 +133,8 @@ fn join_hyphenated(lines: &[String]) -> String {
     let mut joining = false;
     for (i, line) in lines.iter().enumerate() {
         let line = if joining { line.trim_start() } else { line.as_str() };
-        let next_starts_lowercase = lines.get(i + 1).and_then(|n| n.trim_start().chars().next()).is_some_and(char::is_lowercase);
+        let next_starts_lowercase =
+            lines.get(i + 1).and_then(|n| n.trim_start().chars().next()).is_some_and(char::is_lowercase);
         let before_hyphen = line.strip_suffix('-').and_then(|l| l.chars().last());
         joining = next_starts_lowercase && before_hyphen.is_some_and(char::is_alphabetic);
         if joining {
@@ -157,9 +161,12 @@ fn title(document: &Document) -> Option<String> {
 /// Renders the pages with `pdftoppm` and reads them with `tesseract`.
 fn ocr(bytes: &[u8]) -> Result<Vec<(u32, String)>, String> {
     if !(on_path("pdftoppm") && on_path("tesseract")) {
-        return Err("needs OCR (no text layer): install `tesseract` and `pdftoppm` (poppler-utils) to read scanned PDFs".into());
+        return Err(
+            "needs OCR (no text layer): install `tesseract` and `pdftoppm` (poppler-utils) to read scanned PDFs".into(),
+        );
     }
-    let failed = |what: &str, e: &dyn std::fmt::Display| format!("needs OCR (no text layer), and OCR failed: {what}: {e}");
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| format!("needs OCR (no text layer), and OCR failed: {what}: {e}");
     let folder = tempfile::tempdir().map_err(|e| failed("temporary folder", &e))?;
     let input = folder.path().join("input.pdf");
     std::fs::write(&input, bytes).map_err(|e| failed("temporary file", &e))?;
@@ -193,7 +200,8 @@ fn run(command: &mut Command) -> Result<String, String> {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| Path::new(&dir).join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| Path::new(&dir).join(program).is_file()))
 }
 
 #[cfg(test)]
@@ -213,7 +221,9 @@ mod tests {
     #[test]
     fn running_headers_and_page_numbers_are_removed() {
         // Body lines differ from page to page by a word, not by a number.
-        let body = |colour: &str| ["Rivers carry", "Glaciers carve", "Wind shapes", "Waves erode"].map(|l| format!("{l} {colour} stone."));
+        let body = |colour: &str| {
+            ["Rivers carry", "Glaciers carve", "Wind shapes", "Waves erode"].map(|l| format!("{l} {colour} stone."))
+        };
         let colours = ["red", "green", "blue", "grey"];
         let mut pages: Vec<(u32, Vec<String>)> = (1..=4)
             .map(|n| {

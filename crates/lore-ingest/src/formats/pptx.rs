@@ -62,7 +62,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
 
 /// The `r:id` of a slide list entry (it also has a plain `id`, a number).
 fn relationship_id(e: &quick_xml::events::BytesStart<'_>) -> Option<String> {
-    e.attributes().flatten().find(|a| a.key.prefix().is_some() && a.key.local_name().into_inner() == "id").map(|a| a.value.into_owned())
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.prefix().is_some() && a.key.local_name().into_inner() == "id")
+        .map(|a| a.value.into_owned())
 }
 
 /// A shape's text, or a table as Markdown.

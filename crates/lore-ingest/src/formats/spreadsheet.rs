@@ -17,7 +17,8 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             format!("{e}; if the file is password-protected (Office encrypts into this container), remove the password")
         })?
     } else if bytes.starts_with(b"PK") {
-        let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("truncated or damaged spreadsheet (the zip archive cannot be read: {e})"))?;
+        let archive = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| format!("truncated or damaged spreadsheet (the zip archive cannot be read: {e})"))?;
         if archive.index_for_name("xl/workbook.bin").is_some() {
             sheets::<Xlsb<_>>(bytes, "XLSB")?
         } else if archive.index_for_name("content.xml").is_some() {
@@ -36,7 +37,8 @@ where
     W: Reader<Source<'b>>,
     W::Error: Display,
 {
-    let mut workbook: W = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| format!("damaged {kind} workbook: {e}"))?;
+    let mut workbook: W =
+        open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| format!("damaged {kind} workbook: {e}"))?;
     let mut sections = Vec::new();
     for name in workbook.sheet_names() {
         let range = workbook.worksheet_range(&name).map_err(|e| format!("damaged {kind} sheet \"{name}\": {e}"))?;

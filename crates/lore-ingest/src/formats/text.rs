@@ -53,4 +53,3 @@ fn gb18030(bytes: &[u8]) -> Option<String> {
     }
     (chinese * 10 >= wide * 9).then(|| text.into_owned())
 }
-

@@ -35,7 +35,9 @@ fn paragraph(style: Option<&str>, text: &str) -> String {
 }
 
 fn list_item(level: usize, text: &str) -> String {
-    format!(r#"<w:p><w:pPr><w:numPr><w:ilvl w:val="{level}"/><w:numId w:val="1"/></w:numPr></w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"#)
+    format!(
+        r#"<w:p><w:pPr><w:numPr><w:ilvl w:val="{level}"/><w:numId w:val="1"/></w:numPr></w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"#
+    )
 }
 
 fn cell(text: &str) -> String {
@@ -65,7 +67,9 @@ pub fn docx() -> Vec<u8> {
         r#"<w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t xml:space="preserve">Ask a question &amp; get </w:t></w:r><w:r><w:rPr><w:b/></w:rPr><w:t>an answer.</w:t></w:r><w:r><w:footnoteReference w:id="1"/></w:r></w:p>"#.to_string(),
     ]
     .concat();
-    let document = format!(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document {W}><w:body>{body}</w:body></w:document>"#);
+    let document = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document {W}><w:body>{body}</w:body></w:document>"#
+    );
     let styles = format!(
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:styles {W}><w:style w:type="paragraph" w:styleId="Title"><w:name w:val="Title"/></w:style><w:style w:type="paragraph" w:styleId="berschrift1"><w:name w:val="heading 1"/><w:pPr><w:outlineLvl w:val="0"/></w:pPr></w:style></w:styles>"#
     );
@@ -73,7 +77,10 @@ pub fn docx() -> Vec<u8> {
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:footnotes {W}><w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote><w:footnote w:id="1"><w:p><w:r><w:t>Answers cite their sources.</w:t></w:r></w:p></w:footnote></w:footnotes>"#
     );
     zip(&[
-        ("[Content_Types].xml", r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#),
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#,
+        ),
         ("word/document.xml", &document),
         ("word/styles.xml", &styles),
         ("word/footnotes.xml", &footnotes),
@@ -85,11 +92,15 @@ const P: &str = r#"xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/mai
 
 fn shape(placeholder: &str, paragraphs: &[&str]) -> String {
     let paragraphs: String = paragraphs.iter().map(|p| format!("<a:p><a:r><a:t>{p}</a:t></a:r></a:p>")).collect();
-    format!(r#"<p:sp><p:nvSpPr><p:cNvPr id="2" name="Shape"/><p:cNvSpPr/><p:nvPr>{placeholder}</p:nvPr></p:nvSpPr><p:txBody><a:bodyPr/>{paragraphs}</p:txBody></p:sp>"#)
+    format!(
+        r#"<p:sp><p:nvSpPr><p:cNvPr id="2" name="Shape"/><p:cNvSpPr/><p:nvPr>{placeholder}</p:nvPr></p:nvSpPr><p:txBody><a:bodyPr/>{paragraphs}</p:txBody></p:sp>"#
+    )
 }
 
 fn slide(shapes: &str) -> String {
-    format!(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:sld {P}><p:cSld><p:spTree>{shapes}</p:spTree></p:cSld></p:sld>"#)
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:sld {P}><p:cSld><p:spTree>{shapes}</p:spTree></p:cSld></p:sld>"#
+    )
 }
 
 fn relationships(links: &[(&str, &str, &str)]) -> String {
@@ -99,7 +110,9 @@ fn relationships(links: &[(&str, &str, &str)]) -> String {
             format!(r#"<Relationship Id="{id}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}" Target="{target}"/>"#)
         })
         .collect();
-    format!(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{links}</Relationships>"#)
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{links}</Relationships>"#
+    )
 }
 
 /// A deck of two slides listed in the opposite order of their file names: "Quarterly results"
@@ -124,12 +137,21 @@ pub fn pptx() -> Vec<u8> {
         shape(r#"<p:ph type="sldNum" idx="5"/>"#, &["1"]),
     );
     zip(&[
-        ("[Content_Types].xml", r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#),
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#,
+        ),
         ("ppt/presentation.xml", &presentation),
-        ("ppt/_rels/presentation.xml.rels", &relationships(&[("rId2", "slide", "slides/slide1.xml"), ("rId3", "slide", "slides/slide2.xml")])),
+        (
+            "ppt/_rels/presentation.xml.rels",
+            &relationships(&[("rId2", "slide", "slides/slide1.xml"), ("rId3", "slide", "slides/slide2.xml")]),
+        ),
         ("ppt/slides/slide1.xml", &roadmap),
         ("ppt/slides/slide2.xml", &results),
-        ("ppt/slides/_rels/slide2.xml.rels", &relationships(&[("rId1", "notesSlide", "../notesSlides/notesSlide1.xml")])),
+        (
+            "ppt/slides/_rels/slide2.xml.rels",
+            &relationships(&[("rId1", "notesSlide", "../notesSlides/notesSlide1.xml")]),
+        ),
         ("ppt/notesSlides/notesSlide1.xml", &notes),
     ])
 }
@@ -145,7 +167,9 @@ pub fn xlsx() -> Vec<u8> {
     }
     prices.write_string(1, 0, "Widget").unwrap();
     prices.write_number(1, 1, 9.5).unwrap();
-    prices.write_datetime_with_format(1, 2, rust_xlsxwriter::ExcelDateTime::from_ymd(2024, 3, 1).unwrap(), &date).unwrap();
+    prices
+        .write_datetime_with_format(1, 2, rust_xlsxwriter::ExcelDateTime::from_ymd(2024, 3, 1).unwrap(), &date)
+        .unwrap();
     prices.write_string(2, 0, "Gadget").unwrap();
     prices.write_number(2, 1, 12.0).unwrap();
     prices.write_string(2, 3, "back-ordered").unwrap();
@@ -187,7 +211,9 @@ pub fn pdf_document(pages: &[Vec<String>], title: &str) -> Document {
         show(280, 40, &footer);
         let content = Content { operations }.encode().unwrap();
         let contents = doc.add_object(Stream::new(dictionary! {}, content));
-        kids.push(Object::Reference(doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => contents })));
+        kids.push(Object::Reference(
+            doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => contents }),
+        ));
     }
     let count = kids.len() as i64;
     doc.objects.insert(
@@ -201,7 +227,8 @@ pub fn pdf_document(pages: &[Vec<String>], title: &str) -> Document {
     let info = doc.add_object(dictionary! { "Title" => Object::string_literal(title) });
     doc.trailer.set("Root", catalog);
     doc.trailer.set("Info", info);
-    doc.trailer.set("ID", vec![Object::string_literal("lore-test-id-0001"), Object::string_literal("lore-test-id-0001")]);
+    doc.trailer
+        .set("ID", vec![Object::string_literal("lore-test-id-0001"), Object::string_literal("lore-test-id-0001")]);
     doc
 }
 

@@ -30,44 +30,25 @@ impl BertEmbedder {
     /// Loads the model in `dir`; `id` is the name collections remember it by.
     pub fn load(dir: &Path, id: &str) -> Result<BertEmbedder> {
         if !dir.is_dir() {
-            return Err(Error::ModelMissing {
-                name: id.to_string(),
-            });
+            return Err(Error::ModelMissing { name: id.to_string() });
         }
         let config: Config = read_json(&required_file(dir, "config.json")?)?;
-        let max_sequence =
-            optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
-                .and_then(|settings| settings.max_seq_length)
-                .map_or(config.max_position_embeddings, |n| {
-                    n.min(config.max_position_embeddings)
-                });
-        let pooling = match optional_json::<BTreeMap<String, serde_json::Value>>(
-            &dir.join("1_Pooling/config.json"),
-        )? {
+        let max_sequence = optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+            .and_then(|settings| settings.max_seq_length)
+            .map_or(config.max_position_embeddings, |n| n.min(config.max_position_embeddings));
+        let pooling = match optional_json::<BTreeMap<String, serde_json::Value>>(&dir.join("1_Pooling/config.json"))? {
             Some(settings) => pooling_mode(&settings, dir)?,
             None => Pooling::Mean,
         };
         let tokenizer = HfTokenizer::load(&required_file(dir, "tokenizer.json")?, max_sequence)?;
 
         let weights_path = required_file(dir, "model.safetensors")?;
-        let weights = VarBuilder::from_buffered_safetensors(
-            read_file(&weights_path)?,
-            DType::F32,
-            &Device::Cpu,
-        )
-        .map_err(|e| Error::Model(format!("cannot read {}: {e}", weights_path.display())))?;
-        let model = BertModel::load(weights, &config).map_err(|e| {
-            Error::Model(format!(
-                "{} is not a BERT model: {e}",
-                weights_path.display()
-            ))
-        })?;
-        let pad_id = u32::try_from(config.pad_token_id).map_err(|_| {
-            Error::Model(format!(
-                "pad_token_id {} is out of range",
-                config.pad_token_id
-            ))
-        })?;
+        let weights = VarBuilder::from_buffered_safetensors(read_file(&weights_path)?, DType::F32, &Device::Cpu)
+            .map_err(|e| Error::Model(format!("cannot read {}: {e}", weights_path.display())))?;
+        let model = BertModel::load(weights, &config)
+            .map_err(|e| Error::Model(format!("{} is not a BERT model: {e}", weights_path.display())))?;
+        let pad_id = u32::try_from(config.pad_token_id)
+            .map_err(|_| Error::Model(format!("pad_token_id {} is out of range", config.pad_token_id)))?;
 
         Ok(BertEmbedder {
             id: id.to_string(),
@@ -141,42 +122,23 @@ impl HfTokenizer {
         whole.with_truncation(None).map_err(tokenizer_error)?;
         let mut truncating = whole.clone();
         truncating
-            .with_truncation(Some(TruncationParams {
-                max_length: max_sequence,
-                ..TruncationParams::default()
-            }))
+            .with_truncation(Some(TruncationParams { max_length: max_sequence, ..TruncationParams::default() }))
             .map_err(tokenizer_error)?;
-        let special_tokens = whole
-            .get_post_processor()
-            .map_or(0, |p| p.added_tokens(false));
-        Ok(HfTokenizer {
-            whole,
-            truncating,
-            max_text_tokens: max_sequence.saturating_sub(special_tokens),
-        })
+        let special_tokens = whole.get_post_processor().map_or(0, |p| p.added_tokens(false));
+        Ok(HfTokenizer { whole, truncating, max_text_tokens: max_sequence.saturating_sub(special_tokens) })
     }
 
     /// Model inputs: token ids with special tokens, truncated to the model's length.
     fn sequences(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
-        let encodings = self
-            .truncating
-            .encode_batch(texts.to_vec(), true)
-            .map_err(tokenizer_error)?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| e.get_ids().to_vec())
-            .collect())
+        let encodings = self.truncating.encode_batch(texts.to_vec(), true).map_err(tokenizer_error)?;
+        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 }
 
 impl Tokenize for HfTokenizer {
     fn token_spans(&self, text: &str) -> Result<Vec<Range<usize>>> {
         let encoding = self.whole.encode(text, false).map_err(tokenizer_error)?;
-        Ok(encoding
-            .get_offsets()
-            .iter()
-            .map(|&(start, end)| start..end)
-            .collect())
+        Ok(encoding.get_offsets().iter().map(|&(start, end)| start..end).collect())
     }
 }
 
@@ -197,14 +159,9 @@ fn required_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    serde_json::from_slice(&read_file(path)?)
-        .map_err(|e| Error::Model(format!("cannot parse {}: {e}", path.display())))
+    serde_json::from_slice(&read_file(path)?).map_err(|e| Error::Model(format!("cannot parse {}: {e}", path.display())))
 }
 
 fn optional_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    if path.is_file() {
-        read_json(path).map(Some)
-    } else {
-        Ok(None)
-    }
+    if path.is_file() { read_json(path).map(Some) } else { Ok(None) }
 }

@@ -32,14 +32,11 @@ impl E5s1Embedder {
     /// Loads the container at `path`; `id` is the name collections remember it by.
     pub fn load(path: &Path, id: &str) -> Result<E5s1Embedder> {
         if !path.is_file() {
-            return Err(Error::ModelMissing {
-                name: id.to_string(),
-            });
+            return Err(Error::ModelMissing { name: id.to_string() });
         }
         let bytes = read_file(path)?;
-        let container = Container::parse(&bytes).map_err(|e| {
-            Error::Model(format!("{} is not a usable E5S1 file: {e}", path.display()))
-        })?;
+        let container = Container::parse(&bytes)
+            .map_err(|e| Error::Model(format!("{} is not a usable E5S1 file: {e}", path.display())))?;
         let weights = VarBuilder::from_tensors(container.tensors, DType::F32, &Device::Cpu);
         let model = BertModel::load(weights, &container.config)
             .map_err(|e| Error::Model(format!("{} lacks a BERT weight: {e}", path.display())))?;
@@ -100,10 +97,7 @@ impl Embedder for E5s1Embedder {
     }
 
     fn embed(&self, texts: &[&str], kind: EmbedKind) -> Result<Vec<Vec<f32>>> {
-        let sequences: Vec<Vec<u32>> = texts
-            .par_iter()
-            .map(|text| self.sequence(text, kind))
-            .collect();
+        let sequences: Vec<Vec<u32>> = texts.par_iter().map(|text| self.sequence(text, kind)).collect();
         self.encoder.embed(&sequences)
     }
 }
@@ -152,9 +146,7 @@ impl Container {
         };
         let block = reader.count()?;
         if block != Q4_0_BLOCK {
-            return Err(format!(
-                "quantisation block size {block} is not supported (only {Q4_0_BLOCK} is)"
-            ));
+            return Err(format!("quantisation block size {block} is not supported (only {Q4_0_BLOCK} is)"));
         }
 
         let piece_count = reader.count()?;
@@ -163,29 +155,19 @@ impl Container {
         let pad_id = reader.count()?;
         let unk_id = reader.count()?;
         // Once checked, the ids fit in u32: they are below piece_count, itself an i32.
-        if piece_count > vocab_size
-            || [bos_id, eos_id, pad_id, unk_id]
-                .iter()
-                .any(|&id| id >= piece_count)
-        {
+        if piece_count > vocab_size || [bos_id, eos_id, pad_id, unk_id].iter().any(|&id| id >= piece_count) {
             return Err(format!(
                 "{piece_count} pieces, special ids {bos_id}/{eos_id}/{pad_id}/{unk_id} and vocabulary {vocab_size} do not fit together"
             ));
         }
         let blob_len = usize::try_from(reader.u64()?).map_err(|_| "piece blob too large")?;
-        let offsets = (0..=piece_count)
-            .map(|_| reader.u32().map(|o| o as usize))
-            .collect::<Result<Vec<_>, _>>()?;
-        let scores = (0..piece_count)
-            .map(|_| reader.f32())
-            .collect::<Result<Vec<_>, _>>()?;
+        let offsets = (0..=piece_count).map(|_| reader.u32().map(|o| o as usize)).collect::<Result<Vec<_>, _>>()?;
+        let scores = (0..piece_count).map(|_| reader.f32()).collect::<Result<Vec<_>, _>>()?;
         let blob = reader.take(blob_len)?;
         let pieces = offsets
             .windows(2)
             .map(|w| {
-                let piece = blob
-                    .get(w[0]..w[1])
-                    .ok_or("a piece offset lies outside the piece blob")?;
+                let piece = blob.get(w[0]..w[1]).ok_or("a piece offset lies outside the piece blob")?;
                 String::from_utf8(piece.to_vec()).map_err(|_| "a piece is not UTF-8".to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -196,8 +178,7 @@ impl Container {
         let mut tensors = HashMap::new();
         for _ in 0..tensor_count {
             let name_len = usize::from(reader.u16()?);
-            let name = String::from_utf8(reader.take(name_len)?.to_vec())
-                .map_err(|_| "a tensor name is not UTF-8")?;
+            let name = String::from_utf8(reader.take(name_len)?.to_vec()).map_err(|_| "a tensor name is not UTF-8")?;
             let dtype = reader.u8()?;
             let elements = reader.u32()? as usize;
             let offset = usize::try_from(reader.u64()?).map_err(|_| "tensor offset too large")?;
@@ -207,21 +188,15 @@ impl Container {
                 continue;
             };
             if shape.iter().product::<usize>() != elements {
-                return Err(format!(
-                    "tensor {name} has {elements} elements, expected shape {shape:?}"
-                ));
+                return Err(format!("tensor {name} has {elements} elements, expected shape {shape:?}"));
             }
             let data = offset
                 .checked_add(length)
                 .and_then(|end| bytes.get(offset..end))
-                .ok_or_else(|| {
-                    format!("tensor {name} lies outside the file (truncated download?)")
-                })?;
+                .ok_or_else(|| format!("tensor {name} lies outside the file (truncated download?)"))?;
             let values = match dtype {
                 0 if length == 4 * elements => read_f32s(data),
-                1 if elements.is_multiple_of(Q4_0_BLOCK)
-                    && length == elements / Q4_0_BLOCK * Q4_0_BLOCK_BYTES =>
-                {
+                1 if elements.is_multiple_of(Q4_0_BLOCK) && length == elements / Q4_0_BLOCK * Q4_0_BLOCK_BYTES => {
                     dequantize_q4_0(data)
                 }
                 _ => {
@@ -230,8 +205,7 @@ impl Container {
                     ));
                 }
             };
-            let tensor =
-                Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| e.to_string())?;
+            let tensor = Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| e.to_string())?;
             tensors.insert(hf_name, tensor);
         }
         Ok(Container {
@@ -249,26 +223,20 @@ impl Container {
 fn parse_normalization(reader: &mut Reader) -> Result<HashMap<char, Vec<char>>, String> {
     let entries = reader.count()?;
     let byte_len = reader.u32()? as usize;
-    let mut section = Reader {
-        bytes: reader.take(byte_len)?,
-        at: 0,
-    };
+    let mut section = Reader { bytes: reader.take(byte_len)?, at: 0 };
     // An entry takes at least 5 bytes; a corrupt count must not reserve more than that.
     let mut map = HashMap::with_capacity(entries.min(byte_len / 5));
     for _ in 0..entries {
         let from = code_point(section.u32()?)?;
         let count = section.u8()?;
-        let to = (0..count)
-            .map(|_| code_point(section.u32()?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let to = (0..count).map(|_| code_point(section.u32()?)).collect::<Result<Vec<_>, _>>()?;
         map.insert(from, to);
     }
     Ok(map)
 }
 
 fn code_point(value: u32) -> Result<char, String> {
-    char::from_u32(value)
-        .ok_or_else(|| format!("normalisation map holds an invalid code point {value:#x}"))
+    char::from_u32(value).ok_or_else(|| format!("normalisation map holds an invalid code point {value:#x}"))
 }
 
 /// The Hugging Face BERT name and shape of an E5S1 tensor; None for a name it does not use.
@@ -276,22 +244,13 @@ fn hf_tensor(name: &str, config: &Config) -> Option<(String, Vec<usize>)> {
     let (h, ffn) = (config.hidden_size, config.intermediate_size);
     match name {
         "emb.word" => {
-            return Some((
-                "embeddings.word_embeddings.weight".into(),
-                vec![config.vocab_size, h],
-            ));
+            return Some(("embeddings.word_embeddings.weight".into(), vec![config.vocab_size, h]));
         }
         "emb.pos" => {
-            return Some((
-                "embeddings.position_embeddings.weight".into(),
-                vec![config.max_position_embeddings, h],
-            ));
+            return Some(("embeddings.position_embeddings.weight".into(), vec![config.max_position_embeddings, h]));
         }
         "emb.type" => {
-            return Some((
-                "embeddings.token_type_embeddings.weight".into(),
-                vec![config.type_vocab_size, h],
-            ));
+            return Some(("embeddings.token_type_embeddings.weight".into(), vec![config.type_vocab_size, h]));
         }
         _ => {}
     }
@@ -326,9 +285,7 @@ fn hf_tensor(name: &str, config: &Config) -> Option<(String, Vec<usize>)> {
 }
 
 fn read_f32s(data: &[u8]) -> Vec<f32> {
-    data.chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// ggml Q4_0: per block of 32 weights an f16 scale and 16 bytes; byte j holds weight j in its
@@ -352,10 +309,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len());
+        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
         let end = end.ok_or("the file ends early (truncated download?)")?;
         let slice = &self.bytes[self.at..end];
         self.at = end;

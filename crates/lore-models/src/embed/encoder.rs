@@ -26,11 +26,7 @@ pub(crate) struct SentenceEncoder {
 
 impl SentenceEncoder {
     pub(crate) fn new(model: BertModel, pooling: Pooling, pad_id: u32) -> Self {
-        SentenceEncoder {
-            model,
-            pooling,
-            pad_id,
-        }
+        SentenceEncoder { model, pooling, pad_id }
     }
 
     /// One unit vector per sequence (special tokens included, already truncated), in order.
@@ -82,11 +78,7 @@ impl SentenceEncoder {
                 summed.broadcast_div(&mask.sum(1)?)?
             }
         };
-        let norms = pooled
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f32::MAX)?;
+        let norms = pooled.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
         pooled.broadcast_div(&norms)
     }
 }
@@ -97,9 +89,7 @@ fn length_batches(order: &[usize], length: impl Fn(usize) -> usize) -> Vec<Vec<u
     let mut current: Vec<usize> = Vec::new();
     for &i in order {
         let width = length(i).max(1);
-        if !current.is_empty()
-            && ((current.len() + 1) * width > BATCH_TOKENS || current.len() == BATCH_ROWS)
-        {
+        if !current.is_empty() && ((current.len() + 1) * width > BATCH_TOKENS || current.len() == BATCH_ROWS) {
             batches.push(std::mem::take(&mut current));
         }
         current.push(i);

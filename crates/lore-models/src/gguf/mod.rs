@@ -189,14 +189,8 @@ impl ChatModel for GgufChatModel {
         let mut sampler = LogitsProcessor::new(options.seed, temperature, top_p);
         let generation_error = |e: candle_core::Error| Error::Model(format!("generation with {} failed: {e}", self.id));
 
-        // A panic in another call leaves nothing that clearing the cache does not undo.
         let mut weights = self.weights.lock().unwrap_or_else(PoisonError::into_inner);
-        weights.clear_kv_cache();
-        let mut logits = None;
-        for (n, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
-            logits = Some(weights.forward(chunk, n * PREFILL_CHUNK).map_err(generation_error)?);
-        }
-        let mut logits = logits.ok_or_else(|| Error::InvalidInput("the prompt is empty".into()))?;
+        let mut logits = prefill(&mut weights, &prompt).map_err(generation_error)?;
 
         let mut text = String::new();
         let mut stream = Utf8Stream::default();
@@ -221,4 +215,55 @@ impl ChatModel for GgufChatModel {
         weights.clear_kv_cache();
         Ok(Generation { text, prompt_tokens: prompt.len(), completion_tokens, finish })
     }
+
+    fn choice_probabilities(&self, messages: &[Message], choices: &[&str]) -> Result<Vec<f32>> {
+        // A model may start its reply with "Yes" where the caller wrote "yes": each choice counts
+        // the first tokens of its spellings with and without a capital and a leading space.
+        let spellings = choices
+            .iter()
+            .map(|choice| {
+                let mut chars = choice.chars();
+                let capitalised: String = chars.next().into_iter().flat_map(char::to_uppercase).chain(chars).collect();
+                let mut tokens = Vec::new();
+                for spelling in [choice.to_string(), capitalised, format!(" {choice}")] {
+                    let first = self.tokenizer.encode(&spelling)?.first().copied();
+                    let first = first.ok_or_else(|| Error::InvalidInput(format!("choice {choice:?} has no tokens")))?;
+                    if !tokens.contains(&first) {
+                        tokens.push(first);
+                    }
+                }
+                Ok(tokens)
+            })
+            .collect::<Result<Vec<Vec<u32>>>>()?;
+        let prompt = self.prompt_tokens(messages)?;
+        if prompt.len() >= self.context_length {
+            return Err(Error::InvalidInput(format!(
+                "the prompt has {} tokens, more than the context of {} ({})",
+                prompt.len(),
+                self.context_length,
+                self.id
+            )));
+        }
+        let scoring_error = |e: candle_core::Error| Error::Model(format!("scoring with {} failed: {e}", self.id));
+        let mut weights = self.weights.lock().unwrap_or_else(PoisonError::into_inner);
+        let logits = prefill(&mut weights, &prompt).map_err(scoring_error)?;
+        weights.clear_kv_cache();
+        let logits = logits.to_vec1::<f32>().map_err(scoring_error)?;
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mass: Vec<f32> =
+            spellings.iter().map(|tokens| tokens.iter().map(|&t| (logits[t as usize] - max).exp()).sum()).collect();
+        let total: f32 = mass.iter().sum();
+        Ok(mass.into_iter().map(|m| m / total).collect())
+    }
+}
+
+/// Runs `prompt` through a fresh cache and returns the logits of the token after it.
+fn prefill(weights: &mut Weights, prompt: &[u32]) -> candle_core::Result<Tensor> {
+    // A panic in another call leaves nothing that clearing the cache does not undo.
+    weights.clear_kv_cache();
+    let mut logits = None;
+    for (n, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
+        logits = Some(weights.forward(chunk, n * PREFILL_CHUNK)?);
+    }
+    logits.ok_or_else(|| candle_core::Error::Msg("the prompt is empty".into()))
 }

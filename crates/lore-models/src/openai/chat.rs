@@ -155,6 +155,13 @@ impl ChatModel for OpenAiChat {
             self.read_stream(&url, response, on_token)
         }
     }
+
+    fn choice_probabilities(&self, _messages: &[Message], _choices: &[&str]) -> Result<Vec<f32>> {
+        Err(Error::Endpoint(format!(
+            "{}: scoring choices through an OpenAI-compatible endpoint is not supported yet",
+            self.endpoint.config().model
+        )))
+    }
 }
 
 impl OpenAiChat {

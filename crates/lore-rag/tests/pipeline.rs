@@ -70,7 +70,7 @@ impl ChatModel for Scripted {
     }
 
     fn choice_probabilities(&self, _: &[Message], _: &[&str]) -> Result<Vec<f32>> {
-        Err(Error::Endpoint("a scripted model does not score choices".into()))
+        Err(lore_core::Error::Endpoint("a scripted model does not score choices".into()))
     }
 }
 

@@ -46,6 +46,18 @@ struct Layer {
     down: Linear,
 }
 
+/// What every layer needs to know about the chunk of tokens being run.
+struct Chunk {
+    pass: Pass,
+    /// The position of the chunk's first token.
+    start: usize,
+    /// The rotary tables' rows for the chunk's positions.
+    cos: Tensor,
+    sin: Tensor,
+    /// The causal mask, `(tokens, start + tokens)`; none for a single token, which sees all.
+    mask: Option<Tensor>,
+}
+
 /// Keys and values of every layer, `(kv_heads, capacity, head_dim)`, of which the first
 /// `tokens.len()` positions are valid.
 #[derive(Default)]
@@ -165,14 +177,18 @@ impl Transformer {
             bail!("{end} positions exceed the context of {}", self.cos.dim(0)?);
         }
         self.cache.reserve(end, self.layers.len(), self.kv_heads, self.head_dim, self.cos.dim(0)?)?;
-        let cos = self.cos.narrow(0, start, tokens.len())?;
-        let sin = self.sin.narrow(0, start, tokens.len())?;
-        let mask = if tokens.len() > 1 { Some(causal_mask(tokens.len(), start)?) } else { None };
+        let chunk = Chunk {
+            pass,
+            start,
+            cos: self.cos.narrow(0, start, tokens.len())?,
+            sin: self.sin.narrow(0, start, tokens.len())?,
+            mask: if tokens.len() > 1 { Some(causal_mask(tokens.len(), start)?) } else { None },
+        };
 
         let mut x = self.embed(tokens)?;
         for (n, layer) in self.layers.iter().enumerate() {
             let normed = rms_norm(&x, &layer.attention_norm, self.rms_eps)?;
-            let attended = self.attention(n, layer, &normed, pass, start, (&cos, &sin), mask.as_ref())?;
+            let attended = self.attention(n, layer, &normed, &chunk)?;
             x = (x + attended)?;
             let normed = rms_norm(&x, &layer.mlp_norm, self.rms_eps)?;
             let gated = (silu(&layer.gate.forward(&normed, pass)?)? * layer.up.forward(&normed, pass)?)?;
@@ -206,19 +222,11 @@ impl Transformer {
         Tensor::stack(&rows, 0)
     }
 
-    /// Self-attention of `x` (`(tokens, hidden)`, at positions from `start`) over the cached
-    /// positions and itself; writes its keys and values into layer `n`'s cache.
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &self,
-        n: usize,
-        layer: &Layer,
-        x: &Tensor,
-        pass: Pass,
-        start: usize,
-        (cos, sin): (&Tensor, &Tensor),
-        mask: Option<&Tensor>,
-    ) -> Result<Tensor> {
+    /// Self-attention of `x` (`(tokens, hidden)`) over the cached positions and itself; writes
+    /// its keys and values into layer `n`'s cache.
+    fn attention(&self, n: usize, layer: &Layer, x: &Tensor, chunk: &Chunk) -> Result<Tensor> {
+        let Chunk { pass, start, cos, sin, mask } = chunk;
+        let (pass, start) = (*pass, *start);
         let tokens = x.dim(0)?;
         let head_dim = self.head_dim;
         // (tokens, heads × head_dim) → (heads, tokens, head_dim)

@@ -180,6 +180,7 @@ pub struct PipelineConfig {
     pub rewrite: RewriteConfig,
     pub rerank: RerankConfig,
     pub prompt: PromptStyle,
+    pub refusal: RefusalCheck,
     pub generation: GenerationOptions,
 }
 
@@ -195,6 +196,7 @@ impl Default for PipelineConfig {
             rewrite: RewriteConfig::default(),
             rerank: RerankConfig::default(),
             prompt: PromptStyle::default(),
+            refusal: RefusalCheck::default(),
             generation: GenerationOptions::default(),
         }
     }
@@ -312,6 +314,26 @@ pub enum RerankKind {
     Llm,
     /// Maximal marginal relevance: trades relevance against similarity to passages already picked.
     Mmr,
+}
+
+/// A second look at refusals. Small models told that they may refuse also refuse questions their
+/// passages answer (qwen-0.5b and qwen-1.5b both refuse the first RAG-Arena question, whose answer
+/// is in the top passage); asked without that instruction they answer it, but also invent answers
+/// to questions the passages do not cover. So when the generator refuses, it is asked again
+/// without the instruction, and that answer replaces the refusal only if it is taken from the
+/// passages: at least `min_support` of its words (Chinese: character pairs) that are not in the
+/// question occur in them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RefusalCheck {
+    pub recheck: bool,
+    pub min_support: f32,
+}
+
+impl Default for RefusalCheck {
+    fn default() -> Self {
+        RefusalCheck { recheck: true, min_support: 0.6 }
+    }
 }
 
 /// The instructions the generator gets.

@@ -28,8 +28,8 @@ mod lang;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
 pub use config::{
-    ChunkConfig, Fusion, PipelineConfig, PromptStyle, RerankConfig, RerankKind, RetrievalConfig, RetrievalMode,
-    RewriteConfig, RewriteKind, SizeUnit,
+    ChunkConfig, Fusion, PipelineConfig, PromptStyle, RefusalCheck, RerankConfig, RerankKind, RetrievalConfig,
+    RetrievalMode, RewriteConfig, RewriteKind, SizeUnit,
 };
 pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};

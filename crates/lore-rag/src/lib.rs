@@ -42,8 +42,10 @@ mod indexing;
 mod pipeline;
 mod preset;
 mod prompt;
+mod support;
 
 pub use indexing::{IngestReport, Progress, Source, ingest};
 pub use pipeline::{Pipeline, Retrieval};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
+pub use support::lexical_support;

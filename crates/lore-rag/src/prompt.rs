@@ -38,8 +38,20 @@ pub fn context_passages(hits: &[Hit]) -> Vec<Hit> {
 /// tutorial's prompt: the passages unnumbered, and only the instruction to answer from them or
 /// refuse.
 pub fn grounded_prompt(question: &str, hits: &[Hit], style: PromptStyle) -> Vec<Message> {
+    prompt(question, hits, style, true)
+}
+
+/// [`grounded_prompt`] without the instruction to refuse: the second look of [`RefusalCheck`].
+///
+/// [`RefusalCheck`]: lore_core::RefusalCheck
+pub(crate) fn recheck_prompt(question: &str, hits: &[Hit], style: PromptStyle) -> Vec<Message> {
+    prompt(question, hits, style, false)
+}
+
+fn prompt(question: &str, hits: &[Hit], style: PromptStyle, may_refuse: bool) -> Vec<Message> {
     let language = detect_language(question);
     let refusal = refusal(language);
+    let or_refuse = |instruction: &str| if may_refuse { format!("{instruction}{refusal}") } else { String::new() };
     let (system, user) = match style {
         PromptStyle::Cited => {
             let mut context = String::new();
@@ -50,8 +62,8 @@ pub fn grounded_prompt(question: &str, hits: &[Hit], style: PromptStyle) -> Vec<
                 Language::Chinese => (
                     format!(
                         "你是一个严谨的问答助手。只能根据下面提供的参考文档回答问题，不要使用文档以外的知识。\
-                         回答时用 [n] 标注所依据的文档编号，例如 [1]。\
-                         如果参考文档中没有回答问题所需的信息，请只回复：{refusal}"
+                         回答时用 [n] 标注所依据的文档编号，例如 [1]。{}",
+                        or_refuse("如果参考文档中没有回答问题所需的信息，请只回复：")
                     ),
                     format!("参考文档：\n{context}问题：{question}\n回答："),
                 ),
@@ -60,7 +72,8 @@ pub fn grounded_prompt(question: &str, hits: &[Hit], style: PromptStyle) -> Vec<
                 Language::English => (
                     format!(
                         "You are a helpful assistant that answers questions from reference documents, using \
-                         nothing else. If the documents do not contain the answer, reply exactly: {refusal}"
+                         nothing else.{}",
+                        or_refuse(" If the documents do not contain the answer, reply exactly: ")
                     ),
                     format!(
                         "Reference documents:\n{context}Question: {question}\n\nWrite the answer as a full sentence, \
@@ -73,15 +86,13 @@ pub fn grounded_prompt(question: &str, hits: &[Hit], style: PromptStyle) -> Vec<
             let context = hits.iter().map(|hit| hit.text.trim()).collect::<Vec<_>>().join("\n\n");
             match language {
                 Language::Chinese => (
-                    format!(
-                        "你是一个问答助手。请严格根据参考文档回答问题。如果参考文档不足以回答问题，请直接回复：{refusal}"
-                    ),
+                    format!("你是一个问答助手。请严格根据参考文档回答问题。{}", or_refuse("如果参考文档不足以回答问题，请直接回复：")),
                     format!("参考文档：\n{context}\n\n问题：{question}"),
                 ),
                 Language::English => (
                     format!(
-                        "You are a question-answering assistant. Answer strictly from the reference documents. \
-                         If they are not sufficient to answer the question, reply exactly: {refusal}"
+                        "You are a question-answering assistant. Answer strictly from the reference documents.{}",
+                        or_refuse(" If they are not sufficient to answer the question, reply exactly: ")
                     ),
                     format!("Reference documents:\n{context}\n\nQuestion: {question}"),
                 ),

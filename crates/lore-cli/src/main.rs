@@ -4,6 +4,7 @@ mod ask;
 mod bench;
 mod collections;
 mod config;
+mod eval;
 mod ingest;
 mod models;
 
@@ -56,6 +57,9 @@ enum Command {
     Models(models::ModelsCommand),
     /// Install the default models, ingest Lore's own docs, and answer a question about Lore.
     Quickstart(ask::QuickstartArgs),
+    /// Evaluate a pipeline on a dataset: retrieval metrics, answer metrics, an LLM judge.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Measure embedding throughput and query latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -101,6 +105,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => models::run(&ctx, cmd),
         Command::Quickstart(args) => ask::quickstart(&ctx, args),
         Command::Bench(cmd) => bench::run(&ctx, cmd),
+        Command::Eval(cmd) => eval::run(&ctx, cmd),
     }
 }
 

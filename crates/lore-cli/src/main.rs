@@ -1,5 +1,6 @@
 //! `lore`: a retrieval-augmented generation engine on local models.
 
+mod arena;
 mod ask;
 mod bench;
 mod collections;
@@ -60,6 +61,9 @@ enum Command {
     /// Evaluate a pipeline on a dataset: retrieval metrics, answer metrics, an LLM judge.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Run several pipeline configurations on one dataset: a Markdown leaderboard on stdout and
+    /// a self-contained HTML report with every answer.
+    Arena(arena::ArenaArgs),
     /// Measure embedding throughput and query latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -106,6 +110,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Quickstart(args) => ask::quickstart(&ctx, args),
         Command::Bench(cmd) => bench::run(&ctx, cmd),
         Command::Eval(cmd) => eval::run(&ctx, cmd),
+        Command::Arena(args) => arena::run(&ctx, args),
     }
 }
 

@@ -13,6 +13,7 @@
 //! assert_eq!(report.mean[1].mrr, 0.5); // the relevant document is second
 //! ```
 
+mod arena;
 mod ask;
 mod dataset;
 mod grounding;
@@ -24,6 +25,7 @@ mod run;
 
 use serde::Serialize;
 
+pub use arena::{ARENAS, ArenaEntry, Contender, html_report, leaderboard_markdown, load_arena, parse_arena};
 pub use ask::Unscored;
 pub use dataset::{ArenaDataset, BeirDataset, Dataset, QaItem, Qrels, Query};
 pub use grounding::{Grounding, GroundingScores, GroundingSummary, ItemScore};

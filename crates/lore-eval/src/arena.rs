@@ -112,12 +112,9 @@ pub struct ArenaEntry {
 }
 
 impl ArenaEntry {
-    /// What the leaderboard ranks by: the judge's score (1–5) when there was a judge, else F1.
-    fn headline(&self) -> Option<f64> {
-        match &self.report.judge {
-            Some(judge) => judge.score.value,
-            None => self.report.qa.f1.value,
-        }
+    /// What the leaderboard ranks by: the judge's score (1–5) when the arena had a judge, else F1.
+    fn headline(&self, judged: bool) -> Option<f64> {
+        if judged { self.report.judge.as_ref().and_then(|j| j.score.value) } else { self.report.qa.f1.value }
     }
 
     fn retrieval_metric(&self, name: &str) -> Option<f64> {
@@ -125,14 +122,13 @@ impl ArenaEntry {
     }
 }
 
+fn judged(entries: &[ArenaEntry]) -> bool {
+    entries.iter().any(|e| e.report.judge.is_some())
+}
+
 fn ranks(entries: &[ArenaEntry]) -> Vec<usize> {
-    entries
-        .iter()
-        .map(|e| {
-            let score = e.headline().unwrap_or(f64::NEG_INFINITY);
-            1 + entries.iter().filter(|o| o.headline().unwrap_or(f64::NEG_INFINITY) > score).count()
-        })
-        .collect()
+    let score = |e: &ArenaEntry| e.headline(judged(entries)).unwrap_or(f64::NEG_INFINITY);
+    entries.iter().map(|e| 1 + entries.iter().filter(|o| score(o) > score(e)).count()).collect()
 }
 
 fn mean_cell(mean: &Mean, digits: usize) -> String {
@@ -150,7 +146,7 @@ fn option_cell(value: Option<f64>) -> String {
 /// The leaderboard as a Markdown table, contenders in the arena's order with their rank: by
 /// judge score when there was a judge, else by F1.
 pub fn leaderboard_markdown(entries: &[ArenaEntry]) -> String {
-    let judged = entries.iter().any(|e| e.report.judge.is_some());
+    let judged = judged(entries);
     let with_qrels = entries.iter().any(|e| e.retrieval.is_some());
     let mut header = vec!["rank", "config"];
     if judged {
@@ -217,7 +213,7 @@ fn bar_chart(entries: &[ArenaEntry], label: &str, max: f64) -> String {
     );
     for (i, entry) in entries.iter().enumerate() {
         let y = i as f64 * (bar_height + gap);
-        let value = entry.headline();
+        let value = entry.headline(judged(entries));
         let length = value.map_or(0.0, |v| (v / max).clamp(0.0, 1.0) * width);
         let _ = write!(
             svg,
@@ -260,8 +256,7 @@ fn markdown_table_to_html(markdown: &str) -> String {
 /// and per question the gold answer and each contender's answer, scores, judge reasoning and
 /// the passages it read (the cited ones marked).
 pub fn html_report(title: &str, entries: &[ArenaEntry]) -> String {
-    let judged = entries.iter().any(|e| e.report.judge.is_some());
-    let (label, max) = if judged { ("judge score (1–5)", 5.0) } else { ("token F1", 1.0) };
+    let (label, max) = if judged(entries) { ("judge score (1–5)", 5.0) } else { ("token F1", 1.0) };
     let mut html = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{0}</title><style>{STYLE}</style></head><body><h1>{0}</h1>",
         escape(title)

@@ -11,7 +11,7 @@ use lore_rag::Pipeline;
 
 use crate::Context;
 use crate::eval::{
-    ChatModels, DatasetArgs, ScoringArgs, dataset_name, load_dataset, open_index, progress_bar, reply_cache,
+    ChatModels, DatasetArgs, ScoringArgs, dataset_name, generator, load_dataset, open_index, progress_bar, reply_cache,
 };
 
 #[derive(Args)]
@@ -60,26 +60,22 @@ pub fn run(ctx: &Context, args: ArenaArgs) -> Result<()> {
         (queries, qrels)
     });
 
+    // A contender that names its generator is comparing generators: --llm does not override it.
+    let generators: Vec<String> =
+        contenders.iter().map(|c| generator(ctx, [c.config.llm.as_ref(), args.llm.as_ref()])).collect();
     let mut models = ChatModels::default();
-    if let Some(judge) = &args.scoring.judge {
-        models.load(ctx, judge)?;
+    for name in generators.iter().chain(&args.scoring.judge) {
+        models.load(ctx, name)?;
     }
     let cache = reply_cache(ctx)?;
+    let judge_model = args.scoring.judge.as_deref().map(|name| models.get(name)).transpose()?;
+    let judge = judge_model.map(|model| Judge::new(model, Some(&cache))).transpose()?;
     let mut entries = Vec::with_capacity(contenders.len());
-    for contender in contenders {
+    for (contender, llm) in contenders.into_iter().zip(generators) {
         let mut config = contender.config;
         // Deterministic generation, so that contenders differ by their settings alone.
         config.generation.temperature = 0.0;
-        let llm = config
-            .llm
-            .clone()
-            .or_else(|| args.llm.clone())
-            .or_else(|| ctx.config.llm.clone())
-            .unwrap_or_else(|| "qwen-0.5b".into());
-        models.load(ctx, &llm)?;
         let chat = models.get(&llm)?;
-        let judge_model = args.scoring.judge.as_deref().map(|name| models.get(name)).transpose()?;
-        let judge = judge_model.map(|model| Judge::new(model, Some(&cache))).transpose()?;
         let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)
             .with_context(|| format!("preparing the collection of contender {}", contender.name))?;
         let grounding = args

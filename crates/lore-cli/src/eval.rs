@@ -306,9 +306,10 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The generator for `config` when no flag names one.
-pub fn default_llm(ctx: &Context, config: &PipelineConfig) -> String {
-    config.llm.clone().or_else(|| ctx.config.llm.clone()).unwrap_or_else(|| "qwen-0.5b".into())
+/// The chat model that answers: the first of `choices` given, else `llm` in lore.toml, else
+/// qwen-0.5b.
+pub fn generator(ctx: &Context, choices: [Option<&String>; 2]) -> String {
+    choices.into_iter().flatten().next().or(ctx.config.llm.as_ref()).cloned().unwrap_or_else(|| "qwen-0.5b".into())
 }
 
 fn qa(ctx: &Context, args: QaArgs) -> Result<()> {
@@ -321,7 +322,7 @@ fn qa(ctx: &Context, args: QaArgs) -> Result<()> {
         None => dataset.qa().to_vec(),
     };
     let (pipeline_name, config) = lore_rag::load_pipeline(&args.pipeline)?;
-    let llm = args.llm.clone().unwrap_or_else(|| default_llm(ctx, &config));
+    let llm = generator(ctx, [args.llm.as_ref(), config.llm.as_ref()]);
     let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)?;
     let mut models = ChatModels::default();
     models.load(ctx, &llm)?;

@@ -1,17 +1,17 @@
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
 use lore_eval::{
-    ArenaEntry, CUTOFFS, Grounding, Judge, QaItem, QaReport, Qrels, Query, answer_question, as_run, chunk_depth,
-    evaluate, headline_metrics, html_report, leaderboard_markdown, load_arena, rank_documents, sample,
+    ArenaEntry, CUTOFFS, Grounding, Judge, QaReport, Qrels, Query, answer_question, as_run, chunk_depth, evaluate,
+    headline_metrics, html_report, leaderboard_markdown, load_arena, rank_documents,
 };
 use lore_rag::Pipeline;
 
 use crate::Context;
 use crate::eval::{
-    ChatModels, DatasetArgs, ScoringArgs, dataset_name, generator, load_dataset, open_index, progress_bar, reply_cache,
+    ChatModels, DatasetArgs, ScoringArgs, dataset_name, generator, load_dataset, open_index, progress_bar, qrels_of,
+    questions, reply_cache,
 };
 
 #[derive(Args)]
@@ -39,24 +39,16 @@ pub struct ArenaArgs {
 pub fn run(ctx: &Context, args: ArenaArgs) -> Result<()> {
     let dataset = load_dataset(&args.dataset)?;
     let dataset_label = dataset_name(&args.dataset.dataset);
-    let items: Vec<QaItem> = match args.dataset.limit {
-        Some(n) => sample(dataset.qa(), n, |q| q.id.as_str()),
-        None => dataset.qa().to_vec(),
-    };
-    if items.is_empty() {
-        anyhow::bail!("{} has no questions with answers (answers.jsonl or qa.json)", args.dataset.dataset.display());
-    }
+    let items = questions(&dataset, &args.dataset)?;
     let (arena_name, contenders) = load_arena(&args.config)?;
     // Retrieval is scored on the questions the qrels judge, when the dataset has qrels.
     let judged: Option<(Vec<Query>, Qrels)> = dataset.judged().map(|(_, qrels)| {
-        let asked: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        let queries = items
+        let queries: Vec<Query> = items
             .iter()
             .filter(|i| qrels.contains_key(&i.id))
             .map(|i| Query { id: i.id.clone(), text: i.question.clone() })
             .collect();
-        let qrels =
-            qrels.iter().filter(|(id, _)| asked.contains(id.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let qrels = qrels_of(qrels, &queries);
         (queries, qrels)
     });
 

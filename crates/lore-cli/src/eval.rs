@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use lore_core::{ChatModel, Embedder, PipelineConfig};
 use lore_eval::{
-    AnsweredQuestion, CUTOFFS, Dataset, Grounding, Judge, JudgeSummary, QaItem, QaReport, Qrels, answer_question,
-    as_run, chunk_depth, collection_name, evaluate, headline_metrics, rank_documents, sample,
+    AnsweredQuestion, CUTOFFS, Dataset, Grounding, Judge, JudgeSummary, QaItem, QaReport, Qrels, Query,
+    answer_question, as_run, chunk_depth, collection_name, evaluate, headline_metrics, rank_documents, sample,
 };
 use lore_index::Collection;
 use lore_rag::{Pipeline, Source, ingest};
@@ -135,6 +135,22 @@ pub fn load_dataset(args: &DatasetArgs) -> Result<Dataset> {
     Dataset::load(&args.dataset, &args.split).with_context(|| format!("loading dataset {}", args.dataset.display()))
 }
 
+/// The questions evaluated: all those with gold answers, or the --limit sample of them.
+pub fn questions(dataset: &Dataset, args: &DatasetArgs) -> Result<Vec<QaItem>> {
+    if dataset.qa().is_empty() {
+        bail!("{} has no questions with answers (answers.jsonl or qa.json)", args.dataset.display());
+    }
+    Ok(match args.limit {
+        Some(n) => sample(dataset.qa(), n, |q| q.id.as_str()),
+        None => dataset.qa().to_vec(),
+    })
+}
+
+/// The judgements of `queries` only, so that a sample is scored on itself.
+pub fn qrels_of(qrels: &Qrels, queries: &[Query]) -> Qrels {
+    queries.iter().filter_map(|q| qrels.get(&q.id).map(|judged| (q.id.clone(), judged.clone()))).collect()
+}
+
 /// The embedder a pipeline's collection is built with.
 pub fn embedder_name(ctx: &Context, config: &PipelineConfig) -> String {
     config.embedder.clone().or_else(|| ctx.config.embedder.clone()).unwrap_or_else(|| "e5-small".into())
@@ -237,9 +253,7 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
         Some(n) => sample(queries, n, |q| q.id.as_str()),
         None => queries.to_vec(),
     };
-    let kept: HashSet<&str> = queries.iter().map(|q| q.id.as_str()).collect();
-    let qrels: Qrels =
-        qrels.iter().filter(|(id, _)| kept.contains(id.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let qrels = qrels_of(qrels, &queries);
     let (pipeline_name, mut config) = lore_rag::load_pipeline(&args.pipeline)?;
     let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)?;
     let stats = index.collection.stats()?;
@@ -314,13 +328,7 @@ pub fn generator(ctx: &Context, choices: [Option<&String>; 2]) -> String {
 
 fn qa(ctx: &Context, args: QaArgs) -> Result<()> {
     let dataset = load_dataset(&args.dataset)?;
-    if dataset.qa().is_empty() {
-        bail!("{} has no questions with answers (answers.jsonl or qa.json)", args.dataset.dataset.display());
-    }
-    let items: Vec<QaItem> = match args.dataset.limit {
-        Some(n) => sample(dataset.qa(), n, |q| q.id.as_str()),
-        None => dataset.qa().to_vec(),
-    };
+    let items = questions(&dataset, &args.dataset)?;
     let (pipeline_name, config) = lore_rag::load_pipeline(&args.pipeline)?;
     let llm = generator(ctx, [args.llm.as_ref(), config.llm.as_ref()]);
     let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)?;

@@ -9,6 +9,7 @@ use lore_eval::{
 use lore_rag::Pipeline;
 
 use crate::Context;
+use crate::ask::PipelineModels;
 use crate::eval::{
     ChatModels, DatasetArgs, ScoringArgs, dataset_name, generator, load_dataset, open_index, progress_bar, qrels_of,
     questions, reply_cache,
@@ -76,12 +77,18 @@ pub fn run(ctx: &Context, args: ArenaArgs) -> Result<()> {
             .then(|| Grounding::new(judge_model.unwrap_or(chat), index.embedder.as_ref(), Some(&cache)))
             .transpose()?;
 
+        // The generator also rewrites and judges passages where the contender's pipeline asks.
+        let models_for_retrieval =
+            PipelineModels { chat: None, reranker: PipelineModels::cross_encoder(ctx, &config)? };
+        let models_for_retrieval = &models_for_retrieval;
         let retrieval = match &judged {
             Some((queries, qrels)) => {
                 let stats = index.collection.stats()?;
                 let deep =
                     lore_core::PipelineConfig { top_k: chunk_depth(stats.documents, stats.chunks), ..config.clone() };
-                let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), deep)?;
+                let pipeline = models_for_retrieval
+                    .attach(Pipeline::new(&index.collection, index.embedder.as_ref(), deep)?)
+                    .with_chat(chat);
                 let bar = progress_bar(queries.len(), &format!("{}: retrieving", contender.name));
                 let ranked = rank_documents(&pipeline, queries, &mut || bar.inc(1))?;
                 bar.finish_and_clear();
@@ -90,7 +97,9 @@ pub fn run(ctx: &Context, args: ArenaArgs) -> Result<()> {
             None => None,
         };
 
-        let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), config.clone())?;
+        let pipeline = models_for_retrieval
+            .attach(Pipeline::new(&index.collection, index.embedder.as_ref(), config.clone())?)
+            .with_chat(chat);
         let bar = progress_bar(items.len(), &format!("{}: answering", contender.name));
         let mut answered = Vec::with_capacity(items.len());
         for item in &items {

@@ -258,7 +258,9 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
     let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)?;
     let stats = index.collection.stats()?;
     config.top_k = chunk_depth(stats.documents, stats.chunks);
-    let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), config)?;
+    // Rewriting and LLM reranking use the pipeline's chat model (else lore.toml's, else qwen-0.5b).
+    let models = crate::ask::PipelineModels::load(ctx, &config, &generator(ctx, [config.llm.as_ref(), None]))?;
+    let pipeline = models.attach(Pipeline::new(&index.collection, index.embedder.as_ref(), config)?);
 
     let bar = progress_bar(queries.len(), "retrieving");
     let started = Instant::now();

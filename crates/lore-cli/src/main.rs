@@ -26,7 +26,7 @@ and has a language model answer from them, citing its sources.\n\n\
 Start with `lore quickstart`, or:\n  lore models pull e5-small qwen-0.5b\n  lore ingest ./my-docs -c notes\n  \
 lore ask \"What does the contract say about renewal?\" -c notes\n\n\
 Settings come from flags, then LORE_* environment variables, then ./lore.toml and $LORE_HOME/lore.toml \
-(keys: collection, embedder, llm, top_k, threads)."
+(keys: collection, embedder, llm, top_k, pipeline, threads)."
 )]
 pub struct Cli {
     /// Where models and collections live.

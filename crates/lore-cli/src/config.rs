@@ -18,6 +18,8 @@ pub struct FileConfig {
     /// Chat model for `ask`.
     pub llm: Option<String>,
     pub top_k: Option<usize>,
+    /// Pipeline preset or TOML file for `query` and `ask` when `--pipeline` is not given.
+    pub pipeline: Option<String>,
     pub threads: Option<usize>,
 }
 
@@ -35,6 +37,7 @@ impl FileConfig {
                 embedder: merged.embedder.or(file.embedder),
                 llm: merged.llm.or(file.llm),
                 top_k: merged.top_k.or(file.top_k),
+                pipeline: merged.pipeline.or(file.pipeline),
                 threads: merged.threads.or(file.threads),
             };
         }

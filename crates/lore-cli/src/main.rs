@@ -1,9 +1,11 @@
 //! `lore`: a retrieval-augmented generation engine on local models.
 
+mod arena;
 mod ask;
 mod bench;
 mod collections;
 mod config;
+mod eval;
 mod ingest;
 mod models;
 
@@ -24,7 +26,7 @@ and has a language model answer from them, citing its sources.\n\n\
 Start with `lore quickstart`, or:\n  lore models pull e5-small qwen-0.5b\n  lore ingest ./my-docs -c notes\n  \
 lore ask \"What does the contract say about renewal?\" -c notes\n\n\
 Settings come from flags, then LORE_* environment variables, then ./lore.toml and $LORE_HOME/lore.toml \
-(keys: collection, embedder, llm, top_k, threads)."
+(keys: collection, embedder, llm, top_k, pipeline, threads)."
 )]
 pub struct Cli {
     /// Where models and collections live.
@@ -56,6 +58,12 @@ enum Command {
     Models(models::ModelsCommand),
     /// Install the default models, ingest Lore's own docs, and answer a question about Lore.
     Quickstart(ask::QuickstartArgs),
+    /// Evaluate a pipeline on a dataset: retrieval metrics, answer metrics, an LLM judge.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// Run several pipeline configurations on one dataset: a Markdown leaderboard on stdout and
+    /// a self-contained HTML report with every answer.
+    Arena(arena::ArenaArgs),
     /// Measure embedding throughput, query latency and generation speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -101,6 +109,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => models::run(&ctx, cmd),
         Command::Quickstart(args) => ask::quickstart(&ctx, args),
         Command::Bench(cmd) => bench::run(&ctx, cmd),
+        Command::Eval(cmd) => eval::run(&ctx, cmd),
+        Command::Arena(args) => arena::run(&ctx, args),
     }
 }
 

@@ -197,3 +197,117 @@ fn models_are_listed_with_their_install_state() {
     let out = home.lore(&["models", "pull", "gpt-5"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither a known model"));
 }
+
+/// A BEIR dataset small enough to embed in a second: four passages, three judged queries, one
+/// of them unanswerable.
+fn tiny_beir_dataset(dir: &Path) {
+    fs::create_dir_all(dir.join("qrels")).unwrap();
+    let corpus = [
+        ("d1", "Cats", "Cats are small domesticated felines that purr."),
+        ("d2", "Rust", "Rust is a systems programming language focused on memory safety."),
+        ("d3", "Paris", "Paris is the capital of France, on the Seine."),
+        ("d4", "Volcanoes", "A volcano erupts lava, ash and gases from the mantle."),
+    ];
+    let lines: Vec<String> = corpus
+        .iter()
+        .map(|(id, title, text)| serde_json::json!({"_id": id, "title": title, "text": text}).to_string())
+        .collect();
+    fs::write(dir.join("corpus.jsonl"), lines.join("\n")).unwrap();
+    fs::write(
+        dir.join("queries.jsonl"),
+        [
+            r#"{"_id": "q1", "text": "What is the capital of France?"}"#,
+            r#"{"_id": "q2", "text": "Which programming language is focused on memory safety?"}"#,
+            r#"{"_id": "q3", "text": "Who painted the Mona Lisa?"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    fs::write(dir.join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\nq3\td1\t0\n").unwrap();
+    fs::write(
+        dir.join("answers.jsonl"),
+        [
+            r#"{"_id": "q1", "answers": ["Paris"]}"#,
+            r#"{"_id": "q2", "answers": ["Rust"]}"#,
+            r#"{"_id": "q3", "answers": [], "answerable": false}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn eval_retrieval_scores_a_dataset_and_reuses_its_collection() {
+    let home = Home::with_models();
+    let dataset = home.path().join("tiny");
+    tiny_beir_dataset(&dataset);
+    let dataset = dataset.to_str().unwrap();
+    let per_query = home.path().join("per-query.jsonl");
+    let first =
+        home.json(&["eval", "retrieval", "--dataset", dataset, "--json", "--per-query", per_query.to_str().unwrap()]);
+    assert_eq!(first["dataset"], "tiny");
+    assert_eq!(first["pipeline"], "dense");
+    assert_eq!(first["queries"], 2, "q3 has no relevant document: not evaluated");
+    assert_eq!(first["collection"], "eval-tiny-e5-small-whole");
+    assert_eq!(first["timings"]["embedded_chunks"], 4);
+    // e5-small finds both answers first: every metric but precision beyond 1 is perfect.
+    assert_eq!(first["metrics"]["ndcg@10"], 1.0, "{first}");
+    assert_eq!(first["metrics"]["recall@1"], 1.0);
+    assert_eq!(first["metrics"]["p@5"], 0.2);
+    let lines = fs::read_to_string(&per_query).unwrap();
+    let q1: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(q1["query_id"], "q1");
+    assert_eq!(q1["top10"][0]["document"], "d3");
+
+    let again = home.json(&["eval", "retrieval", "--dataset", dataset, "--json"]);
+    assert_eq!(again["timings"]["embedded_chunks"], 0, "the collection is reused: {again}");
+    assert_eq!(again["metrics"], first["metrics"]);
+
+    let arena = home.path().join("arena");
+    fs::create_dir_all(arena.join("docs")).unwrap();
+    fs::write(arena.join("docs/a.txt"), "Paris is the capital of France.").unwrap();
+    fs::write(
+        arena.join("qa.json"),
+        r#"{"data": [{"question": "What is the capital of France?", "answer": "Paris"}]}"#,
+    )
+    .unwrap();
+    let out = home.lore(&["eval", "retrieval", "--dataset", arena.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no relevance judgements"));
+}
+
+#[test]
+fn arena_prints_a_leaderboard_and_writes_the_report() {
+    let home = Home::with_models();
+    let dataset = home.path().join("tiny");
+    tiny_beir_dataset(&dataset);
+    let config = home.path().join("two.toml");
+    fs::write(&config, "[one-passage]\ntop_k = 1\n\n[two-passages]\ntop_k = 2\n").unwrap();
+    let report = home.path().join("report.html");
+    let out = home.lore(&[
+        "arena",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--llm",
+        "smollm2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
+    assert_eq!(rows.len(), 3, "header and two contenders: {stdout}");
+    assert!(rows[0].contains("nDCG@10"), "the dataset has qrels: {stdout}");
+    assert!(rows[1].contains("| one-passage |") && rows[2].contains("| two-passages |"), "{stdout}");
+    let html = fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("Who painted the Mona Lisa?"));
+
+    let answers = home.path().join("answers.jsonl");
+    fs::write(&answers, r#"{"question": "What is the capital of France?", "gold": "Paris", "answer": "Paris."}"#)
+        .unwrap();
+    let judged = home.json(&["eval", "judge", answers.to_str().unwrap(), "--judge", "smollm2", "--json"]);
+    let score = &judged["summary"]["score"];
+    assert_eq!(score["scored"].as_u64().unwrap() + score["failed"].as_u64().unwrap(), 1, "{judged}");
+}

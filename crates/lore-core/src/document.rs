@@ -100,8 +100,14 @@ pub struct Citation {
 /// Wall-clock milliseconds spent in each stage of answering.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Query rewriting by the chat model.
+    #[serde(default)]
+    pub rewrite_ms: f64,
     pub embed_ms: f64,
+    /// Searches and fusion.
     pub search_ms: f64,
+    #[serde(default)]
+    pub rerank_ms: f64,
     pub generate_ms: f64,
     pub total_ms: f64,
 }

@@ -3,7 +3,8 @@
 //!
 //! A [`Document`] is what ingest makes of a file; chunkers cut it into [`Chunk`]s; an
 //! [`Embedder`] turns chunk texts into vectors; a search returns [`Hit`]s; a [`ChatModel`]
-//! turns a prompt into an [`Answer`] with [`Citation`]s.
+//! turns a prompt into an [`Answer`] with [`Citation`]s; a [`Reranker`] reorders search hits by
+//! reading each with the query.
 //!
 //! ```
 //! use lore_core::{Document, Section, Metadata};
@@ -25,6 +26,7 @@ mod embed;
 mod error;
 mod filter;
 mod lang;
+mod rerank;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
 pub use config::{
@@ -36,3 +38,4 @@ pub use embed::{EmbedKind, Embedder, Tokenize};
 pub use error::{Error, Result};
 pub use filter::{Condition, Filter};
 pub use lang::{Language, detect_language, is_cjk};
+pub use rerank::Reranker;

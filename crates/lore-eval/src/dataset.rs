@@ -2,7 +2,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lore_core::{Document, Error, Result, detect_language};
+use lore_core::{ChunkConfig, Document, Error, Result, detect_language};
 use serde::{Deserialize, Serialize};
 
 /// Relevance judgements: query id → document id → grade (0 = judged not relevant).
@@ -237,4 +237,62 @@ fn read_answers(path: &Path, queries: &[Query]) -> Result<Vec<QaItem>> {
             Some(QaItem { id: q.id.clone(), question: q.text.clone(), answers, answerable })
         })
         .collect())
+}
+
+/// An evaluation dataset in either layout, told apart by its files: `corpus.jsonl` makes it
+/// BEIR, `qa.json` RAG-Arena.
+#[derive(Clone, Debug)]
+pub enum Dataset {
+    Beir(BeirDataset),
+    Arena(ArenaDataset),
+}
+
+impl Dataset {
+    /// `split` names the BEIR qrels file (`qrels/{split}.tsv`); the arena layout has no splits.
+    pub fn load(dir: &Path, split: &str) -> Result<Dataset> {
+        if dir.join("corpus.jsonl").is_file() {
+            return Ok(Dataset::Beir(BeirDataset::load(dir, split)?));
+        }
+        if dir.join("qa.json").is_file() {
+            return Ok(Dataset::Arena(ArenaDataset::load(dir)?));
+        }
+        Err(Error::InvalidInput(format!(
+            "{} is neither a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/) nor a RAG-Arena one (docs/*.txt, qa.json)",
+            dir.display()
+        )))
+    }
+
+    pub fn documents(&self) -> &[Document] {
+        match self {
+            Dataset::Beir(beir) => &beir.documents,
+            Dataset::Arena(arena) => &arena.documents,
+        }
+    }
+
+    /// The questions with gold answers (a BEIR dataset without `answers.jsonl` has none).
+    pub fn qa(&self) -> &[QaItem] {
+        match self {
+            Dataset::Beir(beir) => &beir.qa,
+            Dataset::Arena(arena) => &arena.qa,
+        }
+    }
+
+    /// The judged queries and their relevance judgements; `None` for the arena layout, which
+    /// has none.
+    pub fn judged(&self) -> Option<(&[Query], &Qrels)> {
+        match self {
+            Dataset::Beir(beir) => Some((&beir.queries, &beir.qrels)),
+            Dataset::Arena(_) => None,
+        }
+    }
+
+    /// How the corpus is cut when the pipeline does not say: a BEIR record is a passage already,
+    /// one chunk each (as BEIR's own evaluations embed them); arena documents are whole reports
+    /// and get the default chunker.
+    pub fn default_chunking(&self) -> ChunkConfig {
+        match self {
+            Dataset::Beir(_) => ChunkConfig::Whole,
+            Dataset::Arena(_) => ChunkConfig::default(),
+        }
+    }
 }

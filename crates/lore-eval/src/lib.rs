@@ -13,6 +13,7 @@
 //! assert_eq!(report.mean[1].mrr, 0.5); // the relevant document is second
 //! ```
 
+mod arena;
 mod ask;
 mod dataset;
 mod grounding;
@@ -20,15 +21,21 @@ mod judge;
 mod parse;
 mod qa;
 mod retrieval;
+mod run;
 
 use serde::Serialize;
 
+pub use arena::{ARENAS, ArenaEntry, Contender, html_report, leaderboard_markdown, load_arena, parse_arena};
 pub use ask::Unscored;
-pub use dataset::{ArenaDataset, BeirDataset, QaItem, Qrels, Query};
+pub use dataset::{ArenaDataset, BeirDataset, Dataset, QaItem, Qrels, Query};
 pub use grounding::{Grounding, GroundingScores, GroundingSummary, ItemScore};
 pub use judge::{Judge, JudgeSummary, Judgement, RubricScores};
 pub use qa::{QaScores, QaSummary, RefusalCounts, answer_in_context, exact_match, rouge_l, token_f1, tokens};
 pub use retrieval::{RetrievalMetrics, RetrievalReport, Run, best_chunk_per_document, evaluate};
+pub use run::{
+    AnsweredQuestion, CUTOFFS, Passage, QaReport, RETRIEVAL_DEPTH, RankedQuery, answer_question, as_run, chunk_depth,
+    collection_name, headline_metrics, rank_documents, sample,
+};
 
 /// A mean over items, with how many items it covers and how many could not be scored (rather
 /// than a NaN or a made-up default).

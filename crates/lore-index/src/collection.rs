@@ -373,6 +373,21 @@ impl Collection {
         read_hit(&self.conn, chunk_id, 0.0).at(&self.dir)
     }
 
+    /// The stored (unit-length) vectors of chunks, in the order of `chunk_ids`; `None` for an id
+    /// with no chunk. For comparing search hits with each other (diversity, deduplication)
+    /// without embedding their texts again.
+    pub fn vectors(&self, chunk_ids: &[i64]) -> Result<Vec<Option<Vec<f32>>>> {
+        let mut query = self.conn.prepare_cached("SELECT vector FROM chunks WHERE id = ?1").at(&self.dir)?;
+        chunk_ids
+            .iter()
+            .map(|id| {
+                let bytes: Option<Vec<u8>> = query.query_row([id], |row| row.get(0)).optional().at(&self.dir)?;
+                Ok(bytes
+                    .map(|bytes| bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+            })
+            .collect()
+    }
+
     fn keyword(&self) -> Result<RefMut<'_, KeywordIndex>> {
         let mut slot = self.keyword.borrow_mut();
         if slot.is_none() {

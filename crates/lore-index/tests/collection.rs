@@ -289,6 +289,16 @@ fn vectors_are_scaled_to_unit_length() {
 }
 
 #[test]
+fn stored_vectors_are_read_back_by_chunk_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut collection = create(dir.path(), 2);
+    add(&mut collection, "a", &[vec![3.0, 4.0], vec![0.0, 2.0]]);
+    let ids: Vec<i64> = collection.search(&[0.0, 1.0], 2, None).unwrap().iter().map(|h| h.chunk_id).collect();
+    let vectors = collection.vectors(&[ids[1], ids[0], 9999]).unwrap();
+    assert_eq!(vectors, [Some(vec![0.6, 0.8]), Some(vec![0.0, 1.0]), None]);
+}
+
+#[test]
 fn hits_carry_document_and_chunk_metadata() {
     let dir = tempfile::tempdir().unwrap();
     let mut collection = create(dir.path(), 2);

@@ -1,6 +1,7 @@
 //! Local models on candle and remote models over OpenAI-compatible HTTP, behind the
-//! `lore_core::Embedder` and `lore_core::ChatModel` traits, plus the registry that installs them.
+//! `lore_core::Embedder`, `lore_core::ChatModel` and `lore_core::Reranker` traits, plus the registry that installs them.
 
+mod cross_encoder;
 mod embed;
 mod gguf;
 mod openai;
@@ -8,9 +9,10 @@ mod registry;
 mod resolve;
 mod threads;
 
+pub use cross_encoder::CrossEncoder;
 pub use embed::{BertEmbedder, E5s1Embedder};
 pub use gguf::{GgufChatModel, PrefillWeights, RequantizeReport, requantize_slow_types};
 pub use openai::{OpenAiChat, OpenAiConfig, OpenAiEmbedder};
 pub use registry::{InstallEvent, ModelRole, ModelSpec, install, lore_home, models_dir, registry, spec};
-pub use resolve::{load_chat, load_embedder};
+pub use resolve::{load_chat, load_embedder, load_reranker};
 pub use threads::set_threads;

@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use lore_core::{ChatModel, Embedder, Error, Result};
+use lore_core::{ChatModel, Embedder, Error, Reranker, Result};
 
 use crate::registry::{ModelRole, spec};
-use crate::{BertEmbedder, E5s1Embedder, GgufChatModel, OpenAiChat, OpenAiConfig, OpenAiEmbedder};
+use crate::{BertEmbedder, CrossEncoder, E5s1Embedder, GgufChatModel, OpenAiChat, OpenAiConfig, OpenAiEmbedder};
 
 /// Loads an embedder named in the registry, given by path (an HF-layout BERT folder or an E5S1
 /// file), or served remotely (`openai:MODEL@BASE_URL`). Its id is the name as given.
@@ -37,6 +37,21 @@ pub fn load_chat(name: &str, home: &Path) -> Result<Box<dyn ChatModel>> {
     }
     let path = local_path(name, home, ModelRole::Generator)?;
     Ok(Box::new(GgufChatModel::load(&path, name)?))
+}
+
+/// Loads a cross-encoder given by path (an HF-layout BertForSequenceClassification folder) or
+/// by the name of a folder in the models directory. Its id is the name as given.
+pub fn load_reranker(name: &str, home: &Path) -> Result<Box<dyn Reranker>> {
+    let given = Path::new(name);
+    let path = if given.exists() { given.to_path_buf() } else { crate::models_dir(home).join(name) };
+    if !path.is_dir() {
+        return Err(Error::Model(format!(
+            "no cross-encoder '{name}': give the path of an HF-layout BertForSequenceClassification folder \
+             (config.json, model.safetensors, tokenizer.json), or put that folder in {}",
+            crate::models_dir(home).display()
+        )));
+    }
+    Ok(Box::new(CrossEncoder::load(&path, name)?))
 }
 
 fn local_path(name: &str, home: &Path, role: ModelRole) -> Result<std::path::PathBuf> {

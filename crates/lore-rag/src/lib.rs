@@ -38,14 +38,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod fusion;
 mod indexing;
 mod pipeline;
 mod preset;
 mod prompt;
+mod rerank;
+mod rewrite;
 mod support;
 
+pub use fusion::{WeightedList, fuse};
 pub use indexing::{IngestReport, Progress, Source, ingest};
-pub use pipeline::{Pipeline, Retrieval};
+pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, Retriever, RetrieverHits};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
+pub use rerank::{LlmReranker, mmr, truncate};
+pub use rewrite::{QueryRole, SearchQuery, parse_rewrites, rewrite};
 pub use support::lexical_support;

@@ -1,55 +1,218 @@
 use std::time::Instant;
 
 use lore_core::{
-    Answer, ChatModel, Citation, EmbedKind, Embedder, Hit, PipelineConfig, Result, Timings, detect_language,
+    Answer, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit, PipelineConfig, RerankKind, Reranker,
+    Result, RetrievalMode, RewriteKind, Timings, detect_language,
 };
 use lore_index::Collection;
+use serde::Serialize;
 
-use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
+use crate::fusion::{WeightedList, fuse};
+use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, recheck_prompt, refusal};
+use crate::rerank::{LlmReranker, mmr};
+use crate::rewrite::{QueryRole, SearchQuery, rewrite};
+use crate::support::lexical_support;
 
-/// What retrieval found for a query, and how long it took.
-#[derive(Clone, Debug, serde::Serialize)]
+/// What retrieval found for a query, how, and how long each stage took.
+#[derive(Clone, Debug, Serialize)]
 pub struct Retrieval {
+    /// The `top_k` best chunks. Their score is the last stage's: the reranker's, else the fused
+    /// score, else (one list) the retriever's own (cosine similarity or BM25).
     pub hits: Vec<Hit>,
+    pub rewrite_ms: f64,
     pub embed_ms: f64,
+    /// Searches and fusion.
     pub search_ms: f64,
+    pub rerank_ms: f64,
+    pub explanation: Explanation,
 }
 
-/// The question-answering pipeline over one collection: embed the question, take the top-k
-/// chunks, and have a chat model answer from them with citations.
+/// How the hits were found: what was searched, what each retriever returned, the fused order
+/// and the reranker's scores.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub mode: RetrievalMode,
+    pub fusion: Fusion,
+    /// The texts searched, the question first.
+    pub queries: Vec<SearchQuery>,
+    /// The chat model's reply the rewrites were read from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_reply: Option<String>,
+    /// Each retriever's hits for each query, best first.
+    pub lists: Vec<RetrieverHits>,
+    /// The fused order, best first, with fused scores; empty when there was one list to fuse.
+    pub fused: Vec<Ranked>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankExplanation>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RetrieverHits {
+    /// Index into `Explanation::queries`.
+    pub query: usize,
+    pub retriever: Retriever,
+    pub hits: Vec<Ranked>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retriever {
+    Dense,
+    Keyword,
+}
+
+/// A chunk's place in a list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ranked {
+    pub chunk_id: i64,
+    pub source: String,
+    pub score: f32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RerankExplanation {
+    pub kind: RerankKind,
+    /// The reranking model (the chat model or cross-encoder); none for MMR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The reranked candidates in their new order, with the reranker's scores.
+    pub scores: Vec<Ranked>,
+}
+
+/// The question-answering pipeline over one collection, running a [`PipelineConfig`]: rewrite
+/// the question (chat model), search with the dense and/or keyword retriever at each one's
+/// depth, fuse the lists, rerank the best candidates, keep `top_k`, and have a chat model answer
+/// from them with citations.
 pub struct Pipeline<'a> {
     collection: &'a Collection,
     embedder: &'a dyn Embedder,
     config: PipelineConfig,
+    chat: Option<&'a dyn ChatModel>,
+    reranker: Option<&'a dyn Reranker>,
+    filter: Option<Filter>,
 }
 
 impl<'a> Pipeline<'a> {
-    /// Fails when `embedder` is not the one the collection was built with.
+    /// Fails when `embedder` is not the one the collection was built with, or when the
+    /// configuration contradicts itself.
     pub fn new(collection: &'a Collection, embedder: &'a dyn Embedder, config: PipelineConfig) -> Result<Self> {
         collection.check_embedder(embedder.id(), embedder.dimension())?;
-        Ok(Pipeline { collection, embedder, config })
+        if config.rewrite.kind == RewriteKind::Hyde && config.retrieval.mode == RetrievalMode::Keyword {
+            return Err(Error::InvalidInput(
+                "rewrite kind 'hyde' replaces what the dense retriever searches, but retrieval mode is 'keyword': \
+                 use mode 'dense' or 'hybrid' with it"
+                    .into(),
+            ));
+        }
+        Ok(Pipeline { collection, embedder, config, chat: None, reranker: None, filter: None })
+    }
+
+    /// The chat model that rewrites questions and, for `rerank.kind = "llm"`, judges passages.
+    /// Without one, such a configuration fails at retrieval, except in [`Pipeline::answer`],
+    /// which uses its own chat model for them.
+    pub fn with_chat(mut self, chat: &'a dyn ChatModel) -> Self {
+        self.chat = Some(chat);
+        self
+    }
+
+    /// The reranker for `rerank.kind = "cross-encoder"`.
+    pub fn with_reranker(mut self, reranker: &'a dyn Reranker) -> Self {
+        self.reranker = Some(reranker);
+        self
+    }
+
+    /// Only chunks passing `filter` are retrieved, by every retriever.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
+        self
     }
 
     pub fn config(&self) -> &PipelineConfig {
         &self.config
     }
 
-    /// The `top_k` best chunks for `query` scoring at least `min_score`.
+    /// Whether the configuration needs a chat model before generation (to rewrite or rerank).
+    pub fn needs_chat(config: &PipelineConfig) -> bool {
+        config.rewrite.kind != RewriteKind::None || config.rerank.kind == RerankKind::Llm
+    }
+
+    /// The `top_k` best chunks for `query`, with how they were found.
     pub fn retrieve(&self, query: &str) -> Result<Retrieval> {
+        self.retrieve_with(self.chat, query)
+    }
+
+    fn retrieve_with(&self, chat: Option<&dyn ChatModel>, question: &str) -> Result<Retrieval> {
+        let config = &self.config;
+        if Self::needs_chat(config) && chat.is_none() {
+            let what = if config.rewrite.kind != RewriteKind::None { "query rewriting" } else { "the LLM reranker" };
+            return Err(Error::InvalidInput(format!(
+                "this pipeline's {what} needs a chat model: give one with Pipeline::with_chat"
+            )));
+        }
         let started = Instant::now();
-        let vector = self.embedder.embed(&[query], EmbedKind::Query)?.remove(0);
-        let embed_ms = ms(started);
+        let (queries, rewrite_reply) = rewrite(chat, config.rewrite.kind, config.rewrite.queries, question)?;
+        let rewrite_ms = ms(started);
+
+        let mut search = Search { pipeline: self, embed_ms: 0.0, question_vector: None };
         let started = Instant::now();
-        let mut hits = self.collection.search(&vector, self.config.top_k, None)?;
-        hits.retain(|h| h.score >= self.config.min_score);
-        Ok(Retrieval { hits, embed_ms, search_ms: ms(started) })
+        let lists = search.lists(&queries)?;
+        let weighted: Vec<WeightedList> = lists
+            .iter()
+            .map(|(retriever, _, hits)| WeightedList {
+                hits,
+                weight: match retriever {
+                    Retriever::Dense => config.retrieval.dense_weight,
+                    Retriever::Keyword => config.retrieval.keyword_weight,
+                },
+            })
+            .collect();
+        let fused = match weighted.as_slice() {
+            [one] => one.hits.to_vec(),
+            many => fuse(many, config.retrieval.fusion, config.retrieval.rrf_k),
+        };
+        let search_ms = ms(started) - search.embed_ms;
+
+        let ranked = |hits: &[Hit]| hits.iter().map(Ranked::of).collect::<Vec<_>>();
+        let fused_order = if lists.len() > 1 { ranked(&fused) } else { Vec::new() };
+
+        let started = Instant::now();
+        let (hits, rerank) = search.rerank(chat, question, fused)?;
+        let rerank_ms = ms(started);
+        let embed_ms = search.embed_ms;
+        let explanation = Explanation {
+            mode: config.retrieval.mode,
+            fusion: config.retrieval.fusion,
+            queries,
+            rewrite_reply,
+            lists: lists
+                .into_iter()
+                .map(|(retriever, query, hits)| RetrieverHits { query, retriever, hits: ranked(&hits) })
+                .collect(),
+            fused: fused_order,
+            rerank,
+        };
+        Ok(Retrieval { hits, rewrite_ms, embed_ms, search_ms, rerank_ms, explanation })
     }
 
     /// Answers `question` from the retrieved chunks, streaming the answer through `on_token`.
+    /// `chat` also rewrites and reranks when the pipeline has no chat model of its own.
     /// With no chunk retrieved the answer is the refusal sentence, and no model is run.
     pub fn answer(&self, chat: &dyn ChatModel, question: &str, on_token: &mut dyn FnMut(&str)) -> Result<Answer> {
         let started = Instant::now();
-        let retrieval = self.retrieve(question)?;
+        let retrieval = self.retrieve_with(self.chat.or(Some(chat)), question)?;
+        let mut answer = self.answer_from(chat, question, &retrieval, on_token)?;
+        answer.timings.total_ms = ms(started);
+        Ok(answer)
+    }
+
+    /// Answers `question` from chunks already retrieved (to show the retrieval first).
+    pub fn answer_from(
+        &self,
+        chat: &dyn ChatModel,
+        question: &str,
+        retrieval: &Retrieval,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Answer> {
         let passages = context_passages(&retrieval.hits);
         let generate_started = Instant::now();
         let (text, prompt_tokens, completion_tokens) = if passages.is_empty() {
@@ -57,13 +220,17 @@ impl<'a> Pipeline<'a> {
             on_token(&text);
             (text, 0, 0)
         } else {
-            let messages = grounded_prompt(question, &passages, self.config.prompt);
-            let generation = chat.chat(&messages, &self.config.generation, on_token)?;
-            (generation.text, generation.prompt_tokens, generation.completion_tokens)
+            self.generate(chat, question, &passages, on_token)?
         };
         let generate_ms = ms(generate_started);
         let refused = is_refusal(&text);
-        let cited = if refused { Vec::new() } else { cited_numbers(&text) };
+        let mut cited = if refused { Vec::new() } else { cited_numbers(&text) };
+        if !refused && cited.is_empty() {
+            // An answer that names no source is credited to the passage it takes most from.
+            let support = |hit: &Hit| lexical_support(&text, question, std::slice::from_ref(hit));
+            let best = passages.iter().enumerate().max_by(|a, b| support(a.1).total_cmp(&support(b.1)));
+            cited.extend(best.filter(|(_, hit)| support(hit) > 0.0).map(|(i, _)| i + 1));
+        }
         let citations = passages
             .iter()
             .enumerate()
@@ -75,6 +242,18 @@ impl<'a> Pipeline<'a> {
                 cited: cited.contains(&(i + 1)),
             })
             .collect();
+        let timings = Timings {
+            rewrite_ms: retrieval.rewrite_ms,
+            embed_ms: retrieval.embed_ms,
+            search_ms: retrieval.search_ms,
+            rerank_ms: retrieval.rerank_ms,
+            generate_ms,
+            total_ms: retrieval.rewrite_ms
+                + retrieval.embed_ms
+                + retrieval.search_ms
+                + retrieval.rerank_ms
+                + generate_ms,
+        };
         Ok(Answer {
             question: question.to_string(),
             text: text.trim().to_string(),
@@ -82,13 +261,211 @@ impl<'a> Pipeline<'a> {
             citations,
             prompt_tokens,
             completion_tokens,
-            timings: Timings {
-                embed_ms: retrieval.embed_ms,
-                search_ms: retrieval.search_ms,
-                generate_ms,
-                total_ms: ms(started),
-            },
+            timings,
         })
+    }
+}
+
+impl Pipeline<'_> {
+    /// The generator's answer from `passages`, with the second look of [`RefusalCheck`] at a
+    /// refusal. While the first sentence may be a refusal the streamed pieces are held back, so
+    /// that a refusal the second look overturns is never shown.
+    ///
+    /// [`RefusalCheck`]: lore_core::RefusalCheck
+    fn generate(
+        &self,
+        chat: &dyn ChatModel,
+        question: &str,
+        passages: &[Hit],
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<(String, usize, usize)> {
+        let check = &self.config.refusal;
+        let options = &self.config.generation;
+        let mut held = String::new();
+        let mut streaming = !check.recheck;
+        let first = chat.chat(&grounded_prompt(question, passages, self.config.prompt), options, &mut |piece| {
+            if streaming {
+                return on_token(piece);
+            }
+            held.push_str(piece);
+            if held.contains(['。', '.', '!', '！', '?', '？', '\n']) && !is_refusal(&held) {
+                streaming = true;
+                on_token(&held);
+            }
+        })?;
+        let (mut text, mut prompt_tokens, mut completion_tokens) =
+            (first.text, first.prompt_tokens, first.completion_tokens);
+        if check.recheck && is_refusal(&text) {
+            let second = chat.chat(&recheck_prompt(question, passages, self.config.prompt), options, &mut |_| {})?;
+            prompt_tokens += second.prompt_tokens;
+            completion_tokens += second.completion_tokens;
+            if !is_refusal(&second.text) && lexical_support(&second.text, question, passages) >= check.min_support {
+                text = second.text;
+            }
+        }
+        if !streaming {
+            on_token(&text);
+        }
+        Ok((text, prompt_tokens, completion_tokens))
+    }
+}
+
+impl Ranked {
+    fn of(hit: &Hit) -> Ranked {
+        Ranked { chunk_id: hit.chunk_id, source: hit.source.clone(), score: hit.score }
+    }
+}
+
+/// One retrieval's searches, with the embedding time and the question's vector kept for MMR.
+struct Search<'p, 'a> {
+    pipeline: &'p Pipeline<'a>,
+    embed_ms: f64,
+    question_vector: Option<Vec<f32>>,
+}
+
+impl Search<'_, '_> {
+    /// Candidates each retriever must return: enough for `top_k`, and for the reranker.
+    fn depth(&self, retriever_depth: usize) -> usize {
+        let config = &self.pipeline.config;
+        let needed = match config.rerank.kind {
+            RerankKind::None => config.top_k,
+            _ => config.top_k.max(config.rerank.candidates),
+        };
+        retriever_depth.max(needed)
+    }
+
+    /// Each retriever's hits for each query: for every query in order, dense then keyword.
+    /// The dense retriever searches a hypothetical answer (embedded as a passage) instead of
+    /// the question when there is one; the keyword retriever searches every question.
+    fn lists(&mut self, queries: &[SearchQuery]) -> Result<Vec<(Retriever, usize, Vec<Hit>)>> {
+        let pipeline = self.pipeline;
+        let config = &pipeline.config.retrieval;
+        let filter = pipeline.filter.as_ref();
+        let hypothetical = queries.iter().any(|q| q.role == QueryRole::HypotheticalAnswer);
+        let dense = matches!(config.mode, RetrievalMode::Dense | RetrievalMode::Hybrid);
+        let keyword = matches!(config.mode, RetrievalMode::Keyword | RetrievalMode::Hybrid);
+
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];
+        if dense {
+            for kind in [EmbedKind::Query, EmbedKind::Passage] {
+                let wanted: Vec<usize> = (0..queries.len())
+                    .filter(|&i| match queries[i].role {
+                        QueryRole::HypotheticalAnswer => kind == EmbedKind::Passage,
+                        QueryRole::Question if hypothetical => false,
+                        _ => kind == EmbedKind::Query,
+                    })
+                    .collect();
+                let texts: Vec<&str> = wanted.iter().map(|&i| queries[i].text.as_str()).collect();
+                for (i, vector) in wanted.iter().zip(self.embed(&texts, kind)?) {
+                    vectors[*i] = Some(vector);
+                }
+            }
+            if queries[0].role == QueryRole::Question {
+                self.question_vector = vectors[0].clone();
+            }
+        }
+
+        let mut lists = Vec::new();
+        for (i, query) in queries.iter().enumerate() {
+            if let Some(vector) = &vectors[i] {
+                let mut hits = pipeline.collection.search(vector, self.depth(config.dense_depth), filter)?;
+                hits.retain(|h| h.score >= pipeline.config.min_score);
+                lists.push((Retriever::Dense, i, hits));
+            }
+            if keyword && query.role != QueryRole::HypotheticalAnswer {
+                let hits = pipeline.collection.search_keyword(&query.text, self.depth(config.keyword_depth), filter)?;
+                lists.push((Retriever::Keyword, i, hits));
+            }
+        }
+        Ok(lists)
+    }
+
+    fn embed(&mut self, texts: &[&str], kind: EmbedKind) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let vectors = self.pipeline.embedder.embed(texts, kind)?;
+        self.embed_ms += ms(started);
+        Ok(vectors)
+    }
+
+    /// The `top_k` hits after reranking the best `rerank.candidates` of `fused`, and what the
+    /// reranker scored.
+    fn rerank(
+        &mut self,
+        chat: Option<&dyn ChatModel>,
+        question: &str,
+        mut fused: Vec<Hit>,
+    ) -> Result<(Vec<Hit>, Option<RerankExplanation>)> {
+        let config = &self.pipeline.config;
+        let top_k = config.top_k;
+        let kind = config.rerank.kind;
+        let count = config.rerank.candidates.min(fused.len());
+        let llm;
+        let scorer: &dyn Reranker = match kind {
+            RerankKind::None => {
+                fused.truncate(top_k);
+                return Ok((fused, None));
+            }
+            RerankKind::Mmr => return self.mmr(question, fused),
+            RerankKind::Llm => {
+                llm = LlmReranker::new(
+                    chat.ok_or_else(|| Error::InvalidInput("the LLM reranker needs a chat model".into()))?,
+                );
+                &llm
+            }
+            RerankKind::CrossEncoder => self.pipeline.reranker.ok_or_else(|| {
+                Error::InvalidInput(
+                    "rerank kind 'cross-encoder' needs a cross-encoder: give one with Pipeline::with_reranker \
+                     (the lore command loads it from rerank.model)"
+                        .into(),
+                )
+            })?,
+        };
+        let rest = fused.split_off(count);
+        let texts: Vec<&str> = fused.iter().map(|h| h.text.as_str()).collect();
+        let scores = scorer.score(question, &texts)?;
+        for (hit, score) in fused.iter_mut().zip(scores) {
+            hit.score = score;
+        }
+        // Stable: equal scores keep the fused order.
+        fused.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let explanation = RerankExplanation {
+            kind,
+            model: Some(scorer.id().to_string()),
+            scores: fused.iter().map(Ranked::of).collect(),
+        };
+        fused.extend(rest);
+        fused.truncate(top_k);
+        Ok((fused, Some(explanation)))
+    }
+
+    /// MMR over the best `rerank.candidates`, relevance being cosine similarity with the
+    /// question's embedding and redundancy with the stored vectors of the chunks picked.
+    fn mmr(&mut self, question: &str, mut fused: Vec<Hit>) -> Result<(Vec<Hit>, Option<RerankExplanation>)> {
+        let config = &self.pipeline.config;
+        let query = match self.question_vector.take() {
+            Some(vector) => vector,
+            None => self.embed(&[question], EmbedKind::Query)?.remove(0),
+        };
+        let rest = fused.split_off(config.rerank.candidates.min(fused.len()));
+        let ids: Vec<i64> = fused.iter().map(|h| h.chunk_id).collect();
+        // A chunk deleted since the search has no vector; it is dropped.
+        let (candidates, vectors): (Vec<Hit>, Vec<Vec<f32>>) = fused
+            .into_iter()
+            .zip(self.pipeline.collection.vectors(&ids)?)
+            .filter_map(|(hit, vector)| vector.map(|v| (hit, v)))
+            .unzip();
+        let mut picked: Vec<Hit> = mmr(&query, &vectors, config.rerank.mmr_lambda)
+            .into_iter()
+            .map(|(i, value)| Hit { score: value, ..candidates[i].clone() })
+            .collect();
+        let explanation =
+            RerankExplanation { kind: RerankKind::Mmr, model: None, scores: picked.iter().map(Ranked::of).collect() };
+        picked.extend(rest);
+        picked.truncate(config.top_k);
+        Ok((picked, Some(explanation)))
     }
 }
 

@@ -86,7 +86,10 @@ fn prompt(question: &str, hits: &[Hit], style: PromptStyle, may_refuse: bool) ->
             let context = hits.iter().map(|hit| hit.text.trim()).collect::<Vec<_>>().join("\n\n");
             match language {
                 Language::Chinese => (
-                    format!("你是一个问答助手。请严格根据参考文档回答问题。{}", or_refuse("如果参考文档不足以回答问题，请直接回复：")),
+                    format!(
+                        "你是一个问答助手。请严格根据参考文档回答问题。{}",
+                        or_refuse("如果参考文档不足以回答问题，请直接回复：")
+                    ),
                     format!("参考文档：\n{context}\n\n问题：{question}"),
                 ),
                 Language::English => (

@@ -6,8 +6,8 @@ use lore_core::{Hit, is_cjk};
 
 /// The share of the answer's content units that occur in `passages`, counting only units that
 /// are not in the question (restating the question proves nothing). Units are pairs of adjacent
-/// CJK characters and, for other scripts, words of three or more letters cut to their first six
-/// (a crude stem: "trained" and "training" meet). Citation marks are ignored. An answer with no
+/// CJK characters and, for other scripts, words of three or more letters, stemmed crudely (an
+/// ending -ing, -ed, -es or -s dropped, then cut to six letters: "trained" and "training" meet). Citation marks are ignored. An answer with no
 /// unit of its own (nothing but a citation, or the question repeated) has support 0.
 ///
 /// Small models copy from their passages when they answer from them and write generic prose when
@@ -34,7 +34,11 @@ fn units(text: &str) -> Vec<String> {
     let mut word = String::new();
     let flush_word = |word: &mut String, units: &mut Vec<String>| {
         if word.chars().count() >= 3 {
-            units.push(word.chars().take(6).collect());
+            let stem = ["ing", "ed", "es", "s"]
+                .iter()
+                .find_map(|ending| word.strip_suffix(ending).filter(|stem| stem.chars().count() >= 3))
+                .unwrap_or(word);
+            units.push(stem.chars().take(6).collect());
         }
         word.clear();
     };

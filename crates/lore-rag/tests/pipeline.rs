@@ -6,11 +6,16 @@ use std::fs;
 use std::sync::Mutex;
 
 use lore_core::{
-    ChatModel, ChunkConfig, Document, EmbedKind, Embedder, FinishReason, Generation, GenerationOptions, Message,
-    PipelineConfig, PromptStyle, Result, Section, Tokenize,
+    ChatModel, ChunkConfig, Document, EmbedKind, Embedder, Filter, FinishReason, Fusion, Generation, GenerationOptions,
+    Hit, Message, Metadata, PipelineConfig, PromptStyle, RerankConfig, RerankKind, Result, RetrievalConfig,
+    RetrievalMode, RewriteConfig, RewriteKind, Section, Tokenize,
 };
 use lore_index::Collection;
-use lore_rag::{Pipeline, REFUSAL_EN, REFUSAL_ZH, Source, cited_numbers, grounded_prompt, ingest, is_refusal};
+use lore_rag::{
+    Pipeline, QueryRole, REFUSAL_EN, REFUSAL_ZH, Retriever, Source, WeightedList, cited_numbers, fuse, grounded_prompt,
+    ingest, is_refusal, parse_rewrites, truncate,
+};
+use serde_json::json;
 
 /// Words hashed into 64 buckets, L2-normalised: texts sharing words are close.
 struct WordHash;
@@ -79,9 +84,14 @@ fn doc(source: &str, text: &str) -> Source {
 }
 
 fn collection_with(docs: Vec<Source>) -> (tempfile::TempDir, Collection) {
+    collection_embedded(&WordHash, docs)
+}
+
+fn collection_embedded(embedder: &dyn Embedder, docs: Vec<Source>) -> (tempfile::TempDir, Collection) {
     let dir = tempfile::tempdir().unwrap();
-    let mut collection = Collection::create(&dir.path().join("c"), "word-hash", 64, ChunkConfig::Whole).unwrap();
-    ingest(&mut collection, &WordHash, &ChunkConfig::Whole, docs, &mut |_| {}).unwrap();
+    let mut collection =
+        Collection::create(&dir.path().join("c"), embedder.id(), embedder.dimension(), ChunkConfig::Whole).unwrap();
+    ingest(&mut collection, embedder, &ChunkConfig::Whole, docs, &mut |_| {}).unwrap();
     (dir, collection)
 }
 
@@ -241,4 +251,305 @@ fn every_preset_parses_and_files_load_by_path() {
     assert!(err.contains("top_kk"), "{err}");
     let err = lore_rag::load_pipeline("no-such-preset").unwrap_err().to_string();
     assert!(err.contains("hybrid"), "{err}");
+}
+
+/// Words mapped to a few concepts (synonyms share one), other words ignored: it finds
+/// paraphrases and is blind to codes and names, as dense retrieval often is.
+struct Concepts;
+
+const CONCEPTS: [&[&str]; 5] = [
+    &["car", "automobile", "vehicle"],
+    &["broken", "failure", "fault"],
+    &["tea", "brew"],
+    &["bread", "bake"],
+    &["screen", "display"],
+];
+
+impl Embedder for Concepts {
+    fn id(&self) -> &str {
+        "concepts"
+    }
+    fn dimension(&self) -> usize {
+        CONCEPTS.len()
+    }
+    fn max_tokens(&self) -> usize {
+        512
+    }
+    fn tokenizer(&self) -> Option<&dyn Tokenize> {
+        None
+    }
+    fn embed(&self, texts: &[&str], _: EmbedKind) -> Result<Vec<Vec<f32>>> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0.05f32; CONCEPTS.len()];
+                for word in t.split(|c: char| !c.is_alphanumeric()).map(str::to_lowercase) {
+                    if let Some(concept) = CONCEPTS.iter().position(|words| words.contains(&word.as_str())) {
+                        v[concept] += 1.0;
+                    }
+                }
+                v
+            })
+            .collect())
+    }
+}
+
+/// Judges a passage relevant ("yes" with probability 0.9) when the prompt mentions `topic`, and
+/// records the prompts and choices it was given.
+struct Judge {
+    topic: &'static str,
+    asked: Mutex<Vec<(Vec<Message>, Vec<String>)>>,
+}
+
+impl ChatModel for Judge {
+    fn id(&self) -> &str {
+        "judge"
+    }
+    fn chat(&self, _: &[Message], _: &GenerationOptions, _: &mut dyn FnMut(&str)) -> Result<Generation> {
+        Err(lore_core::Error::Endpoint("a judge only scores".into()))
+    }
+    fn choice_probabilities(&self, messages: &[Message], choices: &[&str]) -> Result<Vec<f32>> {
+        self.asked.lock().unwrap().push((messages.to_vec(), choices.iter().map(|c| c.to_string()).collect()));
+        let relevant = messages.iter().any(|m| m.content.contains(self.topic));
+        Ok(if relevant { vec![0.9, 0.1] } else { vec![0.2, 0.8] })
+    }
+}
+
+fn hit(chunk_id: i64, score: f32) -> Hit {
+    Hit { chunk_id, source: format!("doc{chunk_id}"), text: String::new(), score, metadata: Metadata::new() }
+}
+
+fn ids(hits: &[Hit]) -> Vec<i64> {
+    hits.iter().map(|h| h.chunk_id).collect()
+}
+
+fn sources(hits: &[Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.source.as_str()).collect()
+}
+
+fn config(mode: RetrievalMode, top_k: usize) -> PipelineConfig {
+    PipelineConfig { top_k, retrieval: RetrievalConfig { mode, ..Default::default() }, ..Default::default() }
+}
+
+#[test]
+fn fusion_computes_reciprocal_ranks_and_normalised_scores() {
+    let first = [hit(1, 0.9), hit(2, 0.5), hit(3, 0.1)];
+    let second = [hit(3, 10.0), hit(4, 5.0)];
+    let lists = [WeightedList { hits: &first, weight: 1.0 }, WeightedList { hits: &second, weight: 2.0 }];
+
+    let rrf = fuse(&lists, Fusion::Rrf, 60.0);
+    assert_eq!(ids(&rrf), [3, 4, 1, 2]);
+    let expected = [1.0 / 63.0 + 2.0 / 61.0, 2.0 / 62.0, 1.0 / 61.0, 1.0 / 62.0];
+    for (hit, want) in rrf.iter().zip(expected) {
+        assert!((hit.score - want).abs() < 1e-6, "{} scored {} not {want}", hit.chunk_id, hit.score);
+    }
+
+    // Min-max, equal weights: 1 → 1 + 0 (missing from the second list: its minimum, 0),
+    // 2 → 0.5, 3 → 0 + 1, 4 → 0 + 0; the tie of 1 and 3 goes to the lower id.
+    let equal = [WeightedList { hits: &first, weight: 1.0 }, WeightedList { hits: &second, weight: 1.0 }];
+    let min_max = fuse(&equal, Fusion::MinMax, 60.0);
+    assert_eq!(ids(&min_max), [1, 3, 2, 4]);
+    for (hit, want) in min_max.iter().zip([1.0, 1.0, 0.5, 0.0]) {
+        assert!((hit.score - want).abs() < 1e-6, "{} scored {} not {want}", hit.chunk_id, hit.score);
+    }
+
+    // Z-scores: the first list is ±1.2247 around 0.5, the second ±1 around 7.5; a missing hit
+    // gets the list's lowest z-score.
+    let z = fuse(&equal, Fusion::ZScore, 60.0);
+    assert_eq!(ids(&z), [1, 3, 2, 4]);
+    let s = 1.5f32.sqrt();
+    for (hit, want) in z.iter().zip([s - 1.0, 1.0 - s, -1.0, -s - 1.0]) {
+        assert!((hit.score - want).abs() < 1e-5, "{} scored {} not {want}", hit.chunk_id, hit.score);
+    }
+
+    // One list keeps its order; equal scores normalise without dividing by zero.
+    let flat = [hit(7, 2.0), hit(8, 2.0)];
+    for fusion in [Fusion::Rrf, Fusion::MinMax, Fusion::ZScore] {
+        assert_eq!(ids(&fuse(&[WeightedList { hits: &flat, weight: 1.0 }], fusion, 60.0)), [7, 8]);
+    }
+}
+
+#[test]
+fn hybrid_finds_what_dense_and_keyword_search_each_miss() {
+    let (_dir, collection) = collection_embedded(
+        &Concepts,
+        vec![
+            doc("code.txt", "Code XR7734 is shown on the screen"),
+            doc("paraphrase.txt", "My automobile had a failure"),
+            doc("parked.txt", "The vehicle is parked outside"),
+            doc("cup.txt", "A broken cup"),
+            doc("tea.txt", "Brew the tea slowly"),
+        ],
+    );
+    let question = "car broken XR7734";
+    let found = |mode| {
+        let pipeline = Pipeline::new(&collection, &Concepts, config(mode, 3)).unwrap();
+        pipeline.retrieve(question).unwrap()
+    };
+    let dense = found(RetrievalMode::Dense);
+    let keyword = found(RetrievalMode::Keyword);
+    let hybrid = found(RetrievalMode::Hybrid);
+    assert!(!sources(&dense.hits).contains(&"code.txt"), "{:?}", sources(&dense.hits));
+    assert!(!sources(&keyword.hits).contains(&"paraphrase.txt"), "{:?}", sources(&keyword.hits));
+    let both = sources(&hybrid.hits);
+    assert!(both.contains(&"code.txt") && both.contains(&"paraphrase.txt"), "{both:?}");
+    assert_eq!(both[0], "cup.txt", "found by both, so first: {both:?}");
+
+    // The explanation shows both lists and the fused order the hits were cut from.
+    let explanation = &hybrid.explanation;
+    let retrievers: Vec<Retriever> = explanation.lists.iter().map(|l| l.retriever).collect();
+    assert_eq!(retrievers, [Retriever::Dense, Retriever::Keyword]);
+    assert_eq!(explanation.fused.len(), 5);
+    assert_eq!(explanation.fused[..3].iter().map(|r| r.chunk_id).collect::<Vec<_>>(), ids(&hybrid.hits));
+    let json = serde_json::to_value(&hybrid).unwrap();
+    assert_eq!(json["explanation"]["lists"][1]["retriever"], "keyword");
+    assert_eq!(json["explanation"]["queries"][0], json!({"text": question, "role": "question"}));
+}
+
+#[test]
+fn filters_apply_inside_every_retriever_so_top_k_stays_k() {
+    let mut docs = Vec::new();
+    for i in 0..12 {
+        let (lang, folder) = if i < 9 { ("en", "en/") } else { ("de", "de/") };
+        // The German documents match the query worst, so an after-the-fact filter would drop them.
+        let text = if i < 9 { format!("rust tip number {i} about rust") } else { format!("a note {i} on rust") };
+        let metadata: Metadata = [("lang".to_string(), json!(lang))].into();
+        let mut document = Document::new(format!("{folder}{i}.txt"), vec![Section::new(vec![], text)]);
+        document.metadata = metadata;
+        docs.push(Source::Document(document));
+    }
+    let (_dir, collection) = collection_with(docs);
+    let german = Filter::one_of("lang", [json!("de")]).and(Filter::source_prefix("de/"));
+    for mode in [RetrievalMode::Dense, RetrievalMode::Keyword, RetrievalMode::Hybrid] {
+        let pipeline = Pipeline::new(&collection, &WordHash, config(mode, 3)).unwrap().with_filter(german.clone());
+        let hits = pipeline.retrieve("rust tip").unwrap().hits;
+        assert_eq!(hits.len(), 3, "{mode:?}");
+        assert!(hits.iter().all(|h| h.source.starts_with("de/")), "{mode:?}: {:?}", sources(&hits));
+    }
+}
+
+#[test]
+fn rewrites_are_read_from_messy_model_output() {
+    let question = "What is Lore?";
+    let reply = "Sure! Here are 3 rewrites:\n\n1. **What is the Lore engine?**\n2) Rewrite 2: \"Lore engine \
+                 description\"\n- what is lore\n* What does Lore do?\n5. One too many?";
+    assert_eq!(
+        parse_rewrites(reply, question, 3),
+        ["What is the Lore engine?", "Lore engine description", "What does Lore do?"]
+    );
+    let zh = "以下是改写：\n1、Lore 是什么引擎？\n（2）Lore 的用途\n改写3：Lore 能做什么？\n\n1、Lore 是什么引擎？";
+    assert_eq!(parse_rewrites(zh, "Lore 是什么？", 5), ["Lore 是什么引擎？", "Lore 的用途", "Lore 能做什么？"]);
+    assert_eq!(parse_rewrites("General question: What is a RAG engine?", question, 1), ["What is a RAG engine?"]);
+    assert!(parse_rewrites("\n  \n", question, 3).is_empty());
+}
+
+#[test]
+fn multi_query_searches_each_rewrite_and_fuses_the_lists() {
+    let (_dir, collection) = collection_with(vec![
+        doc("lore.txt", "Lore is a RAG engine written in Rust"),
+        doc("tea.txt", "Green tea is brewed at low temperature"),
+        doc("bread.txt", "Bread is baked in an oven"),
+    ]);
+    let chat = Scripted::new("Here are two rewrites:\n1. How is tea brewed?\n2. **RAG engine in Rust**\n");
+    let mut config = config(RetrievalMode::Dense, 2);
+    config.rewrite = RewriteConfig { kind: RewriteKind::MultiQuery, queries: 2 };
+    let pipeline = Pipeline::new(&collection, &WordHash, config).unwrap();
+    let err = pipeline.retrieve("What is Lore?").unwrap_err().to_string();
+    assert!(err.contains("with_chat"), "{err}");
+
+    let pipeline = pipeline.with_chat(&chat);
+    let found = pipeline.retrieve("What is Lore?").unwrap();
+    let explanation = &found.explanation;
+    let texts: Vec<&str> = explanation.queries.iter().map(|q| q.text.as_str()).collect();
+    assert_eq!(texts, ["What is Lore?", "How is tea brewed?", "RAG engine in Rust"]);
+    assert_eq!(explanation.queries[1].role, QueryRole::Rewrite);
+    assert_eq!(explanation.lists.len(), 3);
+    assert_eq!(sources(&found.hits), ["lore.txt", "tea.txt"]);
+    let prompt = &chat.prompts.lock().unwrap()[0];
+    assert!(prompt[1].content.contains("2 different ways") && prompt[1].content.contains("What is Lore?"));
+}
+
+#[test]
+fn hyde_searches_the_hypothetical_answer_and_answer_lends_its_model() {
+    let (_dir, collection) = collection_with(vec![
+        doc("tea.txt", "Green tea is brewed at low temperature"),
+        doc("bread.txt", "Bread is baked in an oven"),
+    ]);
+    let mut config = config(RetrievalMode::Hybrid, 1);
+    config.rewrite.kind = RewriteKind::Hyde;
+    let pipeline = Pipeline::new(&collection, &WordHash, config.clone()).unwrap();
+    // `answer` rewrites with its own chat model; here the same reply is the passage and the answer.
+    let chat = Scripted::new("Green tea is brewed at low temperature [1].");
+    let answer = pipeline.answer(&chat, "绿茶怎么泡？", &mut |_| {}).unwrap();
+    assert_eq!(answer.citations[0].source, "tea.txt");
+    let hyde_prompt = chat.prompts.lock().unwrap()[0].clone();
+    assert!(hyde_prompt[1].content.contains("问题：绿茶怎么泡？"), "a Chinese HyDE prompt: {hyde_prompt:?}");
+
+    let found = pipeline.with_chat(&chat).retrieve("What should I drink?").unwrap();
+    let roles: Vec<QueryRole> = found.explanation.queries.iter().map(|q| q.role).collect();
+    assert_eq!(roles, [QueryRole::Question, QueryRole::HypotheticalAnswer]);
+    // Dense searched the passage (query 1), keyword the question (query 0).
+    let lists: Vec<(usize, Retriever)> = found.explanation.lists.iter().map(|l| (l.query, l.retriever)).collect();
+    assert_eq!(lists, [(0, Retriever::Keyword), (1, Retriever::Dense)]);
+
+    config.retrieval.mode = RetrievalMode::Keyword;
+    let err = Pipeline::new(&collection, &WordHash, config).err().unwrap().to_string();
+    assert!(err.contains("hyde") && err.contains("hybrid"), "{err}");
+}
+
+#[test]
+fn the_llm_reranker_puts_judged_relevant_passages_first() {
+    let long_tail = "steeping ".repeat(400);
+    let (_dir, collection) = collection_with(vec![
+        doc("rust.txt", "Rust drinks: the Rust compiler team drinks coffee"),
+        doc("coffee.txt", "Coffee drinks are brewed hot"),
+        doc("tea.txt", &format!("Tea drinks are brewed at low temperature {long_tail}")),
+    ]);
+    let judge = Judge { topic: "Tea", asked: Mutex::new(Vec::new()) };
+    let mut config = config(RetrievalMode::Dense, 2);
+    config.rerank = RerankConfig { kind: RerankKind::Llm, candidates: 3, ..Default::default() };
+    let pipeline = Pipeline::new(&collection, &WordHash, config).unwrap().with_chat(&judge);
+    let found = pipeline.retrieve("Rust drinks").unwrap();
+    assert_eq!(found.hits[0].source, "tea.txt");
+    assert!((found.hits[0].score - 0.9).abs() < 1e-6);
+    let rerank = found.explanation.rerank.as_ref().unwrap();
+    assert_eq!((rerank.kind, rerank.model.as_deref(), rerank.scores.len()), (RerankKind::Llm, Some("judge"), 3));
+
+    let asked = judge.asked.lock().unwrap();
+    assert_eq!(asked.len(), 3);
+    assert_eq!(asked[0].1, ["yes", "no"]);
+    let tea_prompt = asked.iter().map(|(m, _)| &m[1].content).find(|c| c.contains("Tea drinks")).unwrap();
+    assert!(tea_prompt.contains("…") && tea_prompt.len() < 1600, "a long passage is cut: {} bytes", tea_prompt.len());
+    drop(asked);
+
+    pipeline.retrieve("喝什么茶？").unwrap();
+    let asked = judge.asked.lock().unwrap();
+    assert_eq!(asked.last().unwrap().1, ["是", "否"]);
+    assert!(asked.last().unwrap().0[1].content.contains("问题：喝什么茶？"));
+}
+
+#[test]
+fn truncation_cuts_at_a_sentence_or_word_end() {
+    assert_eq!(truncate("short", 10), "short");
+    assert_eq!(truncate("One sentence here. Another one follows on", 30), "One sentence here. Another…");
+    assert_eq!(truncate("First sentence ends. Second", 24), "First sentence ends.…");
+    assert_eq!(truncate("这是第一句。这是第二句很长很长", 10), "这是第一句。这是第二…");
+}
+
+#[test]
+fn mmr_prefers_a_new_passage_to_a_near_duplicate() {
+    let (_dir, collection) = collection_with(vec![
+        doc("a.txt", "rust compiler rust compiler"),
+        doc("a-again.txt", "rust compiler rust compiler fast"),
+        doc("b.txt", "rust borrow checker"),
+    ]);
+    let plain = Pipeline::new(&collection, &WordHash, config(RetrievalMode::Dense, 2)).unwrap();
+    assert_eq!(sources(&plain.retrieve("rust compiler").unwrap().hits), ["a.txt", "a-again.txt"]);
+
+    let mut config = config(RetrievalMode::Dense, 2);
+    config.rerank = RerankConfig { kind: RerankKind::Mmr, candidates: 3, mmr_lambda: 0.3, ..Default::default() };
+    let diverse = Pipeline::new(&collection, &WordHash, config).unwrap();
+    let found = diverse.retrieve("rust compiler").unwrap();
+    assert_eq!(sources(&found.hits), ["a.txt", "b.txt"]);
+    assert_eq!(found.explanation.rerank.unwrap().scores.len(), 3);
 }

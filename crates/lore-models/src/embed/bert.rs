@@ -142,11 +142,11 @@ impl Tokenize for HfTokenizer {
     }
 }
 
-fn tokenizer_error(e: tokenizers::Error) -> Error {
+pub(crate) fn tokenizer_error(e: tokenizers::Error) -> Error {
     Error::Model(format!("tokenizer failed: {e}"))
 }
 
-fn required_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+pub(crate) fn required_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     let path = dir.join(name);
     if path.is_file() {
         Ok(path)
@@ -158,7 +158,7 @@ fn required_file(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     }
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&read_file(path)?).map_err(|e| Error::Model(format!("cannot parse {}: {e}", path.display())))
 }
 

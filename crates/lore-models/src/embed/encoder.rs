@@ -84,7 +84,7 @@ impl SentenceEncoder {
 }
 
 /// Splits `order` (sorted by ascending length) into consecutive batches under the size limits.
-fn length_batches(order: &[usize], length: impl Fn(usize) -> usize) -> Vec<Vec<usize>> {
+pub(crate) fn length_batches(order: &[usize], length: impl Fn(usize) -> usize) -> Vec<Vec<usize>> {
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     for &i in order {

@@ -11,9 +11,11 @@ use std::path::Path;
 use lore_core::{Error, Result};
 
 pub use bert::BertEmbedder;
+pub(crate) use bert::{read_json, required_file, tokenizer_error};
 pub use e5s1::E5s1Embedder;
+pub(crate) use encoder::length_batches;
 
 /// The bytes of a model file, with its path in the error.
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))
 }

@@ -1,0 +1,222 @@
+//! Running a pipeline over a dataset: the collection it is evaluated in, the documents it ranks
+//! per query, and the questions it answers with their scores.
+
+use std::path::Path;
+
+use lore_core::{Answer, ChatModel, ChunkConfig, Error, Result};
+use lore_index::Collection;
+use lore_rag::{Pipeline, context_passages};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Grounding, GroundingScores, GroundingSummary, Judge, JudgeSummary, Judgement, QaItem, QaScores, QaSummary, Query,
+    RetrievalMetrics, Run, Unscored, best_chunk_per_document,
+};
+
+/// How many documents are ranked per query: the deepest cutoff reported.
+pub const RETRIEVAL_DEPTH: usize = 100;
+/// The cutoffs the retrieval metrics are computed at.
+pub const CUTOFFS: [usize; 5] = [1, 5, 10, 20, 100];
+
+/// The collection a dataset is evaluated in. Only what changes the stored vectors (the embedder
+/// and the chunking) is in the name, so that pipelines differing in how they search share one
+/// collection and a repeated run embeds nothing: `eval-scifact-e5-small-whole`, or with a
+/// chunker `eval-rag_arena_zh-e5-small-paragraph-merge-1a2b3c4d` (a hash of its settings).
+pub fn collection_name(dataset_dir: &Path, embedder: &str, chunking: &ChunkConfig) -> String {
+    let dataset = dataset_dir
+        .canonicalize()
+        .ok()
+        .and_then(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "dataset".into());
+    let settings = serde_json::to_value(chunking).unwrap_or_default();
+    let kind = settings.get("kind").and_then(|k| k.as_str()).unwrap_or("chunks").to_string();
+    let chunks = if *chunking == ChunkConfig::Whole {
+        kind
+    } else {
+        let digest = Sha256::digest(settings.to_string().as_bytes());
+        format!("{kind}-{}", digest[..4].iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    format!("eval-{}-{}-{chunks}", slug(&dataset), slug(embedder))
+}
+
+/// Letters, digits, `-` and `_` kept, anything else (path separators, `:` and `@` of a remote
+/// model) made a `-`, so the name is one directory.
+fn slug(text: &str) -> String {
+    let replaced: String =
+        text.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    replaced.trim_matches('-').to_string()
+}
+
+/// How many chunks to retrieve so that about [`RETRIEVAL_DEPTH`] distinct documents are among
+/// them: the depth times the collection's chunks per document, rounded up.
+pub fn chunk_depth(documents: usize, chunks: usize) -> usize {
+    RETRIEVAL_DEPTH * chunks.div_ceil(documents.max(1)).max(1)
+}
+
+/// The documents a pipeline found for one query.
+#[derive(Clone, Debug, Serialize)]
+pub struct RankedQuery {
+    pub query_id: String,
+    /// Each document scored by its best chunk, best first, at most [`RETRIEVAL_DEPTH`].
+    pub documents: Vec<(String, f32)>,
+    pub embed_ms: f64,
+    pub search_ms: f64,
+}
+
+/// Ranks the documents for each query with `pipeline`, whose `top_k` is the number of chunks
+/// retrieved (see [`chunk_depth`]); `on_query` is called after each query.
+pub fn rank_documents(pipeline: &Pipeline, queries: &[Query], on_query: &mut dyn FnMut()) -> Result<Vec<RankedQuery>> {
+    queries
+        .iter()
+        .map(|query| {
+            let found = pipeline.retrieve(&query.text)?;
+            let mut documents = best_chunk_per_document(&found.hits);
+            documents.truncate(RETRIEVAL_DEPTH);
+            on_query();
+            Ok(RankedQuery {
+                query_id: query.id.clone(),
+                documents,
+                embed_ms: found.embed_ms,
+                search_ms: found.search_ms,
+            })
+        })
+        .collect()
+}
+
+/// The run [`crate::evaluate`] scores.
+pub fn as_run(ranked: &[RankedQuery]) -> Run {
+    ranked.iter().map(|r| (r.query_id.clone(), r.documents.clone())).collect()
+}
+
+/// The metrics BEIR reports, by name (`ndcg@10`, `recall@1` … `recall@100`, `mrr@10`, `map@100`,
+/// `p@1`, `p@5`, `p@10`), from metrics computed at [`CUTOFFS`].
+pub fn headline_metrics(metrics: &[RetrievalMetrics]) -> Vec<(String, f64)> {
+    type Pick = fn(&RetrievalMetrics) -> f64;
+    let wanted: [(&str, Pick, &[usize]); 5] = [
+        ("ndcg", |m| m.ndcg, &[10]),
+        ("recall", |m| m.recall, &[1, 5, 10, 20, 100]),
+        ("mrr", |m| m.mrr, &[10]),
+        ("map", |m| m.map, &[100]),
+        ("p", |m| m.precision, &[1, 5, 10]),
+    ];
+    let mut named = Vec::new();
+    for (name, pick, ks) in wanted {
+        for k in ks {
+            if let Some(m) = metrics.iter().find(|m| m.k == *k) {
+                named.push((format!("{name}@{k}"), pick(m)));
+            }
+        }
+    }
+    named
+}
+
+/// A passage the generator read, numbered as in its prompt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Passage {
+    pub n: usize,
+    pub source: String,
+    /// What the generator read: the chunk's text, or the wider context it carries.
+    pub text: String,
+    pub score: f32,
+    /// The answer cites `[n]`.
+    pub cited: bool,
+}
+
+/// One question answered by a pipeline, with what the generator read and the scores.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnsweredQuestion {
+    pub item: QaItem,
+    pub answer: Answer,
+    pub passages: Vec<Passage>,
+    pub scores: QaScores,
+    /// With a judge: its grades against the reference answer, or why it gave none.
+    pub judgement: Option<std::result::Result<Judgement, Unscored>>,
+    /// With grounding metrics asked for.
+    pub grounding: Option<GroundingScores>,
+}
+
+/// Answers `item` with `pipeline` (built on `collection`) and `chat`, and scores the answer: the
+/// LLM-free metrics always, the judge's rubric and the grounding metrics when given.
+pub fn answer_question(
+    pipeline: &Pipeline,
+    collection: &Collection,
+    chat: &dyn ChatModel,
+    item: &QaItem,
+    judge: Option<&Judge>,
+    grounding: Option<&Grounding>,
+) -> Result<AnsweredQuestion> {
+    let answer = pipeline.answer(chat, &item.question, &mut |_| {})?;
+    let mut passages = Vec::with_capacity(answer.citations.len());
+    for citation in &answer.citations {
+        let hit = collection.chunk(citation.chunk_id)?.ok_or_else(|| {
+            Error::Index(format!("chunk {} vanished from the collection during the evaluation", citation.chunk_id))
+        })?;
+        let text = context_passages(&[hit]).remove(0).text;
+        passages.push(Passage {
+            n: citation.n,
+            source: citation.source.clone(),
+            text,
+            score: citation.score,
+            cited: citation.cited,
+        });
+    }
+    let contexts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    let scores = QaScores::of(item, &answer.text, &contexts);
+    let judgement = judge.map(|j| j.judge(&item.question, item.reference_answer(), &answer.text)).transpose()?;
+    let gold = item.answerable.then(|| item.reference_answer());
+    let grounding = grounding.map(|g| g.score(&item.question, &answer.text, gold, &contexts)).transpose()?;
+    Ok(AnsweredQuestion { item: item.clone(), answer, passages, scores, judgement, grounding })
+}
+
+/// The results of a question set: answer metrics, judge and grounding summaries when they were
+/// computed, and the cost per question.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QaReport {
+    pub qa: QaSummary,
+    pub judge: Option<JudgeSummary>,
+    pub grounding: Option<GroundingSummary>,
+    /// Mean milliseconds per question, from the question to the whole answer.
+    pub latency_ms: f64,
+    /// Mean milliseconds per question spent embedding the question and searching.
+    pub retrieval_ms: f64,
+    pub generation_ms: f64,
+    /// Mean prompt and answer tokens per question.
+    pub prompt_tokens: f64,
+    pub completion_tokens: f64,
+}
+
+impl QaReport {
+    pub fn of(answered: &[AnsweredQuestion]) -> QaReport {
+        let n = answered.len().max(1) as f64;
+        let mean = |pick: fn(&AnsweredQuestion) -> f64| answered.iter().map(pick).sum::<f64>() / n;
+        let scores: Vec<QaScores> = answered.iter().map(|a| a.scores.clone()).collect();
+        let judgements: Vec<_> = answered.iter().filter_map(|a| a.judgement.clone()).collect();
+        let grounding: Vec<_> = answered.iter().filter_map(|a| a.grounding.clone()).collect();
+        QaReport {
+            qa: QaSummary::of(&scores),
+            judge: (!judgements.is_empty()).then(|| JudgeSummary::of(&judgements)),
+            grounding: (!grounding.is_empty()).then(|| GroundingSummary::of(&grounding)),
+            latency_ms: mean(|a| a.answer.timings.total_ms),
+            retrieval_ms: mean(|a| a.answer.timings.embed_ms + a.answer.timings.search_ms),
+            generation_ms: mean(|a| a.answer.timings.generate_ms),
+            prompt_tokens: mean(|a| a.answer.prompt_tokens as f64),
+            completion_tokens: mean(|a| a.answer.completion_tokens as f64),
+        }
+    }
+}
+
+/// A fixed pseudo-random sample of `n` of `items` (all of them when there are fewer), in their
+/// original order: those whose ids hash lowest. Every run and every pipeline draws the same
+/// sample, and it spreads over a dataset whose file is grouped by document, as CMRC2018's is.
+pub fn sample<T: Clone>(items: &[T], n: usize, id: impl Fn(&T) -> &str) -> Vec<T> {
+    if n >= items.len() {
+        return items.to_vec();
+    }
+    let mut order: Vec<(Vec<u8>, usize)> =
+        items.iter().enumerate().map(|(i, item)| (Sha256::digest(id(item).as_bytes()).to_vec(), i)).collect();
+    order.sort();
+    let mut chosen: Vec<usize> = order.into_iter().take(n).map(|(_, i)| i).collect();
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| items[i].clone()).collect()
+}

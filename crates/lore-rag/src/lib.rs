@@ -43,7 +43,7 @@ mod pipeline;
 mod preset;
 mod prompt;
 
-pub use indexing::{IngestReport, Progress, Source, ingest};
+pub use indexing::{IngestReport, Progress, Source, ingest, remove_vanished};
 pub use pipeline::{Pipeline, Retrieval};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};

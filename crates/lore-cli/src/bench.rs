@@ -44,6 +44,8 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Files/s, chunks/s, MB/s and peak memory of ingesting folders (into a temporary collection).
+    Ingest(crate::ingest::BenchIngestArgs),
 }
 
 /// Texts from a JSON-lines file (title + text) or a plain file (one per line).
@@ -74,6 +76,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Ingest(args) => crate::ingest::bench(ctx, args),
         BenchCommand::Embed { model, texts, limit, max_tokens, json } => {
             let embedder = lore_models::load_embedder(&model, &ctx.home)?;
             let mut texts = read_texts(&texts, limit)?;

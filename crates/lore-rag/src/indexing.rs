@@ -145,6 +145,8 @@ fn prepare(
     match chunked {
         Ok(Some((doc, chunks))) => Prepared::Chunked(doc, chunks),
         Ok(None) => Prepared::Unchanged,
+        // The report pairs the name with the reason: the error's own mention of the path would repeat it.
+        Err(Error::Parse { path, reason }) if path == name => Prepared::Failed(name, reason),
         Err(e) => Prepared::Failed(name, e.to_string()),
     }
 }

@@ -77,7 +77,7 @@ pub struct IngestArgs {
     /// have stayed the same for this long.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     watch_interval: f64,
-    /// Print a JSON summary instead of text.
+    /// Print a JSON summary instead of text (with --watch, one line of JSON per sync).
     #[arg(long)]
     json: bool,
 }
@@ -390,6 +390,7 @@ pub struct BenchIngestArgs {
     /// Embedder name or path.
     #[arg(long, default_value = "e5-small")]
     embedder: String,
+    /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
 }

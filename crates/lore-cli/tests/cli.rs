@@ -320,6 +320,25 @@ fn name_of(path: &Value) -> &str {
 }
 
 #[test]
+fn bench_ingest_reports_throughput_and_peak_memory() {
+    let home = Home::empty();
+    let folder = home.path().join("docs");
+    fs::create_dir(&folder).unwrap();
+    for i in 0..5 {
+        fs::write(folder.join(format!("{i}.md")), format!("# Note {i}\n{}", "A line of text.\n".repeat(100))).unwrap();
+    }
+    fs::write(folder.join("empty.txt"), "").unwrap();
+    // No model is installed: --no-embed needs none.
+    let figures = home.json(&["bench", "ingest", folder.to_str().unwrap(), "--no-embed", "--json"]);
+    assert_eq!((&figures["files"], &figures["failed"], &figures["embedder"]), (&6.into(), &1.into(), &"none".into()));
+    assert!(figures["chunks"].as_u64().unwrap() >= 5, "{figures}");
+    for rate in ["files_per_second", "chunks_per_second", "megabytes_per_second", "peak_memory_megabytes"] {
+        assert!(figures[rate].as_f64().unwrap() > 0.0, "{rate}: {figures}");
+    }
+    assert!(!home.path().join("collections").exists(), "the benchmark leaves no collection behind");
+}
+
+#[test]
 fn missing_models_and_collections_say_what_to_run() {
     let home = Home::empty();
     let folder = home.path().join("docs");

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use lore_core::{EmbedKind, PipelineConfig};
+use lore_core::{ChatModel, EmbedKind, GenerationOptions, Message, PipelineConfig};
 use lore_index::Collection;
 use lore_rag::Pipeline;
 use serde_json::json;
@@ -46,6 +46,98 @@ pub enum BenchCommand {
     },
     /// Files/s, chunks/s, MB/s and peak memory of ingesting folders (into a temporary collection).
     Ingest(crate::ingest::BenchIngestArgs),
+    /// Load time, prefill and decode tokens/s, scoring with a shared prefix, and peak memory of a
+    /// chat model, on a generated English prompt.
+    Generate {
+        /// Chat model: a name (qwen-0.5b, qwen-1.5b, smollm2), a GGUF path or openai:MODEL@URL.
+        #[arg(long, default_value = "qwen-0.5b")]
+        llm: String,
+        /// Length of the prompt, in the model's tokens (approximately: whole sentences are added).
+        #[arg(long, default_value_t = 430)]
+        prompt_tokens: usize,
+        /// Tokens to generate (fewer when the model ends its reply).
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The sentence the generation benchmark's prompt repeats.
+const BENCH_SENTENCE: &str = "Lore is a retrieval-augmented generation engine written in Rust: it parses documents, \
+cuts them into chunks, embeds the chunks, and answers questions with citations. ";
+
+/// Passages scored after the shared prompt, as an LLM reranker does.
+const BENCH_PASSAGES: [&str; 4] = [
+    "Passage: Lore stores chunks in SQLite.",
+    "Passage: The weather in Paris is mild in spring.",
+    "Passage: Lore answers questions with citations.",
+    "Passage: Rust is a systems programming language.",
+];
+
+/// Messages of about `tokens` tokens: `label` first, so that prompts with different labels share
+/// no prefix beyond the chat template.
+fn bench_messages(label: &str, sentences: usize) -> Vec<Message> {
+    vec![
+        Message::system(format!("{label} Answer from the context only.")),
+        Message::user(format!(
+            "Context:\n{}\nQuestion: Describe Lore in detail, step by step.",
+            BENCH_SENTENCE.repeat(sentences)
+        )),
+    ]
+}
+
+/// Peak resident memory of this process in bytes (`VmHWM`), where the OS reports it.
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Prefill and decode speed of `chat` on a prompt of about `prompt_tokens` tokens, then the time
+/// of scoring [`BENCH_PASSAGES`] after a shared prompt of the same length.
+fn bench_generate(chat: &dyn ChatModel, prompt_tokens: usize, max_tokens: usize) -> Result<serde_json::Value> {
+    let greedy = |max_tokens| GenerationOptions { max_tokens, temperature: 0.0, ..GenerationOptions::default() };
+    // Two short prompts give the tokens of the frame and of one sentence; they also warm up the
+    // model (page faults, thread start).
+    let one = chat.chat(&bench_messages("Warm-up one.", 1), &greedy(1), &mut |_| {})?.prompt_tokens;
+    let two = chat.chat(&bench_messages("Warm-up two.", 2), &greedy(1), &mut |_| {})?.prompt_tokens;
+    if two <= one {
+        bail!("{} does not report prompt token counts; it cannot be benchmarked here", chat.id());
+    }
+    let per_sentence = two - one;
+    let sentences = (prompt_tokens.saturating_sub(one - per_sentence) / per_sentence).max(1);
+
+    let started = Instant::now();
+    let mut first_piece = None;
+    let generation = chat.chat(&bench_messages("Measured.", sentences), &greedy(max_tokens), &mut |_| {
+        first_piece.get_or_insert_with(Instant::now);
+    })?;
+    let done = Instant::now();
+    let first_piece = first_piece.context("the model gave an empty reply")?;
+    let prefill_s = (first_piece - started).as_secs_f64();
+    let decoded = generation.completion_tokens.saturating_sub(1);
+    let decode_s = (done - first_piece).as_secs_f64();
+
+    let mut scoring = Vec::new();
+    let shared = bench_messages("Scoring.", sentences);
+    for passage in BENCH_PASSAGES {
+        let mut messages = shared.clone();
+        messages.push(Message::user(format!("{passage}\nDoes the passage help answer the question? yes or no.")));
+        let started = Instant::now();
+        chat.choice_probabilities(&messages, &["yes", "no"])?;
+        scoring.push(started.elapsed().as_secs_f64());
+    }
+    Ok(json!({
+        "prompt_tokens": generation.prompt_tokens,
+        "prefill_s": prefill_s,
+        "prefill_tokens_per_s": generation.prompt_tokens as f64 / prefill_s,
+        "decode_tokens": decoded,
+        "decode_tokens_per_s": if decoded > 0 { decoded as f64 / decode_s } else { f64::NAN },
+        "score_first_s": scoring[0],
+        "score_next_s": scoring[1..].iter().sum::<f64>() / (scoring.len() - 1) as f64,
+    }))
 }
 
 /// Texts from a JSON-lines file (title + text) or a plain file (one per line).
@@ -129,6 +221,38 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<()> {
                 "{name}: {} queries, p50 {p50:.1} ms, p95 {p95:.1} ms, mean {mean:.1} ms (embedding + top-{top_k} search)",
                 latencies.len()
             );
+            Ok(())
+        }
+        BenchCommand::Generate { llm, prompt_tokens, max_tokens, json } => {
+            let started = Instant::now();
+            let chat = lore_models::load_chat(&llm, &ctx.home)?;
+            let load_s = started.elapsed().as_secs_f64();
+            let mut report = bench_generate(chat.as_ref(), prompt_tokens, max_tokens)?;
+            report["llm"] = json!(llm);
+            report["load_s"] = json!(load_s);
+            report["threads"] = json!(std::env::var("CANDLE_NUM_THREADS").ok());
+            report["peak_rss_bytes"] = json!(peak_rss_bytes());
+            if json {
+                return print_json(&report);
+            }
+            let number = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{llm}: load {:.2} s; prefill {} tokens at {:.1} tokens/s; decode {} tokens at {:.1} tokens/s",
+                load_s,
+                report["prompt_tokens"],
+                number("prefill_tokens_per_s"),
+                report["decode_tokens"],
+                number("decode_tokens_per_s")
+            );
+            println!(
+                "scoring yes/no after the same prompt: first passage {:.2} s, next passages {:.2} s each",
+                number("score_first_s"),
+                number("score_next_s")
+            );
+            match report["peak_rss_bytes"].as_f64() {
+                Some(bytes) => println!("peak RSS {:.2} GB", bytes / 1e9),
+                None => println!("peak RSS unknown (no /proc/self/status)"),
+            }
             Ok(())
         }
     }

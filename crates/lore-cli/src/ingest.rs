@@ -437,7 +437,8 @@ pub fn bench(ctx: &Context, args: BenchIngestArgs) -> Result<()> {
     let summary = ingest_found(&mut target, &args.paths, found, None, false)?;
     let seconds = summary.seconds.max(1e-9);
     let chunks = summary.report.chunks;
-    let peak_mb = peak_memory_bytes()? as f64 / 1e6;
+    let peak_mb =
+        crate::bench::peak_rss_bytes().context("peak memory is read from /proc/self/status (Linux only)")? as f64 / 1e6;
     let embedder_name = if args.no_embed { "none".to_string() } else { args.embedder.clone() };
     let result = json!({
         "embedder": embedder_name,
@@ -468,12 +469,4 @@ pub fn bench(ctx: &Context, args: BenchIngestArgs) -> Result<()> {
         eprintln!("  failed: {path}: {reason}");
     }
     Ok(())
-}
-
-/// The process's peak resident memory (VmHWM), in bytes.
-fn peak_memory_bytes() -> Result<u64> {
-    let status = fs::read_to_string("/proc/self/status").context("peak memory is read from /proc (Linux only)")?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM line in /proc/self/status")?;
-    let kilobytes: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse()?;
-    Ok(kilobytes * 1024)
 }

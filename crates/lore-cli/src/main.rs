@@ -56,7 +56,7 @@ enum Command {
     Models(models::ModelsCommand),
     /// Install the default models, ingest Lore's own docs, and answer a question about Lore.
     Quickstart(ask::QuickstartArgs),
-    /// Measure embedding and ingest throughput and query latency.
+    /// Measure embedding and ingest throughput, query latency and generation speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }

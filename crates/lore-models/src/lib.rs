@@ -9,7 +9,7 @@ mod resolve;
 mod threads;
 
 pub use embed::{BertEmbedder, E5s1Embedder};
-pub use gguf::{GgufChatModel, RequantizeReport, requantize_slow_types};
+pub use gguf::{GgufChatModel, PrefillWeights, RequantizeReport, requantize_slow_types};
 pub use openai::{OpenAiChat, OpenAiConfig, OpenAiEmbedder};
 pub use registry::{InstallEvent, ModelRole, ModelSpec, install, lore_home, models_dir, registry, spec};
 pub use resolve::{load_chat, load_embedder};

@@ -5,13 +5,12 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{self, Content, Value};
 use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message};
-use lore_models::{GgufChatModel, requantize_slow_types};
+use lore_models::{GgufChatModel, PrefillWeights, requantize_slow_types};
 
 fn model_path(name: &str) -> PathBuf {
     let home = std::env::var_os("LORE_HOME")
@@ -304,60 +303,6 @@ fn requantize_refuses_to_overwrite_its_source() {
     assert!(matches!(error, Error::InvalidInput(_)), "{error}");
 }
 
-/// Speed: prefill and decode tokens/s of each model, before and after `requantize_slow_types`,
-/// with the greedy replies compared. Not a test of correctness alone, so not run by default:
-/// `CANDLE_NUM_THREADS=1 cargo test --release -p lore-models --test gguf -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn decode_speed() {
-    let dir = tempfile::tempdir().unwrap();
-    let context = "Lore is a retrieval-augmented generation engine written in Rust. It parses documents, cuts \
-                   them into chunks, embeds the chunks, and answers questions with citations. "
-        .repeat(12);
-    let messages = [
-        Message::system("Answer from the context only."),
-        Message::user(format!("Context:\n{context}\nQuestion: Describe Lore in detail, step by step.")),
-    ];
-    for name in ["smollm2", "qwen-0.5b"] {
-        let source = model_path(name);
-        let target = dir.path().join(format!("{name}-q8.gguf"));
-        let started = Instant::now();
-        let report = requantize_slow_types(&source, &target).unwrap();
-        println!("{name}: requantize {:?} in {:.1} s", report, started.elapsed().as_secs_f64());
-        let mut replies = Vec::new();
-        for (label, path) in [("original", &source), ("requantized", &target)] {
-            let started = Instant::now();
-            let model = GgufChatModel::load(path, name).unwrap();
-            let load_s = started.elapsed().as_secs_f64();
-            // Warm-up: the first call pays for page faults and thread start.
-            chat(&model, &conversation(), &greedy(4));
-            let started = Instant::now();
-            let mut first_piece = None;
-            let generation = model
-                .chat(&messages, &greedy(64), &mut |_| {
-                    first_piece.get_or_insert_with(Instant::now);
-                })
-                .unwrap();
-            let done = Instant::now();
-            let first_piece = first_piece.expect("a reply");
-            let prefill_s = (first_piece - started).as_secs_f64();
-            let decode_s = (done - first_piece).as_secs_f64();
-            println!(
-                "{name} {label}: load {load_s:.2} s, prefill {} tokens {:.1} tokens/s, decode {} tokens {:.1} tokens/s",
-                generation.prompt_tokens,
-                generation.prompt_tokens as f64 / prefill_s,
-                generation.completion_tokens - 1,
-                (generation.completion_tokens - 1) as f64 / decode_s
-            );
-            replies.push(generation.text);
-        }
-        println!("{name} greedy replies identical: {}", replies[0] == replies[1]);
-        if replies[0] != replies[1] {
-            println!("  original:    {:?}\n  requantized: {:?}", replies[0], replies[1]);
-        }
-    }
-}
-
 #[test]
 fn choice_probabilities_agree_with_greedy_decoding_and_sum_to_one() {
     for model in [qwen(), smollm2()] {
@@ -373,4 +318,127 @@ fn choice_probabilities_agree_with_greedy_decoding_and_sum_to_one() {
     }
     let err = qwen().choice_probabilities(&[Message::user("hi")], &[""]).unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+}
+
+/// Instructions long enough (about 300 tokens) that prompts starting with them share whole
+/// prefill chunks (128 tokens).
+fn instructions() -> String {
+    "You judge whether a passage helps answer a question. A passage helps when it states a fact the \
+     answer needs, even in other words; it does not help when it is only on the same topic. "
+        .repeat(8)
+        + "Answer yes or no."
+}
+
+/// Scoring prompts as an LLM reranker writes them: shared instructions and question, then a
+/// passage of its own.
+fn rerank_prompt(passage: &str) -> Vec<Message> {
+    vec![
+        Message::system(instructions()),
+        Message::user(format!(
+            "Question: What does Lore store its chunks in, and how does it search them?\nPassage: {passage}\nDoes the passage help?"
+        )),
+    ]
+}
+
+const CHOICES: [&str; 4] = ["yes", "no", "the", "maybe"];
+
+#[test]
+fn cached_prefixes_give_the_results_of_a_fresh_model() {
+    // Both forms of the weights: the f32 gemm and candle's quantized kernels.
+    for (name, weights) in [
+        ("smollm2", PrefillWeights::Quantized),
+        ("smollm2", PrefillWeights::Dense),
+        ("qwen-0.5b", PrefillWeights::Quantized),
+        ("qwen-0.5b", PrefillWeights::Dense),
+    ] {
+        let fresh = || GgufChatModel::load_with(&model_path(name), name, weights).expect("load");
+        let model = fresh();
+        // The calls share prefixes of every length: the template, the instructions and
+        // question, a whole earlier prompt (the follow-up), and a reply that is not reused.
+        let conversation = [Message::system(instructions()), Message::user("Say only: hello")];
+        let first = chat(&model, &conversation, &greedy(8)).0;
+        let mut follow_up = conversation.to_vec();
+        follow_up.push(Message { role: lore_core::Role::Assistant, content: first.text.clone() });
+        follow_up.push(Message::user("Now say it in capitals."));
+        let scored: Vec<Vec<f32>> = [
+            "Lore keeps chunks in SQLite and searches them with HNSW and BM25.",
+            "Paris is the capital of France.",
+            "Paris is the capital of France.",
+        ]
+        .iter()
+        .map(|passage| model.choice_probabilities(&rerank_prompt(passage), &CHOICES).expect("scores"))
+        .collect();
+        let second = chat(&model, &follow_up, &greedy(8)).0;
+        let again = chat(&model, &conversation, &greedy(8)).0;
+
+        assert_eq!(again, first, "{name} {weights:?}");
+        assert_eq!(second, chat(&fresh(), &follow_up, &greedy(8)).0, "{name} {weights:?}");
+        for (n, passage) in
+            ["Lore keeps chunks in SQLite and searches them with HNSW and BM25.", "Paris is the capital of France."]
+                .iter()
+                .enumerate()
+        {
+            let expected = fresh().choice_probabilities(&rerank_prompt(passage), &CHOICES).expect("scores");
+            for (cached, fresh) in scored[n].iter().zip(&expected) {
+                assert_eq!(cached, fresh, "{name} {weights:?} {passage}: {:?} != {expected:?}", scored[n]);
+            }
+        }
+        assert_eq!(scored[1], scored[2], "{name} {weights:?}: the same prompt twice");
+    }
+}
+
+#[test]
+fn f32_and_quantized_prompt_weights_agree() {
+    for name in ["smollm2", "qwen-0.5b"] {
+        let quantized = GgufChatModel::load_with(&model_path(name), name, PrefillWeights::Quantized).unwrap();
+        let dense = GgufChatModel::load_with(&model_path(name), name, PrefillWeights::Dense).unwrap();
+        // Greedy replies are not compared: smollm2 is torn between "Hello." and "I'm ready." for
+        // `conversation()`, and the rounding of either form tips it.
+        for messages in [conversation(), rerank_prompt("Lore keeps chunks in SQLite.")] {
+            let a = quantized.choice_probabilities(&messages, &CHOICES).unwrap();
+            let b = dense.choice_probabilities(&messages, &CHOICES).unwrap();
+            // The quantized kernels also round the activations to 8 bits.
+            assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 0.05), "{name}: {a:?} vs {b:?}");
+        }
+    }
+}
+
+#[test]
+fn quantized_forward_pass_matches_candle_transformers() {
+    use candle_transformers::models::{quantized_llama, quantized_qwen2};
+    let messages = rerank_prompt("Lore keeps chunks in SQLite and searches them with HNSW and BM25.");
+    for name in ["smollm2", "qwen-0.5b"] {
+        let model = GgufChatModel::load_with(&model_path(name), name, PrefillWeights::Quantized).unwrap();
+        let prompt = model.prompt_tokens(&messages).unwrap();
+        let (content, mut reader) = read_gguf(&model_path(name));
+        let input = candle_core::Tensor::new(prompt.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let logits = if name == "smollm2" {
+            let mut reference = quantized_llama::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
+            reference.forward(&input, 0).unwrap()
+        } else {
+            let mut reference = quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
+            reference.forward(&input, 0).unwrap()
+        };
+        let logits = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // The reference's probabilities of the choices' spellings, as choice_probabilities counts them.
+        let mass: Vec<f32> = CHOICES
+            .iter()
+            .map(|choice| {
+                let capitalised = choice[..1].to_uppercase() + &choice[1..];
+                let mut firsts: Vec<u32> = [choice.to_string(), capitalised, format!(" {choice}")]
+                    .iter()
+                    .map(|spelling| model.encode(spelling).unwrap()[0])
+                    .collect();
+                firsts.dedup();
+                firsts.iter().map(|&t| logits[t as usize].exp()).sum()
+            })
+            .collect();
+        let total: f32 = mass.iter().sum();
+        let expected: Vec<f32> = mass.iter().map(|m| m / total).collect();
+        let scores = model.choice_probabilities(&messages, &CHOICES).unwrap();
+        assert!(scores.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-3), "{name}: {scores:?} vs {expected:?}");
+        let reference_best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+        let reply = chat(&model, &messages, &greedy(1)).0;
+        assert_eq!(model.encode(&reply.text).unwrap().first(), Some(&(reference_best as u32)), "{name}");
+    }
 }

@@ -522,3 +522,73 @@ fn embeddings_of_the_wrong_shape_are_rejected() {
     let message = error_of(embedder.embed(&["one"], EmbedKind::Passage));
     assert!(message.contains("dimension 3 where the model gave 2"), "{message}");
 }
+
+fn logprobs_reply(top: &[(&str, f64)]) -> Reply {
+    let top: Vec<Value> = top.iter().map(|(token, logprob)| json!({"token": token, "logprob": logprob})).collect();
+    json_reply(
+        200,
+        json!({"choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Yes"},
+            "logprobs": {"content": [{"token": "Yes", "logprob": -0.2, "top_logprobs": top}]},
+            "finish_reason": "length",
+        }]}),
+    )
+}
+
+#[test]
+fn choice_probabilities_sum_the_spellings_among_the_top_logprobs() {
+    let server = TestServer::scripted(vec![logprobs_reply(&[
+        ("Yes", -0.2),
+        ("No", -1.9),
+        (" yes", -2.0),
+        ("The", -3.0),
+        ("NO", -4.0),
+        ("yesterday", -5.0),
+    ])]);
+    let model = OpenAiChat::new(server.config()).expect("client");
+    let messages = [Message::system("Answer yes or no."), Message::user("Is Paris in France?")];
+    let scores = model.choice_probabilities(&messages, &["yes", "no"]).expect("scores");
+    let (yes, no) = ((-0.2f64).exp() + (-2.0f64).exp(), (-1.9f64).exp() + (-4.0f64).exp());
+    let expected = [yes / (yes + no), no / (yes + no)];
+    assert!(scores.iter().zip(expected).all(|(s, e)| (f64::from(*s) - e).abs() < 1e-6), "{scores:?} != {expected:?}");
+
+    let requests = server.requests();
+    assert_eq!(requests[0].path, "/v1/chat/completions");
+    assert_eq!(
+        requests[0].body,
+        json!({
+            "model": "test-model",
+            "messages": [
+                {"role": "system", "content": "Answer yes or no."},
+                {"role": "user", "content": "Is Paris in France?"},
+            ],
+            "max_tokens": 1,
+            "logprobs": true,
+            "top_logprobs": 20,
+        })
+    );
+}
+
+#[test]
+fn choice_probabilities_without_logprobs_say_what_the_server_lacks() {
+    let without_logprobs = json_reply(
+        200,
+        json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Yes"}, "finish_reason": "length"}]}),
+    );
+    let server = TestServer::scripted(vec![without_logprobs, logprobs_reply(&[("Maybe", -0.1), ("The", -2.5)])]);
+    let model = OpenAiChat::new(server.config()).expect("client");
+    let messages = [Message::user("Is Paris in France?")];
+
+    let message = error_of(model.choice_probabilities(&messages, &["yes", "no"]));
+    assert!(message.contains("without the logprobs of the first token"), "{message}");
+    assert!(message.contains("top_logprobs"), "{message}");
+
+    let message = error_of(model.choice_probabilities(&messages, &["yes", "no"]));
+    assert!(message.contains("none of the choices"), "{message}");
+    assert!(message.contains("Maybe"), "{message}");
+
+    let message = error_of(model.choice_probabilities(&messages, &["yes", " "]));
+    assert!(message.contains("has no tokens"), "{message}");
+    assert_eq!(server.requests().len(), 2, "an empty choice is refused before any request");
+}

@@ -57,7 +57,7 @@ impl<'a> Pipeline<'a> {
             on_token(&text);
             (text, 0, 0)
         } else {
-            let messages = grounded_prompt(question, &passages);
+            let messages = grounded_prompt(question, &passages, self.config.prompt);
             let generation = chat.chat(&messages, &self.config.generation, on_token)?;
             (generation.text, generation.prompt_tokens, generation.completion_tokens)
         };

@@ -1,4 +1,4 @@
-use lore_core::{Hit, Language, Message, detect_language};
+use lore_core::{Hit, Language, Message, PromptStyle, detect_language};
 
 /// The sentence a grounded answer must be when the documents do not answer the question.
 pub const REFUSAL_ZH: &str = "根据提供的文档，我无法回答该问题。";
@@ -33,35 +33,60 @@ pub fn context_passages(hits: &[Hit]) -> Vec<Hit> {
     passages
 }
 
-/// The chat messages for answering `question` from `hits`, numbered [1]…[n], in the question's
-/// language.
-pub fn grounded_prompt(question: &str, hits: &[Hit]) -> Vec<Message> {
+/// The chat messages for answering `question` from `hits`, in the question's language.
+/// `Cited` numbers the passages [1]…[n] and asks for citations; `Tutorial` is the RAG-Arena
+/// tutorial's prompt: the passages unnumbered, and only the instruction to answer from them or
+/// refuse.
+pub fn grounded_prompt(question: &str, hits: &[Hit], style: PromptStyle) -> Vec<Message> {
     let language = detect_language(question);
-    let mut context = String::new();
-    for (i, hit) in hits.iter().enumerate() {
-        context.push_str(&format!("[{}] ({}) {}\n\n", i + 1, hit.source, hit.text.trim()));
-    }
-    let (system, user) = match language {
-        Language::Chinese => (
-            format!(
-                "你是一个严谨的问答助手。只能根据下面提供的参考文档回答问题，不要使用文档以外的知识。\
-                 回答时用 [n] 标注所依据的文档编号，例如 [1]。\
-                 如果参考文档中没有回答问题所需的信息，请只回复：{REFUSAL_ZH}"
-            ),
-            format!("参考文档：\n{context}问题：{question}\n回答："),
-        ),
-        // Small models given a list of rules about citing answer with the citation alone
-        // ("[1]"); asking for a sentence and then the number, after the documents, works.
-        Language::English => (
-            format!(
-                "You are a helpful assistant that answers questions from reference documents, using \
-                 nothing else. If the documents do not contain the answer, reply exactly: {REFUSAL_EN}"
-            ),
-            format!(
-                "Reference documents:\n{context}Question: {question}\n\nWrite the answer as a full sentence, \
-                 then the number of the document it comes from in brackets, like [1]."
-            ),
-        ),
+    let refusal = refusal(language);
+    let (system, user) = match style {
+        PromptStyle::Cited => {
+            let mut context = String::new();
+            for (i, hit) in hits.iter().enumerate() {
+                context.push_str(&format!("[{}] ({}) {}\n\n", i + 1, hit.source, hit.text.trim()));
+            }
+            match language {
+                Language::Chinese => (
+                    format!(
+                        "你是一个严谨的问答助手。只能根据下面提供的参考文档回答问题，不要使用文档以外的知识。\
+                         回答时用 [n] 标注所依据的文档编号，例如 [1]。\
+                         如果参考文档中没有回答问题所需的信息，请只回复：{refusal}"
+                    ),
+                    format!("参考文档：\n{context}问题：{question}\n回答："),
+                ),
+                // Small models given a list of rules about citing answer with the citation alone
+                // ("[1]"); asking for a sentence and then the number, after the documents, works.
+                Language::English => (
+                    format!(
+                        "You are a helpful assistant that answers questions from reference documents, using \
+                         nothing else. If the documents do not contain the answer, reply exactly: {refusal}"
+                    ),
+                    format!(
+                        "Reference documents:\n{context}Question: {question}\n\nWrite the answer as a full sentence, \
+                         then the number of the document it comes from in brackets, like [1]."
+                    ),
+                ),
+            }
+        }
+        PromptStyle::Tutorial => {
+            let context = hits.iter().map(|hit| hit.text.trim()).collect::<Vec<_>>().join("\n\n");
+            match language {
+                Language::Chinese => (
+                    format!(
+                        "你是一个问答助手。请严格根据参考文档回答问题。如果参考文档不足以回答问题，请直接回复：{refusal}"
+                    ),
+                    format!("参考文档：\n{context}\n\n问题：{question}"),
+                ),
+                Language::English => (
+                    format!(
+                        "You are a question-answering assistant. Answer strictly from the reference documents. \
+                         If they are not sufficient to answer the question, reply exactly: {refusal}"
+                    ),
+                    format!("Reference documents:\n{context}\n\nQuestion: {question}"),
+                ),
+            }
+        }
     };
     vec![Message::system(system), Message::user(user)]
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use lore_core::{
     ChatModel, ChunkConfig, Document, EmbedKind, Embedder, FinishReason, Generation, GenerationOptions, Message,
-    PipelineConfig, Result, Section, Tokenize,
+    PipelineConfig, PromptStyle, Result, Section, Tokenize,
 };
 use lore_index::Collection;
 use lore_rag::{Pipeline, REFUSAL_EN, REFUSAL_ZH, Source, cited_numbers, grounded_prompt, ingest, is_refusal};
@@ -107,12 +107,16 @@ fn refusals_are_recognised_despite_punctuation_and_spacing() {
 fn the_prompt_follows_the_question_language_and_numbers_the_sources() {
     let (_dir, collection) = collection_with(vec![doc("a.txt", "alpha beta"), doc("b.txt", "gamma delta")]);
     let hits = collection.search(&WordHash.embed(&["alpha"], EmbedKind::Query).unwrap()[0], 2, None).unwrap();
-    let en = grounded_prompt("What is alpha?", &hits);
+    let en = grounded_prompt("What is alpha?", &hits, PromptStyle::Cited);
     assert!(en[0].content.contains(REFUSAL_EN));
     assert!(en[1].content.contains("[1] (a.txt) alpha beta") && en[1].content.contains("[2] (b.txt)"));
-    let zh = grounded_prompt("阿尔法是什么？", &hits);
+    let zh = grounded_prompt("阿尔法是什么？", &hits, PromptStyle::Cited);
     assert!(zh[0].content.contains(REFUSAL_ZH));
     assert!(zh[1].content.contains("问题：阿尔法是什么？"));
+
+    let tutorial = grounded_prompt("阿尔法是什么？", &hits, PromptStyle::Tutorial);
+    assert!(tutorial[0].content.contains(REFUSAL_ZH) && !tutorial[0].content.contains("[n]"));
+    assert!(tutorial[1].content.contains("alpha beta\n\ngamma delta") && !tutorial[1].content.contains("[1]"));
 }
 
 #[test]

@@ -11,6 +11,12 @@ use super::sse::SseReader;
 
 const CHUNK_SHAPE: &str = r#"a chat completion chunk ({"choices":[{"delta":{"content":"…"}}]})"#;
 const COMPLETION_SHAPE: &str = r#"a chat completion ({"choices":[{"message":{"content":"…"}}]})"#;
+const LOGPROBS_SHAPE: &str =
+    r#"a chat completion with logprobs ({"choices":[{"logprobs":{"content":[{"top_logprobs":[…]}]}}]})"#;
+
+/// How many of the most likely first tokens [`OpenAiChat::choice_probabilities`] asks for: the
+/// most OpenAI's API allows.
+const TOP_LOGPROBS: usize = 20;
 
 /// A chat model behind an OpenAI-compatible `/chat/completions` endpoint, streamed.
 ///
@@ -20,6 +26,10 @@ const COMPLETION_SHAPE: &str = r#"a chat completion ({"choices":[{"message":{"co
 ///
 /// A server that ignores `stream: true` and answers with one JSON completion is understood too;
 /// `on_token` then gets the whole text at once.
+///
+/// [`choice_probabilities`](ChatModel::choice_probabilities) asks for one token with the
+/// [`TOP_LOGPROBS`] most likely first tokens (`logprobs`, `top_logprobs`), which the server must
+/// support (OpenAI, vLLM and llama.cpp's server do).
 ///
 /// The client is blocking: call it from a thread where blocking is allowed (in async code, via
 /// `spawn_blocking`).
@@ -46,6 +56,43 @@ struct ChatRequest<'a> {
     temperature: f32,
     top_p: f32,
     seed: u64,
+}
+
+/// A request for the distribution of the reply's first token.
+#[derive(Serialize)]
+struct LogprobsRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    max_tokens: usize,
+    logprobs: bool,
+    top_logprobs: usize,
+}
+
+#[derive(Deserialize)]
+struct LogprobsCompletion {
+    choices: Vec<LogprobsChoice>,
+}
+
+#[derive(Deserialize)]
+struct LogprobsChoice {
+    logprobs: Option<Logprobs>,
+}
+
+#[derive(Deserialize)]
+struct Logprobs {
+    content: Option<Vec<TokenLogprobs>>,
+}
+
+#[derive(Deserialize)]
+struct TokenLogprobs {
+    #[serde(default)]
+    top_logprobs: Vec<TokenLogprob>,
+}
+
+#[derive(Deserialize)]
+struct TokenLogprob {
+    token: String,
+    logprob: f64,
 }
 
 #[derive(Serialize)]
@@ -156,11 +203,59 @@ impl ChatModel for OpenAiChat {
         }
     }
 
-    fn choice_probabilities(&self, _messages: &[Message], _choices: &[&str]) -> Result<Vec<f32>> {
-        Err(Error::Endpoint(format!(
-            "{}: scoring choices through an OpenAI-compatible endpoint is not supported yet",
-            self.endpoint.config().model
-        )))
+    /// Sums, for each choice, the probabilities of the top first tokens that spell it in any
+    /// case and with or without leading spaces ("Yes", " yes" for "yes"), then normalises over
+    /// the choices. A choice must be a single token of the server's model to be found.
+    fn choice_probabilities(&self, messages: &[Message], choices: &[&str]) -> Result<Vec<f32>> {
+        if let Some(empty) = choices.iter().find(|choice| choice.trim().is_empty()) {
+            return Err(Error::InvalidInput(format!("choice {empty:?} has no tokens")));
+        }
+        let request = LogprobsRequest {
+            model: &self.endpoint.config().model,
+            messages,
+            max_tokens: 1,
+            logprobs: true,
+            top_logprobs: TOP_LOGPROBS,
+        };
+        let url = self.endpoint.url("chat/completions");
+        let response = self.endpoint.post("chat/completions", &request)?;
+        let body = self.endpoint.read_body(&url, response)?;
+        let completion: LogprobsCompletion =
+            serde_json::from_slice(&body).map_err(|err| unexpected_body(&url, LOGPROBS_SHAPE, &body, &err))?;
+        let top = completion
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|choice| choice.logprobs)
+            .and_then(|logprobs| logprobs.content)
+            .and_then(|content| content.into_iter().next())
+            .map(|first| first.top_logprobs)
+            .filter(|top| !top.is_empty())
+            .ok_or_else(|| {
+                Error::Endpoint(format!(
+                    "{url} answered without the logprobs of the first token, so choices cannot be scored; \
+                     use a server that supports `logprobs` and `top_logprobs` (OpenAI, vLLM, llama.cpp's \
+                     server) or a local model"
+                ))
+            })?;
+        let mass: Vec<f64> = choices
+            .iter()
+            .map(|choice| {
+                let choice = choice.trim().to_lowercase();
+                top.iter().filter(|t| t.token.trim_start().to_lowercase() == choice).map(|t| t.logprob.exp()).sum()
+            })
+            .collect();
+        let total: f64 = mass.iter().sum();
+        if total <= 0.0 {
+            let seen: Vec<&str> = top.iter().map(|t| t.token.as_str()).collect();
+            return Err(Error::Endpoint(format!(
+                "none of the choices {choices:?} is among the {} most likely first tokens of {} ({seen:?}); \
+                 ask for one of them explicitly in the prompt",
+                top.len(),
+                self.endpoint.config().model
+            )));
+        }
+        Ok(mass.into_iter().map(|m| (m / total) as f32).collect())
     }
 }
 

@@ -1,0 +1,319 @@
+//! The forward pass of Qwen2 and Llama-family decoders read from GGUF, with a key/value cache
+//! that can be cut back to any prefix of the tokens it holds.
+
+use std::io::{Read, Seek};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::{QMatMul, QTensor, ggml_file::qtensor_from_ggml};
+use candle_core::{DType, Device, Module, Result, Tensor, bail};
+use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
+use candle_nn::rotary_emb::{rope, rope_i};
+
+use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights};
+
+/// A decoder-only transformer: token embedding, blocks of grouped-query attention and a gated
+/// MLP with RMS norms before each, a final norm and the output projection.
+pub(super) struct Transformer {
+    /// Kept quantized: a prompt needs only its own tokens' rows, dequantized one by one (an f32
+    /// table would be Qwen2's 151,936 rows × 896 floats, 545 MB).
+    embedding: QTensor,
+    hidden: usize,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    output: QMatMul,
+    rms_eps: f32,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    /// Rotary embedding tables, `(positions, head_dim / 2)`.
+    cos: Tensor,
+    sin: Tensor,
+    /// Llama pairs neighbouring dimensions (2i, 2i+1) in the rotation; Qwen2 pairs i and
+    /// i + head_dim/2 (GPT-NeoX style), as llama.cpp decides by architecture.
+    rope_interleaved: bool,
+    cache: KvCache,
+}
+
+struct Layer {
+    attention_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    mlp_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// What every layer needs to know about the chunk of tokens being run.
+struct Chunk {
+    pass: Pass,
+    /// The position of the chunk's first token.
+    start: usize,
+    /// The rotary tables' rows for the chunk's positions.
+    cos: Tensor,
+    sin: Tensor,
+    /// The causal mask, `(tokens, start + tokens)`; none for a single token, which sees all.
+    mask: Option<Tensor>,
+}
+
+/// Keys and values of every layer, `(kv_heads, capacity, head_dim)`, of which the first
+/// `tokens.len()` positions are valid.
+#[derive(Default)]
+struct KvCache {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    capacity: usize,
+    /// The tokens at the valid positions.
+    tokens: Vec<u32>,
+    /// How many of the first positions were computed as prompt: only those can be reused.
+    prompt_len: usize,
+}
+
+impl Transformer {
+    /// Reads the weights of `architecture` ("qwen2" or "llama") for a context of
+    /// `context_length` positions.
+    pub(super) fn load<R: Read + Seek>(
+        content: &Content,
+        reader: &mut R,
+        architecture: &str,
+        context_length: usize,
+        prefill_weights: PrefillWeights,
+    ) -> Result<Transformer> {
+        let number = |key: &str| -> Result<&candle_core::quantized::gguf_file::Value> {
+            let key = format!("{architecture}.{key}");
+            content.metadata.get(&key).ok_or_else(|| candle_core::Error::Msg(format!("no {key} in the metadata")))
+        };
+        let heads = number("attention.head_count")?.to_u32()? as usize;
+        let kv_heads = number("attention.head_count_kv")?.to_u32()? as usize;
+        let hidden = number("embedding_length")?.to_u32()? as usize;
+        let block_count = number("block_count")?.to_u32()? as usize;
+        let rms_eps = number("attention.layer_norm_rms_epsilon")?.to_f32()?;
+        let rope_base = number("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
+        let head_dim = hidden / heads;
+        if let Ok(rope_dims) = number("rope.dimension_count").and_then(|v| v.to_u32()) {
+            if rope_dims as usize != head_dim {
+                bail!("rotary embedding over {rope_dims} of {head_dim} head dimensions is not supported");
+            }
+        }
+        if heads % kv_heads != 0 {
+            bail!("{heads} attention heads cannot share {kv_heads} key/value heads");
+        }
+
+        let mut tensor = |name: &str| content.tensor(reader, name, &Device::Cpu);
+        let embedding = tensor("token_embd.weight")?;
+        let output = match tensor("output.weight") {
+            Ok(output) => QMatMul::from_qtensor(output)?,
+            // Tied embeddings: the output projection is the embedding table.
+            Err(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+        };
+        let norm = tensor("output_norm.weight")?.dequantize(&Device::Cpu)?;
+        let mut linear = LinearBuilder::new(prefill_weights);
+        let mut layers = Vec::with_capacity(block_count);
+        for n in 0..block_count {
+            let mut tensor = |name: &str| content.tensor(reader, &format!("blk.{n}.{name}"), &Device::Cpu);
+            let mut projection = |name: &str| -> Result<Linear> {
+                let weights = tensor(&format!("{name}.weight"))?;
+                // Qwen2 has biases on q, k and v; Llama has none.
+                let bias = if content.tensor_infos.contains_key(&format!("blk.{n}.{name}.bias")) {
+                    Some(tensor(&format!("{name}.bias"))?.dequantize(&Device::Cpu)?)
+                } else {
+                    None
+                };
+                linear.build(weights, bias)
+            };
+            let (q, k, v, o) =
+                (projection("attn_q")?, projection("attn_k")?, projection("attn_v")?, projection("attn_output")?);
+            let (gate, up, down) = (projection("ffn_gate")?, projection("ffn_up")?, projection("ffn_down")?);
+            layers.push(Layer {
+                attention_norm: tensor("attn_norm.weight")?.dequantize(&Device::Cpu)?,
+                mlp_norm: tensor("ffn_norm.weight")?.dequantize(&Device::Cpu)?,
+                q,
+                k,
+                v,
+                o,
+                gate,
+                up,
+                down,
+            });
+        }
+        let (cos, sin) = rope_tables(head_dim, rope_base, context_length)?;
+        Ok(Transformer {
+            embedding,
+            hidden,
+            layers,
+            norm,
+            output,
+            rms_eps,
+            heads,
+            kv_heads,
+            head_dim,
+            cos,
+            sin,
+            rope_interleaved: architecture == "llama",
+            cache: KvCache::default(),
+        })
+    }
+
+    /// The tokens whose keys and values are cached and were computed as prompt, in order.
+    pub(super) fn cached_prompt(&self) -> &[u32] {
+        &self.cache.tokens[..self.cache.prompt_len]
+    }
+
+    /// Forgets the cached positions from `len` on.
+    pub(super) fn truncate_cache(&mut self, len: usize) {
+        self.cache.tokens.truncate(len);
+        self.cache.prompt_len = self.cache.prompt_len.min(len);
+    }
+
+    /// Runs `tokens` after the cached ones, caches their keys and values, and returns the
+    /// logits (f32, one per vocabulary entry) of the token that follows the last of them.
+    pub(super) fn forward(&mut self, tokens: &[u32], pass: Pass) -> Result<Tensor> {
+        let Some(last) = tokens.len().checked_sub(1) else { bail!("no tokens to run") };
+        let start = self.cache.tokens.len();
+        let end = start + tokens.len();
+        if end > self.cos.dim(0)? {
+            bail!("{end} positions exceed the context of {}", self.cos.dim(0)?);
+        }
+        self.cache.reserve(end, self.layers.len(), self.kv_heads, self.head_dim, self.cos.dim(0)?)?;
+        let chunk = Chunk {
+            pass,
+            start,
+            cos: self.cos.narrow(0, start, tokens.len())?,
+            sin: self.sin.narrow(0, start, tokens.len())?,
+            mask: if tokens.len() > 1 { Some(causal_mask(tokens.len(), start)?) } else { None },
+        };
+
+        let mut x = self.embed(tokens)?;
+        for (n, layer) in self.layers.iter().enumerate() {
+            let normed = rms_norm(&x, &layer.attention_norm, self.rms_eps)?;
+            let attended = self.attention(n, layer, &normed, &chunk)?;
+            x = (x + attended)?;
+            let normed = rms_norm(&x, &layer.mlp_norm, self.rms_eps)?;
+            let gated = (silu(&layer.gate.forward(&normed, pass)?)? * layer.up.forward(&normed, pass)?)?;
+            x = (x + layer.down.forward(&gated, pass)?)?;
+        }
+        // Only now are all layers' keys and values written: an error above leaves the cache as
+        // it was.
+        self.cache.tokens.extend_from_slice(tokens);
+        if pass == Pass::Prompt && self.cache.prompt_len == start {
+            self.cache.prompt_len = self.cache.tokens.len();
+        }
+        let x = rms_norm(&x.narrow(0, last, 1)?, &self.norm, self.rms_eps)?;
+        self.output.forward(&x)?.squeeze(0)?.to_dtype(DType::F32)
+    }
+
+    /// The embeddings of `tokens`, `(tokens, hidden)`.
+    fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        let dtype = self.embedding.dtype();
+        let row_bytes = self.hidden / dtype.block_size() * dtype.type_size();
+        let table = self.embedding.data()?;
+        let rows = tokens
+            .iter()
+            .map(|&token| {
+                let start = token as usize * row_bytes;
+                let Some(raw) = table.get(start..start + row_bytes) else {
+                    bail!("token {token} is beyond the vocabulary")
+                };
+                qtensor_from_ggml(dtype, raw, vec![self.hidden], &Device::Cpu)?.dequantize(&Device::Cpu)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::stack(&rows, 0)
+    }
+
+    /// Self-attention of `x` (`(tokens, hidden)`) over the cached positions and itself; writes
+    /// its keys and values into layer `n`'s cache.
+    fn attention(&self, n: usize, layer: &Layer, x: &Tensor, chunk: &Chunk) -> Result<Tensor> {
+        let Chunk { pass, start, cos, sin, mask } = chunk;
+        let (pass, start) = (*pass, *start);
+        let tokens = x.dim(0)?;
+        let head_dim = self.head_dim;
+        // (tokens, heads × head_dim) → (heads, tokens, head_dim)
+        let split_heads = |y: Tensor, heads: usize| y.reshape((tokens, heads, head_dim))?.transpose(0, 1)?.contiguous();
+        let rotate = |y: Tensor| -> Result<Tensor> {
+            let y = y.unsqueeze(0)?;
+            let y = if self.rope_interleaved { rope_i(&y, cos, sin)? } else { rope(&y, cos, sin)? };
+            y.squeeze(0)
+        };
+        let q = rotate(split_heads(layer.q.forward(x, pass)?, self.heads)?)?;
+        let k = rotate(split_heads(layer.k.forward(x, pass)?, self.kv_heads)?)?;
+        let v = split_heads(layer.v.forward(x, pass)?, self.kv_heads)?;
+        let (keys, values) = self.cache.write(n, &k, &v, start)?;
+        let positions = start + tokens;
+
+        // The query heads that share a key/value head are stacked as rows of one product
+        // instead of copying the keys and values once per query head.
+        let group = self.heads / self.kv_heads;
+        let q = q.reshape((self.kv_heads, group * tokens, head_dim))?;
+        let scores = (q.matmul(&keys.t()?)? / (head_dim as f64).sqrt())?;
+        let scores = match mask {
+            Some(mask) => scores.reshape((self.kv_heads, group, tokens, positions))?.broadcast_add(mask)?.reshape((
+                self.kv_heads,
+                group * tokens,
+                positions,
+            ))?,
+            None => scores,
+        };
+        let weights = softmax_last_dim(&scores)?;
+        let y = weights.matmul(&values)?;
+        let y = y.reshape((self.heads, tokens, head_dim))?.transpose(0, 1)?.reshape((tokens, self.hidden))?;
+        layer.o.forward(&y, pass)
+    }
+}
+
+impl KvCache {
+    /// Makes room for `positions` positions, keeping what is cached.
+    fn reserve(
+        &mut self,
+        positions: usize,
+        layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        context: usize,
+    ) -> Result<()> {
+        if positions <= self.capacity {
+            return Ok(());
+        }
+        // Doubling keeps the copies of a growing conversation few.
+        let capacity = positions.next_power_of_two().max(256).min(context);
+        let kept = self.tokens.len();
+        let grow = |old: Option<&Tensor>| -> Result<Tensor> {
+            let new = Tensor::zeros((kv_heads, capacity, head_dim), DType::F32, &Device::Cpu)?;
+            if let Some(old) = old.filter(|_| kept > 0) {
+                new.slice_set(&old.narrow(1, 0, kept)?.contiguous()?, 1, 0)?;
+            }
+            Ok(new)
+        };
+        self.keys = (0..layers).map(|n| grow(self.keys.get(n))).collect::<Result<_>>()?;
+        self.values = (0..layers).map(|n| grow(self.values.get(n))).collect::<Result<_>>()?;
+        self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Writes `keys` and `values` (`(kv_heads, tokens, head_dim)`) of layer `n` at `start` and
+    /// returns all of that layer's keys and values up to them.
+    fn write(&self, n: usize, keys: &Tensor, values: &Tensor, start: usize) -> Result<(Tensor, Tensor)> {
+        let end = start + keys.dim(1)?;
+        self.keys[n].slice_set(keys, 1, start)?;
+        self.values[n].slice_set(values, 1, start)?;
+        Ok((self.keys[n].narrow(1, 0, end)?, self.values[n].narrow(1, 0, end)?))
+    }
+}
+
+/// `(tokens, start + tokens)`: 0 where token i (at position start + i) may attend to position
+/// j, minus infinity where j is after it.
+fn causal_mask(tokens: usize, start: usize) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..tokens)
+        .flat_map(|i| (0..start + tokens).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (tokens, start + tokens), &Device::Cpu)
+}
+
+/// Cosine and sine of the rotary angles, position × frequency, for every position.
+fn rope_tables(head_dim: usize, base: f32, positions: usize) -> Result<(Tensor, Tensor)> {
+    let frequencies: Vec<f32> = (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
+    let angles: Vec<f32> = (0..positions).flat_map(|p| frequencies.iter().map(move |f| p as f32 * f)).collect();
+    let angles = Tensor::from_vec(angles, (positions, head_dim / 2), &Device::Cpu)?;
+    Ok((angles.cos()?, angles.sin()?))
+}

@@ -44,6 +44,8 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Files/s, chunks/s, MB/s and peak memory of ingesting folders (into a temporary collection).
+    Ingest(crate::ingest::BenchIngestArgs),
     /// Load time, prefill and decode tokens/s, scoring with a shared prefix, and peak memory of a
     /// chat model, on a generated English prompt.
     Generate {
@@ -86,7 +88,7 @@ fn bench_messages(label: &str, sentences: usize) -> Vec<Message> {
 }
 
 /// Peak resident memory of this process in bytes (`VmHWM`), where the OS reports it.
-fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
@@ -166,6 +168,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Ingest(args) => crate::ingest::bench(ctx, args),
         BenchCommand::Embed { model, texts, limit, max_tokens, json } => {
             let embedder = lore_models::load_embedder(&model, &ctx.home)?;
             let mut texts = read_texts(&texts, limit)?;

@@ -1,13 +1,16 @@
+use std::collections::{HashMap, HashSet};
+use std::fs;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lore_core::{ChunkConfig, SizeUnit};
+use lore_core::{ChunkConfig, EmbedKind, Embedder, SizeUnit, Tokenize};
 use lore_index::Collection;
-use lore_rag::{Source, ingest};
-use serde_json::json;
+use lore_ingest::Discovered;
+use lore_rag::{IngestReport, Source, ingest, remove_vanished};
+use serde_json::{Value, json};
 
 use crate::{Context, print_json};
 
@@ -61,9 +64,20 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 32)]
     overlap: usize,
     /// Read each path as a BEIR corpus.jsonl (one document per record, `_id` as its source).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["sync", "watch"])]
     beir: bool,
-    /// Print a JSON summary instead of text.
+    /// Also remove the documents of files that are gone from the given folders (documents from
+    /// other paths stay). Give the folders as they were given when their files were ingested.
+    #[arg(long)]
+    sync: bool,
+    /// Sync, then keep the collection in sync with the folders until interrupted (Ctrl-C).
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: seconds between looks at the folders; a change is synced once the folders
+    /// have stayed the same for this long.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    watch_interval: f64,
+    /// Print a JSON summary instead of text (with --watch, one line of JSON per sync).
     #[arg(long)]
     json: bool,
 }
@@ -82,6 +96,9 @@ impl IngestArgs {
             window: 256,
             overlap: 32,
             beir: false,
+            sync: false,
+            watch: false,
+            watch_interval: 2.0,
             json: false,
         }
     }
@@ -113,11 +130,19 @@ impl IngestArgs {
     }
 }
 
-pub fn run(ctx: &Context, args: IngestArgs) -> Result<()> {
+/// A collection opened for ingesting, with the embedder and chunking it was built with.
+struct Target {
+    name: String,
+    collection: Collection,
+    embedder: Box<dyn Embedder>,
+    chunking: ChunkConfig,
+}
+
+fn open_target(ctx: &Context, args: &IngestArgs) -> Result<Target> {
     let name = ctx.collection_name(args.collection.clone());
     let dir = ctx.collection_dir(&name);
     let requested_embedder = args.embedder.clone().or_else(|| ctx.config.embedder.clone());
-    let mut collection = if dir.exists() {
+    let (collection, embedder) = if dir.exists() {
         let collection = Collection::open(&dir)?;
         if let Some(chunking) = args.chunking().filter(|c| *c != collection.manifest().chunking) {
             bail!(
@@ -125,84 +150,323 @@ pub fn run(ctx: &Context, args: IngestArgs) -> Result<()> {
                 collection.manifest().chunking
             );
         }
-        collection
-    } else {
-        let embedder_name = requested_embedder.clone().unwrap_or_else(|| "e5-small".into());
-        let embedder = lore_models::load_embedder(&embedder_name, &ctx.home)?;
-        Collection::create(&dir, &embedder_name, embedder.dimension(), args.chunking().unwrap_or_default())?
-    };
-    let embedder_name = collection.manifest().embedder.clone();
-    if let Some(requested) = requested_embedder.filter(|r| *r != embedder_name) {
-        bail!(
-            "collection '{name}' was built with embedder {embedder_name}, not {requested}: choose another collection name"
-        );
-    }
-    let embedder = lore_models::load_embedder(&embedder_name, &ctx.home)?;
-    let chunking = collection.manifest().chunking.clone();
-
-    let mut sources = Vec::new();
-    let mut failed = Vec::new();
-    let mut skipped = Vec::new();
-    if args.beir {
-        for path in &args.paths {
-            let docs = lore_ingest::read_beir_corpus(path)
-                .with_context(|| format!("reading BEIR corpus {}", path.display()))?;
-            sources.extend(docs.into_iter().map(Source::Document));
+        let built_with = collection.manifest().embedder.clone();
+        if let Some(requested) = requested_embedder.filter(|r| *r != built_with) {
+            bail!(
+                "collection '{name}' was built with embedder {built_with}, not {requested}: choose another collection name"
+            );
         }
+        let embedder = lore_models::load_embedder(&built_with, &ctx.home)?;
+        (collection, embedder)
     } else {
-        let found = lore_ingest::discover(&args.paths);
-        failed.extend(found.errors.into_iter().map(|(p, e)| (p.display().to_string(), e)));
-        skipped.extend(found.skipped.into_iter().map(|p| p.display().to_string()));
-        sources.extend(found.files.into_iter().map(Source::File));
+        let embedder_name = requested_embedder.unwrap_or_else(|| "e5-small".into());
+        let embedder = lore_models::load_embedder(&embedder_name, &ctx.home)?;
+        let chunking = args.chunking().unwrap_or_default();
+        (Collection::create(&dir, &embedder_name, embedder.dimension(), chunking)?, embedder)
+    };
+    let chunking = collection.manifest().chunking.clone();
+    Ok(Target { name, collection, embedder, chunking })
+}
+
+/// What one ingest (or one sync of a watched folder) did.
+struct Summary {
+    report: IngestReport,
+    /// Files in formats Lore does not read.
+    skipped: Vec<String>,
+    /// Documents removed because their file is gone (--sync, --watch).
+    removed: Vec<String>,
+    seconds: f64,
+}
+
+impl Summary {
+    fn succeeded(&self) -> usize {
+        self.report.added + self.report.replaced + self.report.unchanged
     }
 
-    let bar = ProgressBar::new(sources.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} documents, {msg} [{elapsed}]")?
-            .progress_chars("=> "),
-    );
-    let started = Instant::now();
-    let mut report = ingest(&mut collection, embedder.as_ref(), &chunking, sources, &mut |p| {
-        bar.set_position(p.sources_done as u64);
-        let rate = p.chunks_embedded as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("{} chunks ({rate:.1}/s)", p.chunks_embedded));
-    })?;
-    bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    report.failed.splice(0..0, failed);
-
-    if args.json {
-        print_json(&json!({
-            "collection": name,
+    fn to_json(&self, collection: &str) -> Value {
+        let report = &self.report;
+        json!({
+            "collection": collection,
+            "files": {
+                "succeeded": self.succeeded(),
+                "skipped": self.skipped.len(),
+                "failed": report.failed.len(),
+                "removed": self.removed.len(),
+            },
             "added": report.added,
             "replaced": report.replaced,
             "unchanged": report.unchanged,
             "chunks": report.chunks,
             "failed": report.failed.iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect::<Vec<_>>(),
-            "skipped": skipped,
-            "seconds": seconds,
-            "chunks_per_second": report.chunks as f64 / seconds.max(1e-9),
-        }))?;
-    } else {
+            "skipped": self.skipped,
+            "removed": self.removed,
+            "seconds": self.seconds,
+            "chunks_per_second": report.chunks as f64 / self.seconds.max(1e-9),
+        })
+    }
+
+    fn print_text(&self, collection: &str) {
+        let report = &self.report;
         eprintln!(
-            "{name}: {} added, {} replaced, {} unchanged, {} failed, {} skipped; {} chunks in {seconds:.1} s ({:.1} chunks/s)",
+            "{collection}: {} files ingested ({} added, {} replaced, {} unchanged), {} failed, {} skipped, {} removed; \
+             {} chunks in {:.1} s ({:.1} chunks/s)",
+            self.succeeded(),
             report.added,
             report.replaced,
             report.unchanged,
             report.failed.len(),
-            skipped.len(),
+            self.skipped.len(),
+            self.removed.len(),
             report.chunks,
-            report.chunks as f64 / seconds.max(1e-9)
+            self.seconds,
+            report.chunks as f64 / self.seconds.max(1e-9)
         );
         for (path, reason) in &report.failed {
             eprintln!("  failed: {path}: {reason}");
         }
-        for path in &skipped {
+        for path in &self.skipped {
             eprintln!("  skipped (format not read): {path}");
         }
+        for source in &self.removed {
+            eprintln!("  removed (file gone): {source}");
+        }
     }
-    if !report.failed.is_empty() {
+}
+
+pub fn run(ctx: &Context, args: IngestArgs) -> Result<()> {
+    let mut target = open_target(ctx, &args)?;
+    if args.watch {
+        return watch(&mut target, &args);
+    }
+    let summary = if args.beir {
+        let mut sources = Vec::new();
+        for path in &args.paths {
+            let docs = lore_ingest::read_beir_corpus(path)
+                .with_context(|| format!("reading BEIR corpus {}", path.display()))?;
+            sources.extend(docs.into_iter().map(Source::Document));
+        }
+        let started = Instant::now();
+        let report = ingest_with_bar(&mut target, sources)?;
+        Summary { report, skipped: Vec::new(), removed: Vec::new(), seconds: started.elapsed().as_secs_f64() }
+    } else {
+        let found = lore_ingest::discover(&args.paths);
+        ingest_found(&mut target, &args.paths, found, None, args.sync)?
+    };
+    if args.json {
+        print_json(&summary.to_json(&target.name))?;
+    } else {
+        summary.print_text(&target.name);
+    }
+    if !summary.report.failed.is_empty() {
         std::process::exit(2);
+    }
+    Ok(())
+}
+
+/// Ingests the files `found` under `roots` (only those in `only`, when given), then, when
+/// `sync`, removes the documents of files gone from the roots.
+fn ingest_found(
+    target: &mut Target,
+    roots: &[PathBuf],
+    found: Discovered,
+    only: Option<&HashSet<PathBuf>>,
+    sync: bool,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let sources = found
+        .files
+        .iter()
+        .filter(|path| only.is_none_or(|only| only.contains(*path)))
+        .map(|path| Source::File(path.clone()))
+        .collect();
+    let mut report = ingest_with_bar(target, sources)?;
+    let unreadable = found.errors.iter().map(|(path, e)| (path.display().to_string(), e.clone()));
+    report.failed.splice(0..0, unreadable);
+    let removed = if sync { remove_vanished(&mut target.collection, roots, &found)? } else { Vec::new() };
+    let skipped = found.skipped.iter().map(|path| path.display().to_string()).collect();
+    Ok(Summary { report, skipped, removed, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Ingests `sources` under a progress bar showing files, chunks and their rates.
+fn ingest_with_bar(target: &mut Target, sources: Vec<Source>) -> Result<IngestReport> {
+    let bar = ProgressBar::new(sources.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files ({per_sec}), {msg} [{elapsed}]")?
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let report = ingest(&mut target.collection, target.embedder.as_ref(), &target.chunking, sources, &mut |p| {
+        bar.set_position(p.sources_done as u64);
+        let rate = p.chunks_embedded as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("{} chunks ({rate:.1}/s)", p.chunks_embedded));
+    });
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+/// When and how large each file was at a look at the folders.
+type Snapshot = HashMap<PathBuf, (Option<SystemTime>, u64)>;
+
+fn snapshot(found: &Discovered) -> Snapshot {
+    found
+        .files
+        .iter()
+        .map(|path| {
+            let meta = fs::metadata(path).ok();
+            let stamp = meta.as_ref().map_or((None, 0), |m| (m.modified().ok(), m.len()));
+            (path.clone(), stamp)
+        })
+        .collect()
+}
+
+/// Syncs the folders, then looks at them every `--watch-interval` and syncs what changed.
+///
+/// Polling modification times and sizes rather than subscribing to file events (inotify):
+/// it works the same on network and FUSE mounts, where document folders often live and events
+/// are not delivered, needs no watch per folder (inotify's per-user limit), and a look at a
+/// folder of thousands of files costs milliseconds (see docs/ingest.md). A change is synced
+/// once two looks in a row agree, so a folder being copied is synced once, when the copy ends.
+///
+/// Interrupting is safe at any moment: each document is written in one transaction, so the
+/// collection holds every document wholly old or wholly new, and the next sync finishes the rest.
+fn watch(target: &mut Target, args: &IngestArgs) -> Result<()> {
+    if !args.watch_interval.is_finite() || args.watch_interval <= 0.0 {
+        bail!("--watch-interval must be a positive number of seconds, not {}", args.watch_interval);
+    }
+    let interval = Duration::from_secs_f64(args.watch_interval);
+    let report = |target: &Target, summary: &Summary| -> Result<()> {
+        if args.json {
+            // One JSON object per line, one line per sync.
+            println!("{}", serde_json::to_string(&summary.to_json(&target.name))?);
+        } else {
+            summary.print_text(&target.name);
+        }
+        Ok(())
+    };
+    let found = lore_ingest::discover(&args.paths);
+    let mut seen = snapshot(&found);
+    let first = ingest_found(target, &args.paths, found, None, true)?;
+    report(target, &first)?;
+    if !args.json {
+        eprintln!("watching {} for changes (Ctrl-C to stop)", display_paths(&args.paths));
+    }
+    loop {
+        std::thread::sleep(interval);
+        let mut found = lore_ingest::discover(&args.paths);
+        let mut now = snapshot(&found);
+        if now == seen {
+            continue;
+        }
+        // Wait until the folders stop changing.
+        loop {
+            std::thread::sleep(interval);
+            let again = lore_ingest::discover(&args.paths);
+            let later = snapshot(&again);
+            if later == now {
+                break;
+            }
+            (found, now) = (again, later);
+        }
+        let changed: HashSet<PathBuf> =
+            now.iter().filter(|(path, stamp)| seen.get(*path) != Some(*stamp)).map(|(path, _)| path.clone()).collect();
+        let summary = ingest_found(target, &args.paths, found, Some(&changed), true)?;
+        report(target, &summary)?;
+        seen = now;
+    }
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[derive(Args)]
+pub struct BenchIngestArgs {
+    /// Files or folders to ingest, into a temporary collection that is deleted afterwards.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Parse, chunk and store with a placeholder vector instead of embedding.
+    #[arg(long)]
+    no_embed: bool,
+    /// Embedder name or path.
+    #[arg(long, default_value = "e5-small")]
+    embedder: String,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Stands in for the embedder in `lore bench ingest --no-embed`: every chunk gets the same
+/// vector, of e5-small's size so that storing costs what it does with e5-small.
+struct PlaceholderEmbedder;
+
+impl Embedder for PlaceholderEmbedder {
+    fn id(&self) -> &str {
+        "placeholder"
+    }
+    fn dimension(&self) -> usize {
+        384
+    }
+    fn max_tokens(&self) -> usize {
+        512
+    }
+    fn tokenizer(&self) -> Option<&dyn Tokenize> {
+        None
+    }
+    fn embed(&self, texts: &[&str], _: EmbedKind) -> Result<Vec<Vec<f32>>, lore_core::Error> {
+        let mut unit = vec![0.0; self.dimension()];
+        unit[0] = 1.0;
+        Ok(vec![unit; texts.len()])
+    }
+}
+
+/// `lore bench ingest`: ingests folders into a temporary collection with the default chunking
+/// and reports files/s, chunks/s, MB/s and the process's peak memory.
+pub fn bench(ctx: &Context, args: BenchIngestArgs) -> Result<()> {
+    let embedder: Box<dyn Embedder> = if args.no_embed {
+        Box::new(PlaceholderEmbedder)
+    } else {
+        lore_models::load_embedder(&args.embedder, &ctx.home)?
+    };
+    let scratch = tempfile::tempdir()?;
+    let chunking = ChunkConfig::default();
+    let collection = Collection::create(scratch.path(), embedder.id(), embedder.dimension(), chunking.clone())?;
+    let mut target = Target { name: "bench".into(), collection, embedder, chunking };
+    let found = lore_ingest::discover(&args.paths);
+    let bytes: u64 = found.files.iter().filter_map(|path| fs::metadata(path).ok()).map(|m| m.len()).sum();
+    let files = found.files.len();
+    let summary = ingest_found(&mut target, &args.paths, found, None, false)?;
+    let seconds = summary.seconds.max(1e-9);
+    let chunks = summary.report.chunks;
+    let peak_mb =
+        crate::bench::peak_rss_bytes().context("peak memory is read from /proc/self/status (Linux only)")? as f64 / 1e6;
+    let embedder_name = if args.no_embed { "none".to_string() } else { args.embedder.clone() };
+    let result = json!({
+        "embedder": embedder_name,
+        "files": files,
+        "failed": summary.report.failed.len(),
+        "chunks": chunks,
+        "megabytes": bytes as f64 / 1e6,
+        "seconds": seconds,
+        "files_per_second": files as f64 / seconds,
+        "chunks_per_second": chunks as f64 / seconds,
+        "megabytes_per_second": bytes as f64 / 1e6 / seconds,
+        "peak_memory_megabytes": peak_mb,
+    });
+    if args.json {
+        return print_json(&result);
+    }
+    println!(
+        "{}: {files} files ({} failed), {:.1} MB, {chunks} chunks in {seconds:.1} s: {:.1} files/s, {:.1} chunks/s, \
+         {:.2} MB/s; peak memory {peak_mb:.0} MB (embedder: {embedder_name})",
+        display_paths(&args.paths),
+        summary.report.failed.len(),
+        bytes as f64 / 1e6,
+        files as f64 / seconds,
+        chunks as f64 / seconds,
+        bytes as f64 / 1e6 / seconds,
+    );
+    for (path, reason) in &summary.report.failed {
+        eprintln!("  failed: {path}: {reason}");
     }
     Ok(())
 }

@@ -64,7 +64,7 @@ enum Command {
     /// Run several pipeline configurations on one dataset: a Markdown leaderboard on stdout and
     /// a self-contained HTML report with every answer.
     Arena(arena::ArenaArgs),
-    /// Measure embedding throughput, query latency and generation speed.
+    /// Measure embedding and ingest throughput, query latency and generation speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }

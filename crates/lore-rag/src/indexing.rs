@@ -1,7 +1,11 @@
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
+use std::thread;
 
 use lore_core::{Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Result};
 use lore_index::{Collection, UpsertOutcome};
+use lore_ingest::Discovered;
 
 /// How many chunks are embedded together: large enough to batch well, small enough that a
 /// progress bar moves and an interruption loses little.
@@ -13,9 +17,10 @@ pub enum Source {
     Document(Document),
 }
 
-/// Progress of an ingest, reported after each batch.
+/// Progress of an ingest, reported after each source.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
+    /// Sources stored, found unchanged or failed.
     pub sources_done: usize,
     pub sources_total: usize,
     pub chunks_embedded: usize,
@@ -28,14 +33,26 @@ pub struct IngestReport {
     pub replaced: usize,
     /// Documents whose content hash was already in the collection: nothing was embedded.
     pub unchanged: usize,
-    /// Sources that could not be ingested, with the reason; the others were ingested anyway.
+    /// Sources that could not be ingested, with the reason, by name; the others were ingested anyway.
     pub failed: Vec<(String, String)>,
     pub chunks: usize,
+}
+
+/// A source after the parallel stage: chunked and ready to embed, unchanged, or failed.
+enum Prepared {
+    Chunked(Document, Vec<Chunk>),
+    Unchanged,
+    Failed(String, String),
 }
 
 /// Parses, chunks, embeds and stores `sources` into `collection`. One source failing is
 /// recorded in the report and does not stop the others; each document is stored in its own
 /// transaction, so an interruption leaves every document either fully old or fully new.
+///
+/// Parsing and chunking run on one thread per core while this thread embeds and stores, with
+/// only a few documents per thread waiting at any time, so memory stays bounded however large
+/// the folder. Documents therefore reach the collection in no fixed order. A document whose
+/// content hash is already stored for its source is not chunked or embedded again.
 pub fn ingest(
     collection: &mut Collection,
     embedder: &dyn Embedder,
@@ -44,52 +61,94 @@ pub fn ingest(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<IngestReport> {
     collection.check_embedder(embedder.id(), embedder.dimension())?;
+    let stored: HashMap<String, String> =
+        collection.documents()?.into_iter().map(|doc| (doc.source, doc.content_hash)).collect();
     let mut report = IngestReport::default();
     let mut progress = Progress { sources_total: sources.len(), ..Progress::default() };
-    let mut pending: Vec<(Document, Vec<Chunk>)> = Vec::new();
-    let mut pending_chunks = 0;
-    let mut sources = sources.into_iter().peekable();
-    while let Some(source) = sources.next() {
-        let (name, parsed) = match source {
-            Source::File(path) => (path.display().to_string(), lore_ingest::parse(&path)),
-            Source::Document(doc) => (doc.source.clone(), Ok(doc)),
-        };
-        let prepared = parsed.and_then(|doc| {
-            if collection.document_hash(&doc.source)?.as_deref() == Some(doc.content_hash.as_str()) {
-                return Ok(None);
-            }
-            let chunks = lore_ingest::chunk(&doc, chunking, Some(embedder))?;
-            if chunks.is_empty() {
-                // An empty result is almost always a problem (an empty file, a scan without
-                // text): say so rather than store a document nobody can find.
-                return Err(Error::Parse { path: doc.source, reason: "no text to index".into() });
-            }
-            Ok(Some((doc, chunks)))
-        });
-        match prepared {
-            Ok(Some((doc, chunks))) => {
-                pending_chunks += chunks.len();
-                pending.push((doc, chunks));
-            }
-            Ok(None) => {
-                report.unchanged += 1;
-                progress.sources_done += 1;
-            }
-            Err(e) => {
-                report.failed.push((name, e.to_string()));
-                progress.sources_done += 1;
-            }
+    let workers = thread::available_parallelism().map_or(1, usize::from).min(sources.len()).max(1);
+    let queue = Mutex::new(sources.into_iter());
+    thread::scope(|scope| {
+        // A bounded channel: workers wait when the embedder falls behind instead of parsing
+        // the whole folder into memory.
+        let (sender, receiver) = mpsc::sync_channel(workers);
+        for _ in 0..workers {
+            let (sender, queue, stored) = (sender.clone(), &queue, &stored);
+            scope.spawn(move || {
+                loop {
+                    let Some(source) = queue.lock().expect("no worker panics holding the queue").next() else {
+                        break;
+                    };
+                    // A closed channel means the storing side stopped on an error.
+                    if sender.send(prepare(source, stored, chunking, embedder)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        if pending_chunks >= EMBED_BATCH || sources.peek().is_none() {
-            let docs = std::mem::take(&mut pending);
-            pending_chunks = 0;
-            progress.sources_done += docs.len();
-            store_batch(collection, embedder, docs, &mut report)?;
-            progress.chunks_embedded = report.chunks;
+        drop(sender);
+        let mut pending: Vec<(Document, Vec<Chunk>)> = Vec::new();
+        let mut pending_chunks = 0;
+        let mut received = receiver.into_iter().peekable();
+        while let Some(prepared) = received.next() {
+            match prepared {
+                Prepared::Chunked(doc, chunks) => {
+                    pending_chunks += chunks.len();
+                    pending.push((doc, chunks));
+                }
+                Prepared::Unchanged => {
+                    report.unchanged += 1;
+                    progress.sources_done += 1;
+                }
+                Prepared::Failed(name, reason) => {
+                    report.failed.push((name, reason));
+                    progress.sources_done += 1;
+                }
+            }
+            // `peek` blocks until the next source is ready or every worker is done.
+            if pending_chunks >= EMBED_BATCH || (!pending.is_empty() && received.peek().is_none()) {
+                let docs = std::mem::take(&mut pending);
+                pending_chunks = 0;
+                progress.sources_done += docs.len();
+                store_batch(collection, embedder, docs, &mut report)?;
+                progress.chunks_embedded = report.chunks;
+            }
             on_progress(progress);
         }
-    }
+        Ok::<_, Error>(())
+    })?;
+    report.failed.sort();
     Ok(report)
+}
+
+fn prepare(
+    source: Source,
+    stored: &HashMap<String, String>,
+    chunking: &ChunkConfig,
+    embedder: &dyn Embedder,
+) -> Prepared {
+    let (name, parsed) = match source {
+        Source::File(path) => (path.display().to_string(), lore_ingest::parse(&path)),
+        Source::Document(doc) => (doc.source.clone(), Ok(doc)),
+    };
+    let chunked = parsed.and_then(|doc| {
+        if stored.get(&doc.source) == Some(&doc.content_hash) {
+            return Ok(None);
+        }
+        let chunks = lore_ingest::chunk(&doc, chunking, Some(embedder))?;
+        if chunks.is_empty() {
+            // An empty result is almost always a problem (an empty file, a scan without
+            // text): say so rather than store a document nobody can find.
+            return Err(Error::Parse { path: doc.source, reason: "no text to index".into() });
+        }
+        Ok(Some((doc, chunks)))
+    });
+    match chunked {
+        Ok(Some((doc, chunks))) => Prepared::Chunked(doc, chunks),
+        Ok(None) => Prepared::Unchanged,
+        // The report pairs the name with the reason: the error's own mention of the path would repeat it.
+        Err(Error::Parse { path, reason }) if path == name => Prepared::Failed(name, reason),
+        Err(e) => Prepared::Failed(name, e.to_string()),
+    }
 }
 
 fn store_batch(
@@ -111,4 +170,28 @@ fn store_batch(
         report.chunks += chunks.len();
     }
     Ok(())
+}
+
+/// Deletes the documents of files that are gone from the folders (or files) in `roots`:
+/// those whose source lies under a root but that `found` (the discovery of those roots) no
+/// longer lists. Documents from elsewhere are never touched, and neither are documents under a
+/// path that could not be read (a missing root, an unreadable folder): a folder that is
+/// unmounted or mistyped must not empty the collection. Returns the deleted sources, sorted.
+///
+/// Sources are matched as written, so give the roots the way they were given when the files
+/// were ingested (`docs` and `./docs` are different sources).
+pub fn remove_vanished(collection: &mut Collection, roots: &[PathBuf], found: &Discovered) -> Result<Vec<String>> {
+    let present: HashSet<&Path> = found.files.iter().map(PathBuf::as_path).collect();
+    let unreadable: Vec<&Path> = found.errors.iter().map(|(path, _)| path.as_path()).collect();
+    let mut removed = Vec::new();
+    for doc in collection.documents()? {
+        let path = Path::new(&doc.source);
+        let vanished = roots.iter().any(|root| path.starts_with(root))
+            && !present.contains(path)
+            && !unreadable.iter().any(|bad| path.starts_with(bad));
+        if vanished && collection.delete_document(&doc.source)? {
+            removed.push(doc.source);
+        }
+    }
+    Ok(removed)
 }

@@ -48,7 +48,7 @@ mod rewrite;
 mod support;
 
 pub use fusion::{WeightedList, fuse};
-pub use indexing::{IngestReport, Progress, Source, ingest};
+pub use indexing::{IngestReport, Progress, Source, ingest, remove_vanished};
 pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, Retriever, RetrieverHits};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};

@@ -77,14 +77,38 @@ pub fn docx() -> Vec<u8> {
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:footnotes {W}><w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote><w:footnote w:id="1"><w:p><w:r><w:t>Answers cite their sources.</w:t></w:r></w:p></w:footnote></w:footnotes>"#
     );
     zip(&[
-        (
-            "[Content_Types].xml",
-            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#,
-        ),
+        ("[Content_Types].xml", CONTENT_TYPES),
         ("word/document.xml", &document),
         ("word/styles.xml", &styles),
         ("word/footnotes.xml", &footnotes),
         ("docProps/core.xml", &core_properties("The Lore Handbook")),
+    ])
+}
+
+/// Escapes text for XML content.
+pub fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+const CONTENT_TYPES: &str =
+    r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#;
+
+/// A Word document of any length: a title, then per section a Heading 1 and its paragraphs.
+pub fn docx_with(title: &str, sections: &[(String, Vec<String>)]) -> Vec<u8> {
+    let mut body = paragraph(Some("Title"), &xml_escape(title));
+    for (heading, paragraphs) in sections {
+        body.push_str(&paragraph(Some("Heading1"), &xml_escape(heading)));
+        for text in paragraphs {
+            body.push_str(&paragraph(None, &xml_escape(text)));
+        }
+    }
+    let document = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document {W}><w:body>{body}</w:body></w:document>"#
+    );
+    zip(&[
+        ("[Content_Types].xml", CONTENT_TYPES),
+        ("word/document.xml", &document),
+        ("docProps/core.xml", &core_properties(&xml_escape(title))),
     ])
 }
 
@@ -137,10 +161,7 @@ pub fn pptx() -> Vec<u8> {
         shape(r#"<p:ph type="sldNum" idx="5"/>"#, &["1"]),
     );
     zip(&[
-        (
-            "[Content_Types].xml",
-            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#,
-        ),
+        ("[Content_Types].xml", CONTENT_TYPES),
         ("ppt/presentation.xml", &presentation),
         (
             "ppt/_rels/presentation.xml.rels",
@@ -154,6 +175,58 @@ pub fn pptx() -> Vec<u8> {
         ),
         ("ppt/notesSlides/notesSlide1.xml", &notes),
     ])
+}
+
+/// A deck of any length: per slide a title, body paragraphs and speaker notes.
+pub fn pptx_with(slides: &[(String, Vec<String>, String)]) -> Vec<u8> {
+    let ids: String =
+        (0..slides.len()).map(|i| format!(r#"<p:sldId id="{}" r:id="rId{}"/>"#, 256 + i, i + 1)).collect();
+    let presentation = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:presentation {P}><p:sldIdLst>{ids}</p:sldIdLst></p:presentation>"#
+    );
+    let targets: Vec<(String, String)> =
+        (0..slides.len()).map(|i| (format!("rId{}", i + 1), format!("slides/slide{}.xml", i + 1))).collect();
+    let links: Vec<(&str, &str, &str)> =
+        targets.iter().map(|(id, target)| (id.as_str(), "slide", target.as_str())).collect();
+    let mut parts = vec![
+        ("[Content_Types].xml".to_string(), CONTENT_TYPES.to_string()),
+        ("ppt/presentation.xml".to_string(), presentation),
+        ("ppt/_rels/presentation.xml.rels".to_string(), relationships(&links)),
+    ];
+    for (i, (title, body, notes)) in slides.iter().enumerate() {
+        let n = i + 1;
+        let body: Vec<String> = body.iter().map(|t| xml_escape(t)).collect();
+        let body: Vec<&str> = body.iter().map(String::as_str).collect();
+        let shapes = [shape(r#"<p:ph type="title"/>"#, &[&xml_escape(title)]), shape(r#"<p:ph idx="1"/>"#, &body)];
+        parts.push((format!("ppt/slides/slide{n}.xml"), slide(&shapes.concat())));
+        parts.push((
+            format!("ppt/slides/_rels/slide{n}.xml.rels"),
+            relationships(&[("rId1", "notesSlide", &format!("../notesSlides/notesSlide{n}.xml"))]),
+        ));
+        let notes = format!(
+            r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><p:notes {P}><p:cSld><p:spTree>{}</p:spTree></p:cSld></p:notes>"#,
+            shape(r#"<p:ph type="body" idx="1"/>"#, &[&xml_escape(notes)])
+        );
+        parts.push((format!("ppt/notesSlides/notesSlide{n}.xml"), notes));
+    }
+    let parts: Vec<(&str, &str)> = parts.iter().map(|(name, content)| (name.as_str(), content.as_str())).collect();
+    zip(&parts)
+}
+
+/// A workbook of one sheet: a header row, then `rows`.
+pub fn xlsx_with(sheet: &str, headers: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let worksheet = workbook.add_worksheet();
+    worksheet.set_name(sheet).unwrap();
+    for (col, header) in headers.iter().enumerate() {
+        worksheet.write_string(0, col as u16, *header).unwrap();
+    }
+    for (row, cells) in rows.iter().enumerate() {
+        for (col, cell) in cells.iter().enumerate() {
+            worksheet.write_string(row as u32 + 1, col as u16, cell).unwrap();
+        }
+    }
+    workbook.save_to_buffer().unwrap()
 }
 
 /// A workbook with a "Prices" sheet (text, numbers, a date, an empty cell) and a "Staff" sheet.

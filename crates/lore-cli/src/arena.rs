@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, args: ArenaArgs) -> Result<()> {
                 let stats = index.collection.stats()?;
                 let deep =
                     lore_core::PipelineConfig { top_k: chunk_depth(stats.documents, stats.chunks), ..config.clone() };
-                let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), deep)?;
+                let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), deep)?.with_chat(chat);
                 let bar = progress_bar(queries.len(), &format!("{}: retrieving", contender.name));
                 let ranked = rank_documents(&pipeline, queries, &mut || bar.inc(1))?;
                 bar.finish_and_clear();

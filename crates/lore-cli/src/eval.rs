@@ -54,6 +54,10 @@ pub struct RetrievalArgs {
     /// tutorial) or a TOML file of pipeline settings.
     #[arg(long, default_value = "dense")]
     pipeline: String,
+    /// Chat model for pipelines that rewrite queries or rerank with the LLM (hyde, multi-query,
+    /// step-back, hybrid-rerank), overriding the pipeline's [default: qwen-0.5b].
+    #[arg(long, env = "LORE_LLM")]
+    llm: Option<String>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -258,7 +262,13 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
     let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)?;
     let stats = index.collection.stats()?;
     config.top_k = chunk_depth(stats.documents, stats.chunks);
-    let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), config)?;
+    let chat = Pipeline::needs_chat(&config)
+        .then(|| lore_models::load_chat(&generator(ctx, [args.llm.as_ref(), config.llm.as_ref()]), &ctx.home))
+        .transpose()?;
+    let mut pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), config)?;
+    if let Some(chat) = &chat {
+        pipeline = pipeline.with_chat(chat.as_ref());
+    }
 
     let bar = progress_bar(queries.len(), "retrieving");
     let started = Instant::now();
@@ -289,8 +299,10 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
         "ingest_s": index.ingest_seconds,
         "embedded_chunks": index.embedded_chunks,
         "queries_s": query_seconds,
+        "rewrite_ms_per_query": ranked.iter().map(|r| r.rewrite_ms).sum::<f64>() / n,
         "embed_ms_per_query": ranked.iter().map(|r| r.embed_ms).sum::<f64>() / n,
         "search_ms_per_query": ranked.iter().map(|r| r.search_ms).sum::<f64>() / n,
+        "rerank_ms_per_query": ranked.iter().map(|r| r.rerank_ms).sum::<f64>() / n,
     });
     if args.json {
         return print_json(&json!({

@@ -54,6 +54,10 @@ pub struct RetrievalArgs {
     /// tutorial) or a TOML file of pipeline settings.
     #[arg(long, default_value = "dense")]
     pipeline: String,
+    /// Chat model for pipelines that rewrite queries or rerank with the LLM (hyde, multi-query,
+    /// step-back, hybrid-rerank), overriding the pipeline's [default: qwen-0.5b].
+    #[arg(long, env = "LORE_LLM")]
+    llm: Option<String>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -259,7 +263,8 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
     let stats = index.collection.stats()?;
     config.top_k = chunk_depth(stats.documents, stats.chunks);
     // Rewriting and LLM reranking use the pipeline's chat model (else lore.toml's, else qwen-0.5b).
-    let models = crate::ask::PipelineModels::load(ctx, &config, &generator(ctx, [config.llm.as_ref(), None]))?;
+    let models =
+        crate::ask::PipelineModels::load(ctx, &config, &generator(ctx, [args.llm.as_ref(), config.llm.as_ref()]))?;
     let pipeline = models.attach(Pipeline::new(&index.collection, index.embedder.as_ref(), config)?);
 
     let bar = progress_bar(queries.len(), "retrieving");
@@ -291,8 +296,10 @@ fn retrieval(ctx: &Context, args: RetrievalArgs) -> Result<()> {
         "ingest_s": index.ingest_seconds,
         "embedded_chunks": index.embedded_chunks,
         "queries_s": query_seconds,
+        "rewrite_ms_per_query": ranked.iter().map(|r| r.rewrite_ms).sum::<f64>() / n,
         "embed_ms_per_query": ranked.iter().map(|r| r.embed_ms).sum::<f64>() / n,
         "search_ms_per_query": ranked.iter().map(|r| r.search_ms).sum::<f64>() / n,
+        "rerank_ms_per_query": ranked.iter().map(|r| r.rerank_ms).sum::<f64>() / n,
     });
     if args.json {
         return print_json(&json!({

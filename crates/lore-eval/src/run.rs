@@ -1,6 +1,7 @@
 //! Running a pipeline over a dataset: the collection it is evaluated in, the documents it ranks
 //! per query, and the questions it answers with their scores.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use lore_core::{Answer, ChatModel, ChunkConfig, Error, Result};
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Grounding, GroundingScores, GroundingSummary, Judge, JudgeSummary, Judgement, QaItem, QaScores, QaSummary, Query,
-    RetrievalMetrics, Run, Unscored, best_chunk_per_document,
+    RetrievalMetrics, Run, Unscored,
 };
 
 /// How many documents are ranked per query: the deepest cutoff reported.
@@ -58,10 +59,13 @@ pub fn chunk_depth(documents: usize, chunks: usize) -> usize {
 #[derive(Clone, Debug, Serialize)]
 pub struct RankedQuery {
     pub query_id: String,
-    /// Each document scored by its best chunk, best first, at most [`RETRIEVAL_DEPTH`].
+    /// Documents in the order of their best-placed chunk in the pipeline's ranking, with that
+    /// chunk's score; at most [`RETRIEVAL_DEPTH`].
     pub documents: Vec<(String, f32)>,
+    pub rewrite_ms: f64,
     pub embed_ms: f64,
     pub search_ms: f64,
+    pub rerank_ms: f64,
 }
 
 /// Ranks the documents for each query with `pipeline`, whose `top_k` is the number of chunks
@@ -71,22 +75,40 @@ pub fn rank_documents(pipeline: &Pipeline, queries: &[Query], on_query: &mut dyn
         .iter()
         .map(|query| {
             let found = pipeline.retrieve(&query.text)?;
-            let mut documents = best_chunk_per_document(&found.hits);
-            documents.truncate(RETRIEVAL_DEPTH);
+            let mut seen = HashSet::new();
+            let documents: Vec<(String, f32)> = found
+                .hits
+                .iter()
+                .filter(|hit| seen.insert(hit.source.as_str()))
+                .take(RETRIEVAL_DEPTH)
+                .map(|hit| (hit.source.clone(), hit.score))
+                .collect();
             on_query();
             Ok(RankedQuery {
                 query_id: query.id.clone(),
                 documents,
+                rewrite_ms: found.rewrite_ms,
                 embed_ms: found.embed_ms,
                 search_ms: found.search_ms,
+                rerank_ms: found.rerank_ms,
             })
         })
         .collect()
 }
 
-/// The run [`crate::evaluate`] scores.
+/// The run [`crate::evaluate`] scores. Each document scores by its place in the pipeline's
+/// order, not by its chunk's score: after reranking, the reranked head and the tail behind it
+/// carry scores on different scales, and the order is what the pipeline answers with. (With
+/// one retriever the two agree, but for exact ties, which the pipeline breaks by chunk id.)
 pub fn as_run(ranked: &[RankedQuery]) -> Run {
-    ranked.iter().map(|r| (r.query_id.clone(), r.documents.clone())).collect()
+    ranked
+        .iter()
+        .map(|r| {
+            let n = r.documents.len();
+            let scored = r.documents.iter().enumerate().map(|(i, (doc, _))| (doc.clone(), (n - i) as f32)).collect();
+            (r.query_id.clone(), scored)
+        })
+        .collect()
 }
 
 /// The metrics BEIR reports, by name (`ndcg@10`, `recall@1` … `recall@100`, `mrr@10`, `map@100`,

@@ -114,6 +114,112 @@ fn ingest_query_and_answer_with_real_models() {
 }
 
 #[test]
+fn hybrid_retrieval_explains_itself_and_filters_apply() {
+    let home = Home::with_models();
+    let docs = home.path().join("docs");
+    for folder in ["notes", "papers"] {
+        fs::create_dir_all(docs.join(folder)).unwrap();
+    }
+    fs::write(
+        docs.join("notes/borrow.txt"),
+        "The Rust compiler reports error E0502 when a value is borrowed as mutable while it is also borrowed as immutable.",
+    )
+    .unwrap();
+    fs::write(docs.join("notes/tea.txt"), "Green tea is brewed with water at about 80 degrees for two minutes.")
+        .unwrap();
+    for (name, year, text) in [
+        ("old.json", 2019, "An early study of memory safety in systems programming languages."),
+        ("new.json", 2023, "A recent study of memory safety bugs found by the borrow checker."),
+    ] {
+        let record = serde_json::json!({"text": text, "year": year});
+        fs::write(docs.join("papers").join(name), record.to_string()).unwrap();
+    }
+    home.json(&["ingest", docs.to_str().unwrap(), "-c", "t", "--json"]);
+
+    let found = home.json(&[
+        "query",
+        "what does E0502 mean",
+        "-c",
+        "t",
+        "-k",
+        "2",
+        "--pipeline",
+        "hybrid",
+        "--explain",
+        "--json",
+    ]);
+    let explanation = &found["explanation"];
+    assert_eq!(explanation["mode"], "hybrid");
+    let retrievers: Vec<&str> =
+        explanation["lists"].as_array().unwrap().iter().map(|l| l["retriever"].as_str().unwrap()).collect();
+    assert_eq!(retrievers, ["dense", "keyword"]);
+    // The code is a term only BM25 matches exactly; fused, its document comes first.
+    let keyword_top = &explanation["lists"][1]["hits"][0]["source"];
+    assert!(keyword_top.as_str().unwrap().ends_with("borrow.txt"), "{explanation}");
+    assert_eq!(explanation["fused"][0]["source"], found["hits"][0]["source"]);
+    assert!(found["hits"][0]["source"].as_str().unwrap().ends_with("borrow.txt"), "{found}");
+    assert_eq!(found["hits"].as_array().unwrap().len(), 2);
+
+    // The human-readable explanation names each stage.
+    let out = home.lore(&["query", "what does E0502 mean", "-c", "t", "--pipeline", "hybrid", "--explain"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for part in ["Searched:", "dense (cosine) hits for [0]", "keyword (BM25) hits for [0]", "Fused (rrf)", "Results:"] {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
+
+    // Filters hold inside both retrievers: every hit passes, and there are still k of them
+    // when enough chunks pass.
+    let sources = |value: &Value| -> Vec<String> {
+        value["hits"].as_array().unwrap().iter().map(|h| h["source"].as_str().unwrap().to_string()).collect()
+    };
+    let recent =
+        home.json(&["query", "memory safety", "-c", "t", "--pipeline", "hybrid", "--where", "year>=2021", "--json"]);
+    assert_eq!(sources(&recent).len(), 1);
+    assert!(sources(&recent)[0].ends_with("new.json"), "{recent}");
+    let either = home.json(&[
+        "query",
+        "memory safety",
+        "-c",
+        "t",
+        "--pipeline",
+        "hybrid",
+        "--where",
+        "year in 2019,2023",
+        "--json",
+    ]);
+    assert_eq!(sources(&either).len(), 2);
+    let prefix = docs.join("notes").display().to_string();
+    let notes = home.json(&[
+        "query",
+        "borrowed water",
+        "-c",
+        "t",
+        "-k",
+        "2",
+        "--pipeline",
+        "bm25",
+        "--source-prefix",
+        &prefix,
+        "--json",
+    ]);
+    assert_eq!(sources(&notes).len(), 2, "{notes}");
+    assert!(sources(&notes).iter().all(|s| s.starts_with(&prefix)), "{notes}");
+    let tea = sources(&notes).into_iter().find(|s| s.ends_with("tea.txt")).unwrap();
+    let one = home.json(&["query", "memory safety", "-c", "t", "--doc", &tea, "--json"]);
+    assert_eq!(sources(&one), [tea]);
+
+    // lore.toml chooses the pipeline when --pipeline is not given; bad input says what to write.
+    fs::write(home.path().join("lore.toml"), "pipeline = \"bm25\"\n").unwrap();
+    let configured = home.json(&["query", "E0502", "-c", "t", "--explain", "--json"]);
+    assert_eq!(configured["explanation"]["mode"], "keyword");
+    let err = home.lore(&["query", "x", "-c", "t", "--where", "year>>2"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("FIELD>=NUMBER"), "{}", String::from_utf8_lossy(&err.stderr));
+    let err = home.lore(&["query", "x", "-c", "t", "--pipeline", "hybird"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("hybrid"), "{}", String::from_utf8_lossy(&err.stderr));
+}
+
+#[test]
 fn chinese_questions_are_answered_from_the_documents_or_refused() {
     let home = Home::with_models();
     let docs = arena_docs().join("docs");

@@ -4,13 +4,15 @@
 //! cargo run --release -p lore-index --example search_bench -- bm25 [DATASET_DIR]
 //! cargo run --release -p lore-index --example search_bench -- hnsw [DATASET_DIR]
 //! cargo run --release -p lore-index --example search_bench -- hnsw-synthetic [DATASET_DIR] [VECTORS] [EF_CONSTRUCTION]
+//! cargo run --release -p lore-index --example search_bench -- hnsw-collection COLLECTION_DIR
 //! ```
 //! DATASET_DIR defaults to `../shared/datasets/scifact` (BEIR layout). `bm25`: ingest time,
 //! single-thread queries/s of `search_keyword`, nDCG@10 over the test queries for several k1/b,
 //! and the same index searched by tantivy's own BM25 (k1 = 1.2, b = 0.75, block-max WAND).
 //! `hnsw`: recall@10 of the graph against exact search, build time, latency and memory on the
 //! SciFact documents as vectors. `hnsw-synthetic`: the same on VECTORS (default 1,000,000)
-//! noisy copies of those vectors.
+//! noisy copies of those vectors. `hnsw-collection`: the same on the vectors of an existing
+//! collection (real embeddings, e.g. one `lore eval` built), every 17th held out as a query.
 //!
 //! The vectors come from text statistics, not a neural model: each document's TF-IDF weights
 //! (log(1 + tf) · idf over lower-cased alphanumeric words) projected to 384 dimensions by a
@@ -436,6 +438,32 @@ fn hnsw(dataset: &Path, synthetic: Option<usize>, ef_construction: usize) -> Res
     compare_graph_with_exact(dir.path(), &queries)
 }
 
+/// HNSW against exact search on a collection's own (model-made) vectors: every 17th vector is
+/// a query and is left out of the indexed set, as in ANN benchmarks' held-out query sets.
+fn hnsw_collection(source: &Path, ef_construction: usize) -> Result<()> {
+    let collection = Collection::open(source)?;
+    let total = collection.stats()?.chunks;
+    let mut vectors = Vec::with_capacity(total);
+    // Chunk ids count up from 1 and are never reused; a collection rewritten many times has
+    // gaps, so ids are read in blocks until every chunk's vector is found.
+    let mut first = 1;
+    while vectors.len() < total && first <= 1000 * total as i64 {
+        let block: Vec<i64> = (first..first + 1000).collect();
+        vectors.extend(collection.vectors(&block)?.into_iter().flatten());
+        first += 1000;
+    }
+    drop(collection);
+    let (queries, indexed): (Vec<_>, Vec<_>) = vectors.into_iter().enumerate().partition(|(i, _)| i % 17 == 0);
+    let queries: Vec<Vec<f32>> = queries.into_iter().map(|(_, v)| v).collect();
+    let indexed: Vec<Vec<f32>> = indexed.into_iter().map(|(_, v)| v).collect();
+    println!("{} vectors indexed, {} held out as queries, from {}", indexed.len(), queries.len(), source.display());
+    let dir = tempfile::tempdir()?;
+    let started = Instant::now();
+    drop(vector_collection(dir.path(), &indexed, 1, ef_construction)?);
+    println!("ingest {} vectors: {:.1} s", indexed.len(), started.elapsed().as_secs_f64());
+    compare_graph_with_exact(dir.path(), &queries)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     let number = |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
@@ -445,8 +473,10 @@ fn main() -> Result<()> {
         Some("bm25") => bm25(&dataset),
         Some("hnsw") => hnsw(&dataset, None, number(2, ef_construction)),
         Some("hnsw-synthetic") => hnsw(&dataset, Some(number(2, 1_000_000)), number(3, ef_construction)),
+        Some("hnsw-collection") => hnsw_collection(&dataset, ef_construction),
         _ => Err(lore_core::Error::InvalidInput(
-            "usage: search_bench bm25|hnsw|hnsw-synthetic [DATASET_DIR] [VECTORS]".into(),
+            "usage: search_bench bm25|hnsw|hnsw-synthetic [DATASET_DIR] [VECTORS] | hnsw-collection COLLECTION_DIR"
+                .into(),
         )),
     }
 }

@@ -179,18 +179,18 @@ fn strip_marker(text: &str) -> &str {
     }
     if let Some(inner) = text.strip_prefix(['(', '（']) {
         let digits = inner.trim_start_matches(|c: char| c.is_ascii_digit());
-        if digits.len() < inner.len() {
-            if let Some(rest) = digits.strip_prefix([')', '）']) {
-                return rest;
-            }
+        if digits.len() < inner.len()
+            && let Some(rest) = digits.strip_prefix([')', '）'])
+        {
+            return rest;
         }
     }
     let numerals = |c: char| c.is_ascii_digit() || "一二三四五六七八九十".contains(c);
     let after = text.trim_start_matches(numerals);
-    if after.len() < text.len() {
-        if let Some(rest) = after.strip_prefix(['.', ')', '、', '）', ':', '：']) {
-            return rest;
-        }
+    if after.len() < text.len()
+        && let Some(rest) = after.strip_prefix(['.', ')', '、', '）', ':', '：'])
+    {
+        return rest;
     }
     text
 }

@@ -226,8 +226,9 @@ impl<'a> Pipeline<'a> {
         let refused = is_refusal(&text);
         let mut cited = if refused { Vec::new() } else { cited_numbers(&text) };
         if !refused && cited.is_empty() {
-            // An answer that names no source is credited to the passage it takes most from.
-            let support = |hit: &Hit| lexical_support(&text, question, std::slice::from_ref(hit));
+            // An answer that names no source is credited to the passage it takes most from (the
+            // question's words count: an answer may restate the passage's sentence).
+            let support = |hit: &Hit| lexical_support(&text, "", std::slice::from_ref(hit));
             let best = passages.iter().enumerate().max_by(|a, b| support(a.1).total_cmp(&support(b.1)));
             cited.extend(best.filter(|(_, hit)| support(hit) > 0.0).map(|(i, _)| i + 1));
         }

@@ -152,6 +152,8 @@ fn answered_questions_carry_passages_scores_and_the_judgement() {
     let generator = Scripted::new([
         "The capital of France is Paris [1].",
         "I cannot answer this question based on the provided documents.",
+        // The second look at the refusal: an answer the passages do not hold, so the refusal stands.
+        "A committee of volunteers designed it in Mozilla's offices.",
     ]);
     let judge_model = Scripted::new([
         r#"{"reasoning": "Right.", "correctness": 5, "completeness": 5, "clarity": 4}"#,

@@ -228,9 +228,12 @@ impl<'a> Pipeline<'a> {
         if !refused && cited.is_empty() {
             // An answer that names no source is credited to the passage it takes most from (the
             // question's words count: an answer may restate the passage's sentence).
-            let support = |hit: &Hit| lexical_support(&text, "", std::slice::from_ref(hit));
-            let best = passages.iter().enumerate().max_by(|a, b| support(a.1).total_cmp(&support(b.1)));
-            cited.extend(best.filter(|(_, hit)| support(hit) > 0.0).map(|(i, _)| i + 1));
+            let best = passages
+                .iter()
+                .map(|hit| lexical_support(&text, "", std::slice::from_ref(hit)))
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            cited.extend(best.filter(|&(_, support)| support > 0.0).map(|(i, _)| i + 1));
         }
         let citations = passages
             .iter()

@@ -20,8 +20,9 @@ pub struct ArenaArgs {
     #[command(flatten)]
     dataset: DatasetArgs,
     /// A built-in arena (tutorial: the RAG tutorial's baseline and variants; retrieval: dense,
-    /// bm25, hybrid, hybrid-rerank, hyde, multi-query) or an arena TOML file: one [NAME] table of
-    /// pipeline settings per contender, `preset = "NAME"` to start from a pipeline preset.
+    /// bm25, hybrid, hybrid-zscore, hybrid-rerank, hyde, multi-query) or an arena TOML file: one
+    /// [NAME] table of pipeline settings per contender, `preset = "NAME"` to start from a
+    /// pipeline preset.
     #[arg(long, default_value = "tutorial")]
     config: String,
     /// Generator for the contenders whose settings name none [default: qwen-0.5b].

@@ -15,8 +15,9 @@ pub struct RetrievalArgs {
     /// Collection to search.
     #[arg(short, long, env = "LORE_COLLECTION")]
     collection: Option<String>,
-    /// Pipeline preset (dense, bm25, hybrid, hybrid-rerank, hyde, multi-query, step-back,
-    /// tutorial) or a TOML file of pipeline settings [default: `pipeline` in lore.toml, else dense].
+    /// Pipeline preset (dense, bm25, hybrid, hybrid-zscore, hybrid-rerank, hyde, multi-query,
+    /// step-back, tutorial) or a TOML file of pipeline settings [default: `pipeline` in lore.toml,
+    /// else dense].
     #[arg(long, env = "LORE_PIPELINE")]
     pipeline: Option<String>,
     /// How many chunks to retrieve [default: the pipeline's, 5 for the presets].

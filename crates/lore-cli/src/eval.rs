@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lore_core::{ChatModel, Embedder, PipelineConfig};
 use lore_eval::{
     AnsweredQuestion, CUTOFFS, Dataset, Grounding, Judge, JudgeSummary, QaItem, QaReport, Qrels, Query,
-    answer_question, as_run, chunk_depth, collection_name, evaluate, headline_metrics, rank_documents, sample,
+    answer_question, answer_retrieved, as_run, chunk_depth, collection_name, evaluate, headline_metrics,
+    rank_documents, sample,
 };
 use lore_index::Collection;
 use lore_rag::{Pipeline, Source, ingest};
@@ -50,8 +51,8 @@ pub struct DatasetArgs {
 pub struct RetrievalArgs {
     #[command(flatten)]
     dataset: DatasetArgs,
-    /// Pipeline preset (dense, bm25, hybrid, hybrid-rerank, hyde, multi-query, step-back,
-    /// tutorial) or a TOML file of pipeline settings.
+    /// Pipeline preset (dense, bm25, hybrid, hybrid-zscore, hybrid-rerank, hyde, multi-query,
+    /// step-back, tutorial) or a TOML file of pipeline settings.
     #[arg(long, default_value = "dense")]
     pipeline: String,
     /// Chat model for pipelines that rewrite queries or rerank with the LLM (hyde, multi-query,
@@ -84,6 +85,11 @@ pub struct QaArgs {
     /// Write each question's answer, passages and scores to this JSON-lines file.
     #[arg(long)]
     per_question: Option<PathBuf>,
+    /// Only retrieve, generate nothing: report answer in context (a gold answer appears in the
+    /// passages the generator would read), fast enough for every question of a large set. For
+    /// pipelines that do not rewrite or rerank with a chat model.
+    #[arg(long, conflicts_with_all = ["llm", "judge", "grounding", "per_question"])]
+    context_only: bool,
 }
 
 #[derive(Args)]
@@ -339,8 +345,15 @@ fn qa(ctx: &Context, args: QaArgs) -> Result<()> {
     let dataset = load_dataset(&args.dataset)?;
     let items = questions(&dataset, &args.dataset)?;
     let (pipeline_name, config) = lore_rag::load_pipeline(&args.pipeline)?;
-    let llm = generator(ctx, [args.llm.as_ref(), config.llm.as_ref()]);
+    if args.context_only && Pipeline::needs_chat(&config) {
+        bail!("pipeline {pipeline_name} rewrites or reranks with a chat model, which --context-only does not run");
+    }
     let index = open_index(ctx, &args.dataset.dataset, &dataset, &config)?;
+    if args.context_only {
+        let pipeline = Pipeline::new(&index.collection, index.embedder.as_ref(), config)?;
+        return context_coverage(&args, &pipeline_name, &index.name, &pipeline, &items);
+    }
+    let llm = generator(ctx, [args.llm.as_ref(), config.llm.as_ref()]);
     let mut models = ChatModels::default();
     models.load(ctx, &llm)?;
     if let Some(judge) = &args.scoring.judge {
@@ -387,6 +400,45 @@ fn qa(ctx: &Context, args: QaArgs) -> Result<()> {
         index.name
     );
     print_qa_report(&report);
+    Ok(())
+}
+
+/// `eval qa --context-only`: answer in context over the answerable questions, and the retrieval
+/// time per question.
+fn context_coverage(
+    args: &QaArgs,
+    pipeline_name: &str,
+    collection: &str,
+    pipeline: &Pipeline,
+    items: &[QaItem],
+) -> Result<()> {
+    let bar = progress_bar(items.len(), "retrieving");
+    let started = Instant::now();
+    let mut found = Vec::with_capacity(items.len());
+    for item in items {
+        found.extend(answer_retrieved(pipeline, item)?.map(|hit| Some(f64::from(hit))));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let retrieval_ms = started.elapsed().as_secs_f64() * 1e3 / items.len().max(1) as f64;
+    let coverage = lore_eval::Mean::of(found);
+    if args.json {
+        return print_json(&json!({
+            "dataset": dataset_name(&args.dataset.dataset),
+            "pipeline": pipeline_name,
+            "collection": collection,
+            "questions": items.len(),
+            "answer_in_context": coverage,
+            "retrieval_ms_per_question": retrieval_ms,
+        }));
+    }
+    println!(
+        "{}: {} questions, pipeline {pipeline_name}, collection {collection}, retrieval only",
+        dataset_name(&args.dataset.dataset),
+        items.len()
+    );
+    println!("  answer in context  {}", mean_text(&coverage));
+    println!("  retrieval          {retrieval_ms:.0} ms per question");
     Ok(())
 }
 

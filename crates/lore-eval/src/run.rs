@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use lore_core::{Answer, ChatModel, ChunkConfig, Error, Result};
+use lore_core::{Answer, ChatModel, ChunkConfig, Error, Result, detect_language};
 use lore_index::Collection;
 use lore_rag::{Pipeline, context_passages};
 use serde::Serialize;
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Grounding, GroundingScores, GroundingSummary, Judge, JudgeSummary, Judgement, QaItem, QaScores, QaSummary, Query,
-    RetrievalMetrics, Run, Unscored,
+    RetrievalMetrics, Run, Unscored, answer_in_context,
 };
 
 /// How many documents are ranked per query: the deepest cutoff reported.
@@ -189,6 +189,18 @@ pub fn answer_question(
     let gold = item.answerable.then(|| item.reference_answer());
     let grounding = grounding.map(|g| g.score(&item.question, &answer.text, gold, &contexts)).transpose()?;
     Ok(AnsweredQuestion { item: item.clone(), answer, passages, scores, judgement, grounding })
+}
+
+/// Whether a gold answer of `item` is in the context `pipeline` retrieves for it, with no
+/// answer generated: the LLM-free half of [`answer_question`], cheap enough for every question
+/// of a large set. `None` for an unanswerable question.
+pub fn answer_retrieved(pipeline: &Pipeline, item: &QaItem) -> Result<Option<bool>> {
+    if !item.answerable {
+        return Ok(None);
+    }
+    let passages = context_passages(&pipeline.retrieve(&item.question)?.hits);
+    let contexts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    Ok(Some(answer_in_context(&item.answers, &contexts, detect_language(&item.question))))
 }
 
 /// The results of a question set: answer metrics, judge and grounding summaries when they were

@@ -10,6 +10,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("tutorial", include_str!("../presets/tutorial.toml")),
     ("bm25", include_str!("../presets/bm25.toml")),
     ("hybrid", include_str!("../presets/hybrid.toml")),
+    ("hybrid-zscore", include_str!("../presets/hybrid-zscore.toml")),
     ("hybrid-rerank", include_str!("../presets/hybrid-rerank.toml")),
     ("hyde", include_str!("../presets/hyde.toml")),
     ("multi-query", include_str!("../presets/multi-query.toml")),

@@ -1,6 +1,6 @@
 use std::fs;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use lore_index::Collection;
 use serde_json::json;
@@ -22,6 +22,15 @@ pub enum CollectionsCommand {
     },
     /// Delete a collection and everything in it.
     Delete { name: String },
+    /// Change how a collection is searched: KEY=VALUE pairs over the search settings that
+    /// `collections info` shows under manifest.search, e.g. `ann.ef_search=512` (HNSW recall
+    /// against latency), `ann.mode=on`, `keyword.k1=1.5`, `keyword.analyzer=chinese` (rebuilds the
+    /// keyword index on the next search). Nothing is re-embedded.
+    Set {
+        name: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +110,23 @@ pub fn collections(ctx: &Context, cmd: CollectionsCommand) -> Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&info)?);
             Ok(())
+        }
+        CollectionsCommand::Set { name, settings } => {
+            let mut collection = open(ctx, &name)?;
+            let mut search = serde_json::to_value(&collection.manifest().search)?;
+            for setting in &settings {
+                let Some((key, value)) = setting.split_once('=') else {
+                    bail!("{setting:?} is not KEY=VALUE, e.g. ann.ef_search=512");
+                };
+                let Some(slot) = key.split('.').try_fold(&mut search, |node, part| node.get_mut(part)) else {
+                    bail!("no search setting {key:?}; `lore collections info {name}` lists them under manifest.search");
+                };
+                // Numbers and booleans as JSON, anything else (an analyzer, a mode) as a string.
+                *slot = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+            }
+            let search = serde_json::from_value(search).with_context(|| format!("setting {}", settings.join(" ")))?;
+            collection.configure(search)?;
+            print_json(&collection.manifest().search)
         }
         CollectionsCommand::Delete { name } => {
             open(ctx, &name)?;

@@ -217,6 +217,20 @@ fn hybrid_retrieval_explains_itself_and_filters_apply() {
     assert!(String::from_utf8_lossy(&err.stderr).contains("FIELD>=NUMBER"), "{}", String::from_utf8_lossy(&err.stderr));
     let err = home.lore(&["query", "x", "-c", "t", "--pipeline", "hybird"]);
     assert!(String::from_utf8_lossy(&err.stderr).contains("hybrid"), "{}", String::from_utf8_lossy(&err.stderr));
+
+    // Search settings change without re-embedding; the graph then answers the dense search.
+    let set = home.json(&["collections", "set", "t", "ann.mode=on", "ann.ef_search=64", "keyword.k1=1.5"]);
+    assert_eq!((set["ann"]["mode"].as_str(), set["ann"]["ef_search"].as_u64()), (Some("on"), Some(64)), "{set}");
+    assert_eq!(set["keyword"]["k1"], 1.5);
+    let info = home.json(&["collections", "info", "t", "--json"]);
+    assert_eq!(info["manifest"]["search"], set);
+    let graph =
+        home.json(&["query", "How do I brew green tea?", "-c", "t", "--pipeline", "dense", "-k", "1", "--json"]);
+    assert!(graph["hits"][0]["source"].as_str().unwrap().ends_with("tea.txt"), "{graph}");
+    for (bad, says) in [("ann.ef=3", "no search setting"), ("ann.mode=sideways", "sideways"), ("k1", "KEY=VALUE")] {
+        let err = home.lore(&["collections", "set", "t", bad]);
+        assert!(String::from_utf8_lossy(&err.stderr).contains(says), "{bad}: {}", String::from_utf8_lossy(&err.stderr));
+    }
 }
 
 #[test]

@@ -73,7 +73,23 @@ impl<'a> Judge<'a> {
 
     /// Grades `answer` to `question` against the reference `gold`. The outer error is the model
     /// failing to run; the inner one a reply that never parsed.
+    ///
+    /// When the reference or the answer is the refusal sentence the grade needs no model: a
+    /// refusal matching a refusal scores 5 on all three, a mismatch 1. Small judges get this
+    /// wrong — qwen-1.5b gave 5/5/5 to invented answers whose reference was the refusal.
     pub fn judge(&self, question: &str, gold: &str, answer: &str) -> Result<std::result::Result<Judgement, Unscored>> {
+        let (refusal_expected, refused) = (lore_rag::is_refusal(gold), lore_rag::is_refusal(answer));
+        if refusal_expected || refused {
+            let (score, reasoning) = match (refusal_expected, refused) {
+                (true, true) => (5, "the reference and the answer both say the documents do not answer the question"),
+                (true, false) => {
+                    (1, "the reference says the documents do not answer the question; the answer answers it")
+                }
+                _ => (1, "the answer refuses a question the reference answers"),
+            };
+            let scores = RubricScores { correctness: score, completeness: score, clarity: score };
+            return Ok(Ok(Judgement { scores, reasoning: reasoning.into(), attempts: 0 }));
+        }
         let language = detect_language(question);
         let outcome = self.asker.ask(
             judge_prompt(language, question, gold, answer),

@@ -44,6 +44,19 @@ fn the_gold_answer_is_the_reference_in_both_languages() {
     assert!(prompt.contains("参考答案：克里斯托弗·诺兰") && prompt.contains("待评分的回答：诺兰。"), "{prompt}");
 }
 
+#[test]
+fn refusals_are_graded_without_the_model() {
+    let chat = Scripted::new(Vec::<&str>::new());
+    let judge = Judge::new(&chat, None).expect("judge");
+    let refusal = "根据提供的文档，我无法回答该问题。";
+    let grade =
+        |gold: &str, answer: &str| judge.judge("伦理审查流程是什么？", gold, answer).expect("ran").expect("graded");
+    assert_eq!(grade(refusal, refusal).scores, scores(5, 5, 5));
+    assert_eq!(grade(refusal, "团队设立了伦理委员会。").scores, scores(1, 1, 1), "an invented answer");
+    assert_eq!(grade("设立了伦理委员会。", refusal).scores, scores(1, 1, 1), "a wrong refusal");
+    assert_eq!(chat.calls(), 0);
+}
+
 // The replies in these tests are constructed, each in a shape that small models are known to
 // write; `real_model_replies` below feeds the replies the local models actually gave.
 #[test]

@@ -151,9 +151,8 @@ fn answered_questions_carry_passages_scores_and_the_judgement() {
         Pipeline::new(&collection, &Words, PipelineConfig { top_k: 2, ..PipelineConfig::default() }).expect("pipeline");
     let generator = Scripted::new([
         "The capital of France is Paris [1].",
-        "I cannot answer this question based on the provided documents.",
-        // The second look at the refusal: an answer the passages do not hold, so the refusal stands.
-        "A committee of volunteers designed it in Mozilla's offices.",
+        "A committee of volunteers designed it [2].",
+        "Leonardo painted it [1].",
     ]);
     let judge_model = Scripted::new([
         r#"{"reasoning": "Right.", "correctness": 5, "completeness": 5, "clarity": 4}"#,
@@ -174,6 +173,8 @@ fn answered_questions_carry_passages_scores_and_the_judgement() {
         answers: vec!["Graydon Hoare".into()],
         answerable: true,
     };
+    let mona_lisa =
+        QaItem { id: "q3".into(), question: "Who painted the Mona Lisa?".into(), answers: vec![], answerable: false };
 
     let first = answer_question(&pipeline, &collection, &generator, &paris, Some(&judge), None).expect("answer");
     assert_eq!(first.passages.len(), 2);
@@ -187,17 +188,21 @@ fn answered_questions_carry_passages_scores_and_the_judgement() {
     assert!(judge_model.conversations()[0].iter().any(|m| m.content.contains("Reference answer: Paris")));
 
     let second = answer_question(&pipeline, &collection, &generator, &rust, Some(&judge), None).expect("answer");
-    assert!(second.scores.refused);
     let failure = second.judgement.clone().expect("judged").expect_err("never parsed");
     assert_eq!(failure.attempts, 3);
     assert_eq!(judge_model.calls(), 4, "one call for the first answer, three for the second");
 
-    let report = QaReport::of(&[first, second]);
-    assert_eq!(report.qa.questions, 2);
-    assert_eq!(report.qa.refusal.refused_answerable, 1);
+    // An answer where the reference is the refusal is graded without asking the judge.
+    let third = answer_question(&pipeline, &collection, &generator, &mona_lisa, Some(&judge), None).expect("answer");
+    assert_eq!(third.judgement.clone().expect("judged").expect("graded").scores.correctness, 1);
+    assert_eq!(judge_model.calls(), 4);
+
+    let report = QaReport::of(&[first, second, third]);
+    assert_eq!(report.qa.questions, 3);
+    assert_eq!(report.qa.refusal.answered_unanswerable, 1);
     assert_eq!(report.qa.answer_in_context.value, Some(0.5), "rust's gold answer is in no document");
     let judge = report.judge.expect("judge summary");
-    assert_eq!((judge.score.scored, judge.score.failed), (1, 1));
-    assert!((judge.score.value.expect("one scored") - 14.0 / 3.0).abs() < 1e-12);
+    assert_eq!((judge.score.scored, judge.score.failed), (2, 1));
+    assert!((judge.score.value.expect("two scored") - (14.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12);
     assert!(report.grounding.is_none());
 }

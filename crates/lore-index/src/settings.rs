@@ -68,9 +68,9 @@ pub struct AnnSettings {
     pub m: usize,
     /// Candidates examined when a vector is linked in: build quality against build time.
     pub ef_construction: usize,
-    /// Candidates examined per query (at least k): recall against latency. On SciFact's
-    /// abstracts as TF-IDF projections (a hard case: neighbours barely stand out), recall@10 is
-    /// 0.77 at 64, 0.90 at 128, 0.97 at 256, as with hnswlib; on clustered vectors 0.95+ at 64.
+    /// Candidates examined per query (at least k): recall against latency. On SciFact's e5-small
+    /// vectors recall@10 is 0.971 at 32 and 0.997 at 128; on a million noisy copies of them (a
+    /// hard case: clusters of near-equidistant points) 0.84 at 128 and 0.95 at 512.
     pub ef_search: usize,
 }
 

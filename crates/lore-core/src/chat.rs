@@ -2,24 +2,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
+/// Who says a [`Message`] in a chat, as chat templates and OpenAI's API name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions that frame the conversation.
     System,
+    /// The person asking.
     User,
+    /// The model's earlier replies.
     Assistant,
 }
 
+/// One turn of a chat.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// Who says it.
     pub role: Role,
+    /// What is said.
     pub content: String,
 }
 
 impl Message {
+    /// A system message: instructions.
     pub fn system(content: impl Into<String>) -> Self {
         Message { role: Role::System, content: content.into() }
     }
+    /// A user message: the question or request.
     pub fn user(content: impl Into<String>) -> Self {
         Message { role: Role::User, content: content.into() }
     }
@@ -29,9 +38,13 @@ impl Message {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerationOptions {
+    /// The most tokens the reply may have; reaching it ends the reply with [`FinishReason::Length`].
     pub max_tokens: usize,
+    /// Softens (above 1) or sharpens (below 1) the token distribution; 0 is greedy.
     pub temperature: f32,
+    /// Nucleus sampling: only the most likely tokens whose probabilities sum to `top_p` are drawn from.
     pub top_p: f32,
+    /// Seeds the sampler, so a call with the same options is reproducible.
     pub seed: u64,
 }
 
@@ -41,6 +54,7 @@ impl Default for GenerationOptions {
     }
 }
 
+/// Why a reply ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FinishReason {
@@ -50,16 +64,22 @@ pub enum FinishReason {
     Length,
 }
 
+/// A chat model's reply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Generation {
+    /// The reply's text.
     pub text: String,
+    /// Tokens of the prompt as the model read it; 0 where a remote server does not say.
     pub prompt_tokens: usize,
+    /// Tokens of the reply.
     pub completion_tokens: usize,
+    /// Why the reply ended.
     pub finish: FinishReason,
 }
 
 /// A chat model, local or remote. The pipeline only sees this trait.
 pub trait ChatModel: Send + Sync {
+    /// The model's name as it was given (a registry name, a path, an `openai:` spec).
     fn id(&self) -> &str;
     /// Generates the assistant's reply, calling `on_token` with each new piece of text as it
     /// is produced; the returned text is the concatenation of those pieces.

@@ -21,12 +21,19 @@ pub enum ChunkConfig {
     /// until a chunk reaches `chunk_size` characters. A shorter trailing remainder is kept unless
     /// `drop_remainder` is set (the tutorial drops it).
     ParagraphMerge {
+        /// The length in characters at which a chunk is closed.
         chunk_size: usize,
+        /// Drop the text after the last full chunk. Default false.
         #[serde(default)]
         drop_remainder: bool,
     },
     /// Windows of `size` embedder tokens, each starting `size - overlap` tokens after the last.
-    TokenWindow { size: usize, overlap: usize },
+    TokenWindow {
+        /// Tokens per window.
+        size: usize,
+        /// Tokens a window shares with the one before; smaller than `size`.
+        overlap: usize,
+    },
     /// Each document is one chunk (truncated by the embedder to its maximum length).
     Whole,
     /// Cuts text at the coarsest boundaries that make every piece fit `chunk_size`: paragraph
@@ -176,11 +183,17 @@ pub struct PipelineConfig {
     pub embedder: Option<String>,
     /// Chat model name, path or `openai:MODEL@URL`; `None`: the default.
     pub llm: Option<String>,
+    /// How candidates are searched for.
     pub retrieval: RetrievalConfig,
+    /// Whether and how the question is rewritten before searching.
     pub rewrite: RewriteConfig,
+    /// Whether and how candidates are reordered before the top `top_k` are kept.
     pub rerank: RerankConfig,
+    /// The instructions the generator gets.
     pub prompt: PromptStyle,
+    /// What happens when the generator refuses.
     pub refusal: RefusalCheck,
+    /// How the answer is sampled.
     pub generation: GenerationOptions,
 }
 
@@ -206,7 +219,9 @@ impl Default for PipelineConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetrievalConfig {
+    /// Which retrievers run.
     pub mode: RetrievalMode,
+    /// How the lists of a hybrid search or of several queries are merged.
     pub fusion: Fusion,
     /// The `k` of reciprocal-rank fusion: a document's score is the sum of `weight / (k + rank)`.
     /// 10 rather than the customary 60: measured better on SciFact's train split and on CMRC2018,
@@ -216,7 +231,10 @@ pub struct RetrievalConfig {
     pub dense_depth: usize,
     /// Candidates taken from the keyword retriever before fusion or reranking.
     pub keyword_depth: usize,
+    /// How much the dense list counts in fusion (the `weight` above, or the factor of its
+    /// scaled scores).
     pub dense_weight: f32,
+    /// How much the keyword list counts in fusion.
     pub keyword_weight: f32,
 }
 
@@ -234,6 +252,7 @@ impl Default for RetrievalConfig {
     }
 }
 
+/// Which retrievers search a collection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RetrievalMode {
@@ -246,6 +265,7 @@ pub enum RetrievalMode {
     Hybrid,
 }
 
+/// How ranked lists of hits are merged into one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fusion {
@@ -262,6 +282,7 @@ pub enum Fusion {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RewriteConfig {
+    /// The rewrite, if any.
     pub kind: RewriteKind,
     /// How many rewrites `multi-query` asks for (the original question is always searched too).
     pub queries: usize,
@@ -273,9 +294,11 @@ impl Default for RewriteConfig {
     }
 }
 
+/// How the chat model rewrites a question before retrieval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RewriteKind {
+    /// The question is searched as asked.
     #[default]
     None,
     /// Embed a hypothetical answer written by the chat model instead of the question.
@@ -290,6 +313,7 @@ pub enum RewriteKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RerankConfig {
+    /// The reranker, if any.
     pub kind: RerankKind,
     /// How many fused candidates are reranked.
     pub candidates: usize,
@@ -305,9 +329,11 @@ impl Default for RerankConfig {
     }
 }
 
+/// What reorders the retrieved candidates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RerankKind {
+    /// The fused order is kept.
     #[default]
     None,
     /// A BERT sequence-classification model scores each (query, passage) pair.
@@ -328,7 +354,10 @@ pub enum RerankKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RefusalCheck {
+    /// Ask again without the permission to refuse when the generator refuses. Default true.
     pub recheck: bool,
+    /// The share of the new answer's words that must occur in the passages, from 0 to 1.
+    /// Default 0.6.
     pub min_support: f32,
 }
 
@@ -348,4 +377,42 @@ pub enum PromptStyle {
     /// The RAG-Arena tutorial's prompt: answer strictly from the reference documents or refuse;
     /// no citations asked for.
     Tutorial,
+}
+
+impl Fusion {
+    /// The name used in configuration files and explanations (`rrf`, `min-max`, `z-score`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fusion::Rrf => "rrf",
+            Fusion::MinMax => "min-max",
+            Fusion::ZScore => "z-score",
+        }
+    }
+}
+
+impl RerankKind {
+    /// The name used in configuration files and explanations (`none`, `cross-encoder`, `llm`, `mmr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RerankKind::None => "none",
+            RerankKind::CrossEncoder => "cross-encoder",
+            RerankKind::Llm => "llm",
+            RerankKind::Mmr => "mmr",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serialised_names() {
+        for fusion in [Fusion::Rrf, Fusion::MinMax, Fusion::ZScore] {
+            assert_eq!(serde_json::to_value(fusion).unwrap(), fusion.name());
+        }
+        for kind in [RerankKind::None, RerankKind::CrossEncoder, RerankKind::Llm, RerankKind::Mmr] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+    }
 }

@@ -2,13 +2,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Fnv1a;
+
 /// Free-form metadata: source, page, heading path and anything a parser knows.
 pub type Metadata = BTreeMap<String, serde_json::Value>;
 
 /// A part of a document under one heading path (empty for text without headings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Section {
+    /// The headings above the section, outermost first.
     pub heading_path: Vec<String>,
+    /// The section's text, without its headings.
     pub text: String,
     /// Where the section sits in its file when headings do not say it: `page` (PDF, from 1),
     /// `slide` (from 1), `sheet` (its name), `record` (JSONL line, from 1), and a record's own fields.
@@ -17,6 +21,7 @@ pub struct Section {
 }
 
 impl Section {
+    /// A section with no metadata.
     pub fn new(heading_path: Vec<String>, text: impl Into<String>) -> Self {
         Section { heading_path, text: text.into(), metadata: Metadata::new() }
     }
@@ -27,14 +32,18 @@ impl Section {
 pub struct Document {
     /// Where the document came from (a path or an id); unique within a collection.
     pub source: String,
+    /// The title the file gives (its metadata or first heading), else the file's name.
     pub title: Option<String>,
+    /// The text, in reading order.
     pub sections: Vec<Section>,
+    /// What the parser knows of the whole file: `source`, `format`, `language`, `modified_unix`.
     pub metadata: Metadata,
     /// FNV-1a 64 of the section texts and headings, as 16 hex digits.
     pub content_hash: String,
 }
 
 impl Document {
+    /// A document of `sections` with no title or metadata, its content hash computed.
     pub fn new(source: impl Into<String>, sections: Vec<Section>) -> Self {
         let content_hash = content_hash(&sections);
         Document { source: source.into(), title: None, sections, metadata: Metadata::new(), content_hash }
@@ -47,51 +56,58 @@ impl Document {
 }
 
 fn content_hash(sections: &[Section]) -> String {
-    // FNV-1a: stable across Rust versions and platforms, unlike std's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut hash = Fnv1a::new();
     for s in sections {
         for part in &s.heading_path {
-            feed(part.as_bytes());
-            feed(&[0x1f]);
+            hash.write(part.as_bytes());
+            hash.write(&[0x1f]);
         }
-        feed(&[0x1e]);
-        feed(s.text.as_bytes());
-        feed(&[0x1d]);
+        hash.write(&[0x1e]);
+        hash.write(s.text.as_bytes());
+        hash.write(&[0x1d]);
     }
-    format!("{h:016x}")
+    format!("{:016x}", hash.finish())
 }
 
 /// A piece of a document small enough to embed and to put in a prompt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
+    /// The text that is embedded and searched (with its headings prefixed, where the chunker
+    /// was asked to).
     pub text: String,
     /// Position of the chunk within its document, from 0.
     pub ordinal: usize,
+    /// The metadata of the section the chunk starts in (`page`, …), the document's `source`,
+    /// `heading_path`, and `context` or `parent`: the text the generator reads instead of
+    /// `text`, where it differs.
     pub metadata: Metadata,
 }
 
 /// A chunk found by a search, with its score (higher is better).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hit {
+    /// The chunk's id in its collection.
     pub chunk_id: i64,
+    /// The [`Document::source`] the chunk comes from.
     pub source: String,
+    /// The chunk's text.
     pub text: String,
+    /// How well the chunk matches; comparable only within one search.
     pub score: f32,
+    /// The chunk's metadata.
     pub metadata: Metadata,
 }
 
 /// A source the answer is grounded on, numbered as in the prompt (`[n]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Citation {
+    /// The number the prompt gave the source, from 1.
     pub n: usize,
+    /// The cited chunk's id in its collection.
     pub chunk_id: i64,
+    /// The document the chunk comes from.
     pub source: String,
+    /// The chunk's score in the search that found it.
     pub score: f32,
     /// Whether the answer text actually cites `[n]`.
     pub cited: bool,
@@ -103,24 +119,34 @@ pub struct Timings {
     /// Query rewriting by the chat model.
     #[serde(default)]
     pub rewrite_ms: f64,
+    /// Embedding the query.
     pub embed_ms: f64,
     /// Searches and fusion.
     pub search_ms: f64,
+    /// Reranking the hits.
     #[serde(default)]
     pub rerank_ms: f64,
+    /// Writing the answer.
     pub generate_ms: f64,
+    /// Everything, from the question to the answer.
     pub total_ms: f64,
 }
 
 /// A generated answer with the sources it was given.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
+    /// The question as asked.
     pub question: String,
+    /// The answer, with `[n]` citations.
     pub text: String,
     /// The answer is the refusal sentence: the documents did not contain the answer.
     pub refused: bool,
+    /// The sources the prompt gave, numbered as there.
     pub citations: Vec<Citation>,
+    /// Tokens of the prompt the chat model read.
     pub prompt_tokens: usize,
+    /// Tokens of the answer.
     pub completion_tokens: usize,
+    /// Where the time went.
     pub timings: Timings,
 }

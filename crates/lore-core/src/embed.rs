@@ -5,7 +5,9 @@ use crate::Result;
 /// What a text is to the embedder: models such as E5 embed queries and passages differently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmbedKind {
+    /// A search query.
     Query,
+    /// A text to be found: a chunk of a document.
     Passage,
 }
 
@@ -19,6 +21,7 @@ pub trait Tokenize: Send + Sync {
 pub trait Embedder: Send + Sync {
     /// A stable name of the model; collections remember it and refuse another.
     fn id(&self) -> &str;
+    /// The length of every vector it returns.
     fn dimension(&self) -> usize;
     /// The longest input in tokens; longer texts are truncated.
     fn max_tokens(&self) -> usize;

@@ -42,11 +42,20 @@ pub enum Filter {
     /// Every filter of the list holds (an empty list holds for everything).
     All(Vec<Filter>),
     /// The document's source is exactly this.
-    Source { source: String },
+    Source {
+        /// The source, as stored.
+        source: String,
+    },
     /// The document's source starts with this (a folder, a URL prefix).
-    SourcePrefix { source_prefix: String },
+    SourcePrefix {
+        /// The start of the source.
+        source_prefix: String,
+    },
+    /// A metadata field meets a condition.
     Field {
+        /// The metadata key.
         field: String,
+        /// What its value must be.
         #[serde(flatten)]
         condition: Condition,
     },
@@ -56,11 +65,14 @@ pub enum Filter {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
+    /// Equal to this value.
     Equals(Value),
     /// A number within the bounds, both inclusive; a missing bound is open.
     Range {
+        /// The smallest value that matches.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min: Option<f64>,
+        /// The largest value that matches.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<f64>,
     },
@@ -79,14 +91,17 @@ impl Filter {
         Filter::SourcePrefix { source_prefix: prefix.into() }
     }
 
+    /// Chunks whose `field` equals `value`.
     pub fn equals(field: impl Into<String>, value: impl Into<Value>) -> Filter {
         Filter::Field { field: field.into(), condition: Condition::Equals(value.into()) }
     }
 
+    /// Chunks whose `field` is a number from `min` to `max` (inclusive; `None` is open).
     pub fn range(field: impl Into<String>, min: Option<f64>, max: Option<f64>) -> Filter {
         Filter::Field { field: field.into(), condition: Condition::Range { min, max } }
     }
 
+    /// Chunks whose `field` equals one of `values`.
     pub fn one_of(field: impl Into<String>, values: impl IntoIterator<Item = Value>) -> Filter {
         Filter::Field { field: field.into(), condition: Condition::OneOf(values.into_iter().collect()) }
     }

@@ -1,7 +1,9 @@
 /// The language a prompt is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Language {
+    /// Chinese (simplified or traditional).
     Chinese,
+    /// English, and every language that is not Chinese.
     English,
 }
 

@@ -4,7 +4,9 @@
 //! A [`Document`] is what ingest makes of a file; chunkers cut it into [`Chunk`]s; an
 //! [`Embedder`] turns chunk texts into vectors; a search returns [`Hit`]s; a [`ChatModel`]
 //! turns a prompt into an [`Answer`] with [`Citation`]s; a [`Reranker`] reorders search hits by
-//! reading each with the query.
+//! reading each with the query. A [`Store`] keeps a collection's documents, chunks and
+//! vectors and searches them; [`Retriever`]s are the ways of searching it that the pipeline fuses.
+//! Every failure is an [`Error`] of one [`ErrorKind`].
 //!
 //! ```
 //! use lore_core::{Document, Section, Metadata};
@@ -19,14 +21,20 @@
 //! assert_eq!(Metadata::new().len(), 0);
 //! ```
 
+#![warn(missing_docs)]
+
 mod chat;
 mod config;
 mod document;
 mod embed;
 mod error;
 mod filter;
+mod hash;
 mod lang;
 mod rerank;
+mod retrieve;
+mod settings;
+mod store;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
 pub use config::{
@@ -35,7 +43,11 @@ pub use config::{
 };
 pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use filter::{Condition, Filter};
+pub use hash::Fnv1a;
 pub use lang::{Language, detect_language, is_cjk};
 pub use rerank::Reranker;
+pub use retrieve::{Retriever, RetrieverQuery};
+pub use settings::{Analyzer, AnnMode, AnnSettings, KeywordSettings, SearchSettings};
+pub use store::{DocumentInfo, Manifest, Stats, Store, UpsertOutcome};

@@ -12,7 +12,9 @@ use crate::{AnsweredQuestion, Mean, QaReport};
 /// A named pipeline configuration in an arena.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Contender {
+    /// The contender's name: its table's key in the arena file.
     pub name: String,
+    /// The pipeline it runs, its preset (if any) merged with its own settings.
     pub config: PipelineConfig,
 }
 
@@ -29,12 +31,12 @@ pub fn load_arena(name_or_path: &str) -> Result<(String, Vec<Contender>)> {
     let path = Path::new(name_or_path);
     if !path.is_file() {
         let names: Vec<&str> = ARENAS.iter().map(|(name, _)| *name).collect();
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::NotFound(format!(
             "no arena named {name_or_path:?} and no such file; built-in arenas: {}",
             names.join(", ")
         )));
     }
-    let text = std::fs::read_to_string(path)?;
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     Ok((name, parse_arena(&text, name_or_path)?))
 }
@@ -101,13 +103,17 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 /// One contender's results.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArenaEntry {
+    /// The contender's name.
     pub name: String,
+    /// The contender's pipeline configuration.
     pub config: PipelineConfig,
     /// The generator that answered.
     pub llm: String,
+    /// The contender's answer metrics, judge and grounding summaries, and costs.
     pub report: QaReport,
     /// The headline retrieval metrics on the judged questions, when the dataset has qrels.
     pub retrieval: Option<Vec<(String, f64)>>,
+    /// Each question with the contender's answer, passages and scores, in the dataset's order.
     pub answered: Vec<AnsweredQuestion>,
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use lore_core::{ChatModel, Error, Generation, GenerationOptions, Message, Result, Role};
@@ -15,9 +15,11 @@ use sha2::{Digest, Sha256};
 /// and show failures instead of averaging in a made-up number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Unscored {
+    /// What went wrong: why the reply could not be read, or why no model was asked.
     pub reason: String,
     /// How many times the model was asked.
     pub attempts: usize,
+    /// The model's last reply (empty when no model was asked).
     pub last_output: String,
 }
 
@@ -33,6 +35,7 @@ impl Unscored {
 struct ReplyCache {
     replies: Mutex<HashMap<String, Generation>>,
     file: Mutex<File>,
+    path: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,7 +66,7 @@ impl ReplyCache {
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| fail(e.to_string()))?;
-        Ok(ReplyCache { replies: Mutex::new(replies), file: Mutex::new(file) })
+        Ok(ReplyCache { replies: Mutex::new(replies), file: Mutex::new(file), path: path.to_path_buf() })
     }
 
     fn key(model: &str, messages: &[Message], options: &GenerationOptions) -> String {
@@ -83,7 +86,7 @@ impl ReplyCache {
         let line = CacheLine { key: key.clone(), model: chat.id().to_string(), generation: generation.clone() };
         let mut json = serde_json::to_string(&line).map_err(|e| Error::InvalidInput(e.to_string()))?;
         json.push('\n');
-        lock(&self.file).write_all(json.as_bytes())?;
+        lock(&self.file).write_all(json.as_bytes()).map_err(Error::io(&self.path))?;
         lock(&self.replies).insert(key, generation.clone());
         Ok(generation)
     }

@@ -12,9 +12,13 @@ pub type Qrels = HashMap<String, HashMap<String, i32>>;
 /// refusal sentence.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QaItem {
+    /// The question's id: the query id in BEIR, `q1`, `q2`, … in the arena layout.
     pub id: String,
+    /// The question's text.
     pub question: String,
+    /// The gold answers, any of which is right (empty or the refusal for an unanswerable question).
     pub answers: Vec<String>,
+    /// Whether the documents answer the question; if not, the right answer is a refusal.
     pub answerable: bool,
 }
 
@@ -29,9 +33,12 @@ impl QaItem {
     }
 }
 
+/// A retrieval query of a BEIR dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Query {
+    /// The query's `_id`, as the qrels name it.
     pub id: String,
+    /// The query's text.
     pub text: String,
 }
 
@@ -43,12 +50,15 @@ pub struct BeirDataset {
     pub documents: Vec<Document>,
     /// The queries judged in the split, in the order of `queries.jsonl`.
     pub queries: Vec<Query>,
+    /// The split's relevance judgements, from `qrels/{split}.tsv`.
     pub qrels: Qrels,
     /// The split's queries that `answers.jsonl` answers (empty without that file).
     pub qa: Vec<QaItem>,
 }
 
 impl BeirDataset {
+    /// Reads the dataset in `dir` with the judgements of `split` (`qrels/{split}.tsv`), keeping
+    /// only the judged queries.
     pub fn load(dir: &Path, split: &str) -> Result<BeirDataset> {
         let qrels_path = dir.join("qrels").join(format!("{split}.tsv"));
         if !qrels_path.is_file() {
@@ -97,6 +107,7 @@ pub struct ArenaDataset {
 }
 
 impl ArenaDataset {
+    /// Reads the dataset in `dir`: the `.txt` files of `docs/` and the questions of `qa.json`.
     pub fn load(dir: &Path) -> Result<ArenaDataset> {
         let docs_dir = dir.join("docs");
         let mut paths: Vec<PathBuf> = fs::read_dir(&docs_dir)
@@ -243,7 +254,9 @@ fn read_answers(path: &Path, queries: &[Query]) -> Result<Vec<QaItem>> {
 /// BEIR, `qa.json` RAG-Arena.
 #[derive(Clone, Debug)]
 pub enum Dataset {
+    /// A BEIR dataset (`corpus.jsonl`, `queries.jsonl`, `qrels/`).
     Beir(BeirDataset),
+    /// A RAG-Arena dataset (`docs/*.txt`, `qa.json`).
     Arena(ArenaDataset),
 }
 
@@ -262,6 +275,7 @@ impl Dataset {
         )))
     }
 
+    /// The corpus to index.
     pub fn documents(&self) -> &[Document] {
         match self {
             Dataset::Beir(beir) => &beir.documents,

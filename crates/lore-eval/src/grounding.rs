@@ -29,21 +29,31 @@ const VERDICT_MAX_TOKENS: usize = 48;
 /// The four metrics of one item.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroundingScores {
+    /// The share of the answer's claims that the context supports.
     pub faithfulness: ItemScore,
+    /// How well the answer addresses the question (see [`Grounding::answer_relevancy`]).
     pub answer_relevancy: ItemScore,
+    /// Average precision of the chunks judged useful for the gold answer, in rank order.
     pub context_precision: ItemScore,
+    /// The share of the gold answer's sentences that the context supports.
     pub context_recall: ItemScore,
 }
 
+/// The four grounding metrics averaged over a question set, unscored items counted apart.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroundingSummary {
+    /// Mean faithfulness.
     pub faithfulness: Mean,
+    /// Mean answer relevancy.
     pub answer_relevancy: Mean,
+    /// Mean context precision.
     pub context_precision: Mean,
+    /// Mean context recall.
     pub context_recall: Mean,
 }
 
 impl GroundingSummary {
+    /// Each metric's mean over `scores`, leaving out the items it could not score.
     pub fn of(scores: &[GroundingScores]) -> GroundingSummary {
         let mean =
             |pick: fn(&GroundingScores) -> &ItemScore| Mean::of(scores.iter().map(|s| pick(s).as_ref().ok().copied()));

@@ -25,8 +25,10 @@ impl RubricScores {
     }
 }
 
+/// The judge's grade of one answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
+    /// The rubric's three scores.
     pub scores: RubricScores,
     /// The judge's explanation, or its whole reply when it gave the scores in prose.
     pub reasoning: String,
@@ -67,6 +69,7 @@ impl<'a> Judge<'a> {
         self
     }
 
+    /// The id of the chat model that judges.
     pub fn model_id(&self) -> &str {
         self.asker.model_id()
     }
@@ -104,13 +107,28 @@ impl<'a> Judge<'a> {
 /// The judge's results over a question set; the final score is the mean of the item scores.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JudgeSummary {
+    /// The mean of the item scores (each the mean of its three rubric scores), 1–5.
     pub score: Mean,
+    /// Mean correctness, 1–5.
     pub correctness: Mean,
+    /// Mean completeness, 1–5.
     pub completeness: Mean,
+    /// Mean clarity, 1–5.
     pub clarity: Mean,
 }
 
+/// The four means as an indented table, one per line.
+impl std::fmt::Display for JudgeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "  judge score (1-5)  {}", self.score)?;
+        writeln!(f, "    correctness      {}", self.correctness)?;
+        writeln!(f, "    completeness     {}", self.completeness)?;
+        write!(f, "    clarity          {}", self.clarity)
+    }
+}
+
 impl JudgeSummary {
+    /// The means over `outcomes`, leaving out the unscored items.
     pub fn of(outcomes: &[std::result::Result<Judgement, Unscored>]) -> JudgeSummary {
         let mean = |pick: fn(&RubricScores) -> f64| {
             Mean::of(outcomes.iter().map(|o| o.as_ref().ok().map(|j| pick(&j.scores))))

@@ -13,6 +13,8 @@
 //! assert_eq!(report.mean[1].mrr, 0.5); // the relevant document is second
 //! ```
 
+#![warn(missing_docs)]
+
 mod arena;
 mod ask;
 mod dataset;
@@ -43,7 +45,9 @@ pub use run::{
 pub struct Mean {
     /// `None` when no item was scored.
     pub value: Option<f64>,
+    /// How many items were scored and averaged.
     pub scored: usize,
+    /// How many items could not be scored and are left out of the mean.
     pub failed: usize,
 }
 
@@ -61,5 +65,16 @@ impl Mean {
             }
         }
         Mean { value: (scored > 0).then(|| sum / scored as f64), scored, failed }
+    }
+}
+
+/// `0.532 (48 scored, 2 failed)`, or `n/a (0 scored)` when nothing was scored.
+impl std::fmt::Display for Mean {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let failed = if self.failed > 0 { format!(", {} failed", self.failed) } else { String::new() };
+        match self.value {
+            Some(v) => write!(f, "{v:.3} ({} scored{failed})", self.scored),
+            None => write!(f, "n/a (0 scored{failed})"),
+        }
     }
 }

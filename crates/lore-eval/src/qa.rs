@@ -147,14 +147,18 @@ fn longest_common_subsequence(a: &[String], b: &[String]) -> usize {
 /// The answer metrics of one question, in the question's language.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct QaScores {
+    /// The question's id.
     pub id: String,
+    /// Whether the question has an answer in the documents.
     pub answerable: bool,
     /// The answer is the refusal sentence.
     pub refused: bool,
     /// The text metrics are `None` for an unanswerable question, whose only right answer is the
     /// refusal; a refusal of an answerable question scores 0 on them.
     pub exact_match: Option<f64>,
+    /// Token F1 against the best gold answer (see [`token_f1`]).
     pub f1: Option<f64>,
+    /// ROUGE-L F1 against the best gold answer (see [`rouge_l`]).
     pub rouge_l: Option<f64>,
     /// Whether a gold answer is in the retrieved context: a retrieval miss, not a generation one,
     /// when it is not.
@@ -162,6 +166,7 @@ pub struct QaScores {
 }
 
 impl QaScores {
+    /// Scores `answer` to `item`, with `contexts` the passages the generator read.
     pub fn of(item: &QaItem, answer: &str, contexts: &[&str]) -> QaScores {
         let language = detect_language(&item.question);
         let answered = |metric: fn(&str, &[String], Language) -> f64| {
@@ -182,9 +187,13 @@ impl QaScores {
 /// How refusals went: an unanswerable question should be refused, an answerable one answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RefusalCounts {
+    /// Unanswerable questions refused (right).
     pub refused_unanswerable: usize,
+    /// Unanswerable questions answered anyway (wrong).
     pub answered_unanswerable: usize,
+    /// Answerable questions refused (wrong).
     pub refused_answerable: usize,
+    /// Answerable questions answered (right).
     pub answered_answerable: usize,
 }
 
@@ -200,16 +209,24 @@ impl RefusalCounts {
 /// The answer metrics over a question set: text metrics averaged over the answerable questions.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct QaSummary {
+    /// How many questions, answerable or not.
     pub questions: usize,
+    /// Mean exact match.
     pub exact_match: Mean,
+    /// Mean token F1.
     pub f1: Mean,
+    /// Mean ROUGE-L F1.
     pub rouge_l: Mean,
+    /// The share of answerable questions with a gold answer in the retrieved context.
     pub answer_in_context: Mean,
+    /// How many questions were refused or answered, by whether they were answerable.
     pub refusal: RefusalCounts,
+    /// The share of questions whose refusal was right (see [`RefusalCounts::accuracy`]).
     pub refusal_accuracy: Option<f64>,
 }
 
 impl QaSummary {
+    /// Summarises the per-question scores.
     pub fn of(scores: &[QaScores]) -> QaSummary {
         let answerable = || scores.iter().filter(|s| s.answerable);
         let mut refusal = RefusalCounts::default();

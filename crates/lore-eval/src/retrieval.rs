@@ -11,14 +11,21 @@ pub type Run = HashMap<String, Vec<(String, f32)>>;
 /// The retrieval metrics of one query, or their mean over queries, at one cutoff `k`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RetrievalMetrics {
+    /// The cutoff: only the top `k` documents count.
     pub k: usize,
+    /// nDCG@k with linear gains.
     pub ndcg: f64,
+    /// Recall@k: the share of the relevant documents in the top k.
     pub recall: f64,
+    /// MRR@k: the reciprocal rank of the first relevant document in the top k (0 if none).
     pub mrr: f64,
+    /// MAP@k: average precision at the relevant documents found, over all relevant ones.
     pub map: f64,
+    /// P@k: the share of the top k that is relevant.
     pub precision: f64,
 }
 
+/// The retrieval metrics of a run, per query and averaged, at each cutoff asked for.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RetrievalReport {
     /// Per evaluated query, one entry per cutoff in the order asked.

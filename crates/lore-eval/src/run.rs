@@ -4,8 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use lore_core::{Answer, ChatModel, ChunkConfig, Error, Result, detect_language};
-use lore_index::Collection;
+use lore_core::{Answer, ChatModel, ChunkConfig, Error, Result, Store, Timings, detect_language};
 use lore_rag::{Pipeline, context_passages};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -58,14 +57,13 @@ pub fn chunk_depth(documents: usize, chunks: usize) -> usize {
 /// The documents a pipeline found for one query.
 #[derive(Clone, Debug, Serialize)]
 pub struct RankedQuery {
+    /// The query's id.
     pub query_id: String,
     /// Documents in the order of their best-placed chunk in the pipeline's ranking, with that
     /// chunk's score; at most [`RETRIEVAL_DEPTH`].
     pub documents: Vec<(String, f32)>,
-    pub rewrite_ms: f64,
-    pub embed_ms: f64,
-    pub search_ms: f64,
-    pub rerank_ms: f64,
+    /// The retrieval's stage times.
+    pub timings: Timings,
 }
 
 /// Ranks the documents for each query with `pipeline`, whose `top_k` is the number of chunks
@@ -84,14 +82,7 @@ pub fn rank_documents(pipeline: &Pipeline, queries: &[Query], on_query: &mut dyn
                 .map(|hit| (hit.source.clone(), hit.score))
                 .collect();
             on_query();
-            Ok(RankedQuery {
-                query_id: query.id.clone(),
-                documents,
-                rewrite_ms: found.rewrite_ms,
-                embed_ms: found.embed_ms,
-                search_ms: found.search_ms,
-                rerank_ms: found.rerank_ms,
-            })
+            Ok(RankedQuery { query_id: query.id.clone(), documents, timings: found.timings })
         })
         .collect()
 }
@@ -136,10 +127,13 @@ pub fn headline_metrics(metrics: &[RetrievalMetrics]) -> Vec<(String, f64)> {
 /// A passage the generator read, numbered as in its prompt.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Passage {
+    /// The passage's number in the prompt, `[n]`.
     pub n: usize,
+    /// The document the passage comes from.
     pub source: String,
     /// What the generator read: the chunk's text, or the wider context it carries.
     pub text: String,
+    /// The chunk's score in the retrieval that found it.
     pub score: f32,
     /// The answer cites `[n]`.
     pub cited: bool,
@@ -148,9 +142,13 @@ pub struct Passage {
 /// One question answered by a pipeline, with what the generator read and the scores.
 #[derive(Clone, Debug, Serialize)]
 pub struct AnsweredQuestion {
+    /// The question and its gold answers.
     pub item: QaItem,
+    /// The pipeline's answer, with its citations, timings and token counts.
     pub answer: Answer,
+    /// The passages the generator read, in prompt order.
     pub passages: Vec<Passage>,
+    /// The LLM-free answer metrics.
     pub scores: QaScores,
     /// With a judge: its grades against the reference answer, or why it gave none.
     pub judgement: Option<std::result::Result<Judgement, Unscored>>,
@@ -162,7 +160,7 @@ pub struct AnsweredQuestion {
 /// LLM-free metrics always, the judge's rubric and the grounding metrics when given.
 pub fn answer_question(
     pipeline: &Pipeline,
-    collection: &Collection,
+    collection: &dyn Store,
     chat: &dyn ChatModel,
     item: &QaItem,
     judge: Option<&Judge>,
@@ -172,7 +170,7 @@ pub fn answer_question(
     let mut passages = Vec::with_capacity(answer.citations.len());
     for citation in &answer.citations {
         let hit = collection.chunk(citation.chunk_id)?.ok_or_else(|| {
-            Error::Index(format!("chunk {} vanished from the collection during the evaluation", citation.chunk_id))
+            Error::NotFound(format!("chunk {} vanished from the collection during the evaluation", citation.chunk_id))
         })?;
         let text = context_passages(&[hit]).remove(0).text;
         passages.push(Passage {
@@ -207,20 +205,66 @@ pub fn answer_retrieved(pipeline: &Pipeline, item: &QaItem) -> Result<Option<boo
 /// computed, and the cost per question.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct QaReport {
+    /// The LLM-free answer metrics.
     pub qa: QaSummary,
+    /// The judge's summary, when the answers were judged.
     pub judge: Option<JudgeSummary>,
+    /// The grounding metrics' summary, when they were computed.
     pub grounding: Option<GroundingSummary>,
     /// Mean milliseconds per question, from the question to the whole answer.
     pub latency_ms: f64,
     /// Mean milliseconds per question spent embedding the question and searching.
     pub retrieval_ms: f64,
+    /// Mean milliseconds per question spent writing the answer.
     pub generation_ms: f64,
     /// Mean prompt and answer tokens per question.
     pub prompt_tokens: f64,
+    /// Mean answer (completion) tokens per question.
     pub completion_tokens: f64,
 }
 
+/// The scores as an indented table, one per line, as `lore eval qa` prints them.
+impl std::fmt::Display for QaReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let qa = &self.qa;
+        let refusal = &qa.refusal;
+        writeln!(f, "  exact match        {}", qa.exact_match)?;
+        writeln!(f, "  F1                 {}", qa.f1)?;
+        writeln!(f, "  ROUGE-L            {}", qa.rouge_l)?;
+        writeln!(f, "  answer in context  {}", qa.answer_in_context)?;
+        writeln!(
+            f,
+            "  refusal accuracy   {} (unanswerable: {} refused, {} answered; answerable: {} refused, {} answered)",
+            qa.refusal_accuracy.map_or("n/a".into(), |a| format!("{a:.3}")),
+            refusal.refused_unanswerable,
+            refusal.answered_unanswerable,
+            refusal.refused_answerable,
+            refusal.answered_answerable
+        )?;
+        if let Some(judge) = &self.judge {
+            writeln!(f, "{judge}")?;
+        }
+        if let Some(g) = &self.grounding {
+            writeln!(f, "  faithfulness       {}", g.faithfulness)?;
+            writeln!(f, "  answer relevancy   {}", g.answer_relevancy)?;
+            writeln!(f, "  context precision  {}", g.context_precision)?;
+            writeln!(f, "  context recall     {}", g.context_recall)?;
+        }
+        writeln!(
+            f,
+            "  latency            {:.0} ms per question (retrieval {:.0} ms, generation {:.0} ms)",
+            self.latency_ms, self.retrieval_ms, self.generation_ms
+        )?;
+        write!(
+            f,
+            "  tokens             {:.0} prompt + {:.0} answer per question",
+            self.prompt_tokens, self.completion_tokens
+        )
+    }
+}
+
 impl QaReport {
+    /// Summarises the answered questions: metric summaries and mean costs.
     pub fn of(answered: &[AnsweredQuestion]) -> QaReport {
         let n = answered.len().max(1) as f64;
         let mean = |pick: fn(&AnsweredQuestion) -> f64| answered.iter().map(pick).sum::<f64>() / n;

@@ -6,8 +6,11 @@
 use std::env;
 use std::time::Instant;
 
-use lore_core::{Chunk, ChunkConfig, Document, Metadata, Result, Section};
-use lore_index::Collection;
+use lore_core::{Chunk, ChunkConfig, Document, Metadata, Section};
+use lore_index::{Collection, Store};
+
+/// Any failure, the library's or the file system's.
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 const CHUNKS_PER_DOCUMENT: usize = 50;
 
@@ -16,7 +19,7 @@ fn main() -> Result<()> {
     let chunks = args.next().transpose().ok().flatten().unwrap_or(50_000);
     let dimension = args.next().transpose().ok().flatten().unwrap_or(384);
     let dir = tempfile::tempdir()?;
-    let mut collection = Collection::create(dir.path(), "synthetic", dimension, ChunkConfig::default())?;
+    let collection = Collection::create(dir.path(), "synthetic", dimension, ChunkConfig::default())?;
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut random_vector = || -> Vec<f32> {
         (0..dimension)

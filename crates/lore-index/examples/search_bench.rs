@@ -21,9 +21,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lore_core::{Chunk, ChunkConfig, Document, Hit, Metadata, Result, Section};
-use lore_index::{AnnMode, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings};
+use lore_core::{Chunk, ChunkConfig, Document, Hit, Metadata, Section};
+use lore_index::{AnnMode, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings, Store};
 use serde_json::Value;
+
+/// Any failure, the library's or the file system's.
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 struct Beir {
     /// (id, title + text)
@@ -36,10 +39,7 @@ struct Beir {
 
 fn read_beir(dir: &Path) -> Result<Beir> {
     let lines = |name: &str| -> Result<Vec<Value>> {
-        fs::read_to_string(dir.join(name))?
-            .lines()
-            .map(|line| serde_json::from_str(line).map_err(|e| lore_core::Error::InvalidInput(e.to_string())))
-            .collect()
+        fs::read_to_string(dir.join(name))?.lines().map(|line| serde_json::from_str(line).map_err(Into::into)).collect()
     };
     let field = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
     let corpus = lines("corpus.jsonl")?
@@ -116,7 +116,7 @@ fn throughput(queries: usize, mut run: impl FnMut(usize)) -> f64 {
 fn bm25(dataset: &Path) -> Result<()> {
     let beir = read_beir(dataset)?;
     let dir = tempfile::tempdir()?;
-    let mut collection = Collection::create(dir.path(), "none", 1, ChunkConfig::Whole)?;
+    let collection = Collection::create(dir.path(), "none", 1, ChunkConfig::Whole)?;
     let settings = SearchSettings {
         keyword: KeywordSettings { analyzer: lore_index::Analyzer::English, ..KeywordSettings::default() },
         ..SearchSettings::default()
@@ -139,7 +139,7 @@ fn bm25(dataset: &Path) -> Result<()> {
     };
     // A reopened handle: its first search loads the index, as a new process would.
     drop(collection);
-    let mut collection = Collection::open(dir.path())?;
+    let collection = Collection::open(dir.path())?;
     let started = Instant::now();
     collection.search_keyword("warm up", 10, None)?;
     println!("first search after opening: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
@@ -177,7 +177,7 @@ fn character_bm25(beir: &Beir) -> Result<()> {
         text.chars().flat_map(|c| if lore_core::is_cjk(c) { vec![' ', c, ' '] } else { vec![c] }).collect()
     };
     let dir = tempfile::tempdir()?;
-    let mut collection = Collection::create(dir.path(), "none", 1, ChunkConfig::Whole)?;
+    let collection = Collection::create(dir.path(), "none", 1, ChunkConfig::Whole)?;
     let mut settings = SearchSettings::default();
     settings.keyword.analyzer = lore_index::Analyzer::English;
     collection.configure(settings)?;
@@ -205,7 +205,7 @@ fn tantivy_bm25(beir: &Beir) -> Result<()> {
         Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
     };
     use tantivy::{Index, TantivyDocument};
-    let failed = |e: tantivy::TantivyError| lore_core::Error::Index(e.to_string());
+    let failed = |e: tantivy::TantivyError| e.to_string();
     let mut builder = Schema::builder();
     let indexing = TextFieldIndexing::default().set_tokenizer("en").set_index_option(IndexRecordOption::WithFreqs);
     let text = builder.add_text_field("text", TextOptions::default().set_indexing_options(indexing));
@@ -282,7 +282,7 @@ const VECTORS_PER_DOCUMENT: usize = 1000;
 /// Ingests `vectors` (one chunk each) into a new collection in `dir` that always searches its
 /// graph.
 fn index_vectors(dir: &Path, vectors: &[Vec<f32>], ef_construction: usize) -> Result<()> {
-    let mut collection = Collection::create(dir, "copied-vectors", vectors[0].len(), ChunkConfig::Whole)?;
+    let collection = Collection::create(dir, "copied-vectors", vectors[0].len(), ChunkConfig::Whole)?;
     let mut settings = SearchSettings::default();
     settings.ann.mode = AnnMode::On;
     settings.ann.ef_construction = ef_construction;
@@ -316,22 +316,24 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
     );
     let with_graph = graph.manifest().search.clone();
     drop(graph);
-    let mut exact = Collection::open(dir)?;
+    let exact = Collection::open(dir)?;
     let mut settings = with_graph.clone();
     settings.ann.mode = AnnMode::Off;
     exact.configure(settings)?;
-    let truth: Vec<Vec<i64>> = queries.iter().map(|q| exact.search(q, 10, None).map(ids)).collect::<Result<_>>()?;
+    let truth: Vec<Vec<i64>> =
+        queries.iter().map(|q| exact.search(q, 10, None).map(ids)).collect::<lore_core::Result<_>>()?;
     let exact_qps = throughput(queries.len(), |q| drop(exact.search(&queries[q], 10, None)));
     drop(exact);
     let mut efs = vec![16, 32, 64, 128, 256, 512, 1024, with_graph.ann.ef_search];
     efs.sort_unstable();
     efs.dedup();
     for ef in efs {
-        let mut graph = Collection::open(dir)?;
+        let graph = Collection::open(dir)?;
         let mut settings = with_graph.clone();
         settings.ann.ef_search = ef;
         graph.configure(settings)?;
-        let found: Vec<Vec<i64>> = queries.iter().map(|q| graph.search(q, 10, None).map(ids)).collect::<Result<_>>()?;
+        let found: Vec<Vec<i64>> =
+            queries.iter().map(|q| graph.search(q, 10, None).map(ids)).collect::<lore_core::Result<_>>()?;
         let hits: usize = found.iter().zip(&truth).map(|(f, t)| f.iter().filter(|id| t.contains(id)).count()).sum();
         let qps = throughput(queries.len(), |q| drop(graph.search(&queries[q], 10, None)));
         println!(
@@ -398,10 +400,8 @@ fn main() -> Result<()> {
         Some("bm25") => bm25(&path),
         Some("hnsw") => hnsw(&path, None, number(2, ef_construction)),
         Some("hnsw-copies") => hnsw(&path, Some(number(2, 1_000_000)), number(3, ef_construction)),
-        _ => Err(lore_core::Error::InvalidInput(
-            "usage: search_bench bm25 [DATASET_DIR] | hnsw COLLECTION_DIR [EF_CONSTRUCTION] | \
-             hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION]"
-                .into(),
-        )),
+        _ => Err("usage: search_bench bm25 [DATASET_DIR] | hnsw COLLECTION_DIR [EF_CONSTRUCTION] | \
+                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION]"
+            .into()),
     }
 }

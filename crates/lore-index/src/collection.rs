@@ -1,69 +1,30 @@
 //! A collection: one directory holding the chunk store and the dense index of its vectors.
 
-use std::cell::{RefCell, RefMut};
 use std::fs;
-use std::io;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use lore_core::{Chunk, ChunkConfig, Document, Error, Filter, Hit, Metadata, Result};
+use lore_core::{
+    Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, Hit, Manifest, Metadata, Result, SearchSettings, Stats,
+    Store, UpsertOutcome,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
-use serde::{Deserialize, Serialize};
 
-use crate::dense::{DenseIndex, unit_vector};
+use crate::dense::DenseIndex;
 use crate::filter::{ChunkSet, matching_chunks};
 use crate::keyword::{KEYWORD_FOLDER, KeywordIndex};
-use crate::settings::SearchSettings;
 use crate::store::{
     AtCollection, FILE_SETTINGS, LATER_TABLES, NOW, SCHEMA, STORE_FILE, connect, json_column, read_generation,
 };
+use crate::vectors::unit_vector;
 
 /// The on-disk format this code reads and writes.
 const FORMAT_VERSION: u32 = 1;
 
-/// What a collection was built with. Its vectors are only comparable with vectors from the
-/// same embedder, and its chunks were cut with `chunking`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format_version: u32,
-    pub embedder: String,
-    pub dimension: usize,
-    pub chunking: ChunkConfig,
-    /// RFC 3339, UTC.
-    pub created_at: String,
-    /// RFC 3339, UTC: the last write by this process or before it opened the collection.
-    pub updated_at: String,
-    /// How the keyword and dense indexes are built and searched (see `Collection::configure`).
-    #[serde(default)]
-    pub search: SearchSettings,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UpsertOutcome {
-    Added,
-    /// A document with the same source was there; its chunks are gone.
-    Replaced,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DocumentInfo {
-    pub source: String,
-    pub title: Option<String>,
-    pub content_hash: String,
-    pub chunks: usize,
-    /// RFC 3339, UTC.
-    pub ingested_at: String,
-    pub metadata: Metadata,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    pub documents: usize,
-    pub chunks: usize,
-    pub dimension: usize,
-    pub bytes_on_disk: u64,
-}
+/// How many snapshots a search takes at most while other writers keep moving the store on
+/// before it searches the index as it is (see `Collection::search_index`).
+const ROUNDS: usize = 4;
 
 /// A directory holding documents, their chunks and one vector per chunk, searched by vector
 /// ([`Collection::search`]) or by keywords ([`Collection::search_keyword`], BM25).
@@ -79,14 +40,20 @@ pub struct Stats {
 ///
 /// Vectors are scaled to unit length on the way in (queries too), so scores are cosine
 /// similarities whatever the embedder returns; NaN, infinite or all-zero vectors are refused.
+///
+/// One handle serves many threads (`Collection` is `Send + Sync`): searches run side by side,
+/// each in its own read transaction on a pooled connection, and writes queue for the one write
+/// connection (and, across processes, for SQLite's write lock).
 pub struct Collection {
     dir: PathBuf,
-    conn: Connection,
-    manifest: Manifest,
-    dense: RefCell<Option<DenseIndex>>,
-    keyword: RefCell<Option<KeywordIndex>>,
+    writer: Mutex<Connection>,
+    /// Read connections not in use; a search takes one, or opens one if none is free.
+    readers: Mutex<Vec<Connection>>,
+    manifest: RwLock<Manifest>,
+    dense: RwLock<Option<DenseIndex>>,
+    keyword: RwLock<Option<KeywordIndex>>,
     /// The last filter's chunks, with the generation they were computed at.
-    last_filter: RefCell<Option<(i64, Filter, Rc<ChunkSet>)>>,
+    last_filter: Mutex<Option<(i64, Filter, Arc<ChunkSet>)>>,
 }
 
 impl Collection {
@@ -99,13 +66,12 @@ impl Collection {
         }
         let path = dir.join(STORE_FILE);
         if path.exists() {
-            return Err(Error::Index(format!(
+            return Err(Error::AlreadyExists(format!(
                 "a collection already exists at {}: open it, or delete the directory to start over",
                 dir.display()
             )));
         }
-        fs::create_dir_all(dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot create directory {}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let chunking_json = serde_json::to_string(&chunking)
             .map_err(|e| Error::InvalidInput(format!("chunk settings {chunking:?}: {e}")))?;
         let mut conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE).at(dir)?;
@@ -134,12 +100,13 @@ impl Collection {
         Ok(Collection::with(dir, conn, manifest))
     }
 
-    /// Opens an existing collection; error if there is none or its format is newer than this
-    /// code understands.
+    /// Opens an existing collection; error if there is none ([`lore_core::ErrorKind::NotFound`]),
+    /// its files are damaged (`Corrupt`) or its format is newer than this code understands
+    /// (`Unsupported`).
     pub fn open(dir: &Path) -> Result<Collection> {
         let path = dir.join(STORE_FILE);
         if !path.is_file() {
-            return Err(Error::Index(format!(
+            return Err(Error::NotFound(format!(
                 "no collection at {}: create it with `lore ingest PATH -c NAME`",
                 dir.display()
             )));
@@ -153,25 +120,131 @@ impl Collection {
     fn with(dir: &Path, conn: Connection, manifest: Manifest) -> Collection {
         Collection {
             dir: dir.to_path_buf(),
-            conn,
-            manifest,
-            dense: RefCell::new(None),
-            keyword: RefCell::new(None),
-            last_filter: RefCell::new(None),
+            writer: Mutex::new(conn),
+            readers: Mutex::default(),
+            manifest: RwLock::new(manifest),
+            dense: RwLock::default(),
+            keyword: RwLock::default(),
+            last_filter: Mutex::default(),
         }
     }
 
-    /// Changes how the collection is indexed and searched, and keeps the change. A new analyzer
-    /// (or user dictionary) rebuilds the keyword index at its next use, new HNSW settings
-    /// rebuild the graph; BM25's k1 and b and `ef_search` apply at once. Other open handles
-    /// keep their settings until they are opened again.
-    pub fn configure(&mut self, settings: SearchSettings) -> Result<()> {
+    /// The directory the collection lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A read connection for the length of one call.
+    fn reader(&self) -> Result<Reader<'_>> {
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.dir.join(STORE_FILE), OpenFlags::SQLITE_OPEN_READ_WRITE).at(&self.dir)?,
+        };
+        Ok(Reader { pool: &self.readers, conn: Some(conn) })
+    }
+
+    /// The hits of one of the search indexes for the store as one snapshot sees it.
+    ///
+    /// The index is brought in step with the snapshot first (under its write lock, which other
+    /// searches then find done), and searched under its read lock, side by side with other
+    /// searches, in the same snapshot that its hits are read in. So a search never sees half a
+    /// document, even while another thread or process writes. An index that another thread
+    /// has taken past this snapshot is searched from a fresher snapshot; if writers keep it
+    /// moving for [`ROUNDS`] snapshots, it is searched as it is and the chunks the snapshot
+    /// lacks are left out. An index found holding chunks the store lacks (a writer that did not
+    /// log its deletes) is rebuilt once.
+    fn search_index<I: SearchIndex>(
+        &self,
+        slot: &RwLock<Option<I>>,
+        filter: Option<&Filter>,
+        search: impl Fn(&I, Option<&ChunkSet>) -> Result<Vec<(i64, f32)>>,
+    ) -> Result<Vec<Hit>> {
+        let conn = self.reader()?;
+        let (mut rebuild, mut rebuilt) = (false, false);
+        for round in 0..ROUNDS {
+            let tx = conn.unchecked_transaction().at(&self.dir)?;
+            let generation = read_generation(&tx).at(&self.dir)?;
+            // The ranking and whether the index was in step with this snapshot, if it was
+            // searched; the read lock is let go before the hits are read.
+            let searched = match shared(slot).as_ref() {
+                Some(index) if !rebuild => {
+                    let in_step = index.generation() == Some(generation);
+                    if in_step || round + 1 == ROUNDS {
+                        let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
+                        Some((search(index, allowed.as_deref())?, in_step))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            match searched {
+                Some((ranked, false)) => {
+                    let hits = ranked.into_iter().map(|(id, score)| read_hit(&tx, id, score).at(&self.dir));
+                    return hits.filter_map(Result::transpose).collect();
+                }
+                Some((ranked, true)) => match self.hits(&tx, ranked)? {
+                    Some(hits) => return Ok(hits),
+                    None if !rebuilt => rebuild = true,
+                    None => break,
+                },
+                None => {}
+            }
+            let mut index = exclusive(slot);
+            if rebuild || index.as_ref().is_none_or(|index| index.generation().is_none_or(|at| at < generation)) {
+                I::catch_up(&mut index, self, &tx, rebuild)?;
+                rebuilt |= rebuild;
+                rebuild = false;
+            }
+        }
+        Err(Error::corrupt(
+            &self.dir,
+            format!(
+                "collection {}: its {} index does not match its store even after a rebuild \
+                 (is another process writing without pause?): search again",
+                self.dir.display(),
+                I::NAME
+            ),
+        ))
+    }
+
+    /// The chunks that pass `filter`; the last filter's are kept until the next write.
+    fn allowed(&self, conn: &Connection, generation: i64, filter: &Filter) -> Result<Arc<ChunkSet>> {
+        if let Some((at, last_filter, chunks)) = lock(&self.last_filter).as_ref()
+            && *at == generation
+            && last_filter == filter
+        {
+            return Ok(chunks.clone());
+        }
+        let chunks = Arc::new(matching_chunks(conn, &self.dir, filter)?);
+        *lock(&self.last_filter) = Some((generation, filter.clone(), chunks.clone()));
+        Ok(chunks)
+    }
+
+    /// The hits for ranked chunk ids; `None` if a chunk has no row, which means the index that
+    /// ranked it is out of step with the store (a writer that did not log its deletes).
+    fn hits(&self, conn: &Connection, ranked: Vec<(i64, f32)>) -> Result<Option<Vec<Hit>>> {
+        ranked.into_iter().map(|(chunk_id, score)| read_hit(conn, chunk_id, score).at(&self.dir)).collect()
+    }
+}
+
+impl Store for Collection {
+    fn manifest(&self) -> Manifest {
+        shared(&self.manifest).clone()
+    }
+
+    /// A new analyzer (or user dictionary) rebuilds the keyword index at its next use, new
+    /// HNSW settings rebuild the graph; BM25's k1 and b and `ef_search` apply at once. Other
+    /// open handles keep their settings until they are opened again.
+    fn configure(&self, settings: SearchSettings) -> Result<()> {
         settings.check()?;
         // Opening reads the user dictionary, so a bad one is refused before anything changes.
         let keyword = KeywordIndex::open(&self.dir, &settings.keyword)?;
         let json = serde_json::to_string(&settings)
             .map_err(|e| Error::InvalidInput(format!("search settings {settings:?}: {e}")))?;
-        let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
+        let mut conn = lock(&self.writer);
+        let write = WriteTransaction::begin(&mut conn).at(&self.dir)?;
         write
             .tx
             .execute(
@@ -180,68 +253,50 @@ impl Collection {
                 [json],
             )
             .at(&self.dir)?;
-        self.manifest.updated_at = write.commit().at(&self.dir)?;
-        self.manifest.search = settings;
+        let now = write.commit().at(&self.dir)?;
+        {
+            let mut manifest = exclusive(&self.manifest);
+            manifest.updated_at = now;
+            manifest.search = settings;
+        }
         // The generation moved, so both indexes catch up (and rebuild what the settings
         // change) before their next use.
-        *self.keyword.get_mut() = Some(keyword);
+        *exclusive(&self.keyword) = Some(keyword);
         Ok(())
     }
 
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Error unless vectors from `embedder` with `dimension` are comparable with the stored ones.
-    pub fn check_embedder(&self, embedder: &str, dimension: usize) -> Result<()> {
-        let built = &self.manifest;
-        if built.embedder == embedder && built.dimension == dimension {
-            return Ok(());
-        }
-        Err(Error::Index(format!(
-            "collection {} was built with embedder '{}' ({} dimensions), not '{embedder}' \
-             ({dimension} dimensions): use '{}' with it, or ingest into a new collection",
-            self.dir.display(),
-            built.embedder,
-            built.dimension,
-            built.embedder
-        )))
-    }
-
-    /// The content hash stored for `source`, if that document is in the collection.
-    pub fn document_hash(&self, source: &str) -> Result<Option<String>> {
-        self.conn
+    fn document_hash(&self, source: &str) -> Result<Option<String>> {
+        self.reader()?
             .query_row("SELECT content_hash FROM documents WHERE source = ?1", [source], |row| row.get(0))
             .optional()
             .at(&self.dir)
     }
 
-    /// Inserts `doc` with its chunks and their vectors (`vectors[i]` embeds `chunks[i]`), or
-    /// replaces the document with the same source, in one transaction.
-    pub fn upsert(&mut self, doc: &Document, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<UpsertOutcome> {
-        let rows = PreparedDocument::new(doc, chunks, vectors, self.manifest.dimension)?;
-        let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
+    fn upsert(&self, doc: &Document, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<UpsertOutcome> {
+        let dimension = shared(&self.manifest).dimension;
+        let rows = PreparedDocument::new(doc, chunks, vectors, dimension)?;
+        let mut conn = lock(&self.writer);
+        let write = WriteTransaction::begin(&mut conn).at(&self.dir)?;
         let replaced = delete_rows(&write.tx, &doc.source, write.generation()).at(&self.dir)?;
         rows.insert(&write.tx, &write.now).at(&self.dir)?;
-        self.manifest.updated_at = write.commit().at(&self.dir)?;
+        exclusive(&self.manifest).updated_at = write.commit().at(&self.dir)?;
         Ok(if replaced { UpsertOutcome::Replaced } else { UpsertOutcome::Added })
     }
 
-    /// Removes a document and its chunks; false if there was no document from `source`.
-    pub fn delete_document(&mut self, source: &str) -> Result<bool> {
-        let write = WriteTransaction::begin(&mut self.conn).at(&self.dir)?;
+    fn delete_document(&self, source: &str) -> Result<bool> {
+        let mut conn = lock(&self.writer);
+        let write = WriteTransaction::begin(&mut conn).at(&self.dir)?;
         if !delete_rows(&write.tx, source, write.generation()).at(&self.dir)? {
             return Ok(false);
         }
-        self.manifest.updated_at = write.commit().at(&self.dir)?;
+        exclusive(&self.manifest).updated_at = write.commit().at(&self.dir)?;
         Ok(true)
     }
 
-    /// Every document, by source.
-    pub fn documents(&self) -> Result<Vec<DocumentInfo>> {
-        let mut query = self
-            .conn
-            .prepare(
+    fn documents(&self) -> Result<Vec<DocumentInfo>> {
+        let conn = self.reader()?;
+        let mut query = conn
+            .prepare_cached(
                 "SELECT d.source, d.title, d.content_hash, d.metadata, d.ingested_at,
                         (SELECT count(*) FROM chunks c WHERE c.document_id = d.id)
                  FROM documents d ORDER BY d.source",
@@ -262,9 +317,9 @@ impl Collection {
         rows.collect::<rusqlite::Result<_>>().at(&self.dir)
     }
 
-    pub fn stats(&self) -> Result<Stats> {
+    fn stats(&self) -> Result<Stats> {
         let (documents, chunks) = self
-            .conn
+            .reader()?
             .query_row("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)", [], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
@@ -273,111 +328,50 @@ impl Collection {
         for folder in [self.dir.clone(), self.dir.join(KEYWORD_FOLDER)] {
             let Ok(entries) = fs::read_dir(&folder) else { continue };
             for entry in entries {
-                let metadata = entry?.metadata()?;
+                let metadata = entry.and_then(|entry| entry.metadata()).map_err(Error::io(&folder))?;
                 if metadata.is_file() {
                     bytes_on_disk += metadata.len();
                 }
             }
         }
-        Ok(Stats { documents, chunks, dimension: self.manifest.dimension, bytes_on_disk })
+        Ok(Stats { documents, chunks, dimension: shared(&self.manifest).dimension, bytes_on_disk })
     }
 
-    /// The `k` chunks whose vectors have the highest cosine similarity with `query`, best
-    /// first, equal scores by ascending chunk id; only chunks that pass `filter`, when given.
     /// Exact (every vector is compared) unless the collection's HNSW graph is in use (see
-    /// [`crate::AnnSettings`]).
-    ///
-    /// `Hit::metadata` is the document's metadata overlaid by the chunk's, plus `source`,
-    /// `ordinal` and, when the document has one, `title`.
-    pub fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
-        let query = unit_vector(query, self.manifest.dimension, "the query vector")?;
+    /// [`lore_core::AnnSettings`]).
+    fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
+        let (dimension, ef_search) = {
+            let manifest = shared(&self.manifest);
+            (manifest.dimension, manifest.search.ann.ef_search)
+        };
+        let query = unit_vector(query, dimension, "the query vector")?;
         if k == 0 {
             return Ok(Vec::new());
         }
-        let ann = &self.manifest.search.ann;
-        let mut dense = self.dense.borrow_mut();
-        for rebuild in [false, true] {
-            // One read transaction, so the generation, the scan and the chunk rows all see the
-            // same state even while another process writes.
-            let tx = self.conn.unchecked_transaction().at(&self.dir)?;
-            let generation = read_generation(&tx).at(&self.dir)?;
-            let index = match dense.take().filter(|_| !rebuild) {
-                Some(mut index) => {
-                    if index.generation != generation {
-                        index.sync(&tx, &self.dir, ann)?;
-                    }
-                    dense.insert(index)
-                }
-                None => dense.insert(DenseIndex::load(&tx, &self.dir, self.manifest.dimension, ann, rebuild)?),
-            };
-            let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
-            let ranked = index.search(&query, k, allowed.as_deref(), ann.ef_search);
-            if let Some(hits) = self.hits(&tx, ranked)? {
-                return Ok(hits);
-            }
-        }
-        Err(self.index_damaged("dense"))
+        self.search_index(&self.dense, filter, |index: &DenseIndex, allowed| {
+            Ok(index.search(&query, k, allowed, ef_search))
+        })
     }
 
-    /// The `k` chunks that best match the words of `query` by BM25 (see
-    /// [`crate::KeywordSettings`]), best first, equal scores by ascending chunk id; only chunks
-    /// that pass `filter`, when given. Any text is a valid query: it is cut into terms by the
-    /// collection's analyzer and every term counts (quotes, `AND`, colons are just text).
-    pub fn search_keyword(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
+    /// The query is cut into terms by the collection's analyzer (see
+    /// [`lore_core::KeywordSettings`]).
+    fn search_keyword(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let mut keyword = self.keyword()?;
-        let mut rebuilt = false;
-        for round in 0..3 {
-            let tx = self.conn.unchecked_transaction().at(&self.dir)?;
-            let generation = read_generation(&tx).at(&self.dir)?;
-            if keyword.generation != Some(generation) {
-                keyword.catch_up(&tx, &self.dir, false)?;
-            }
-            // The index now reflects this snapshot, unless another process took it further
-            // meanwhile. Then a fresh snapshot may match; if writers keep racing, the index is
-            // searched as it is and chunks the snapshot does not hold are left out.
-            let in_step = keyword.generation == Some(generation);
-            if !in_step && round < 2 {
-                continue;
-            }
-            let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
-            let ranked = keyword.search(query, k, &self.manifest.search.keyword, allowed.as_deref())?;
-            if !in_step {
-                let hits = ranked.into_iter().map(|(id, score)| read_hit(&tx, id, score).at(&self.dir));
-                return hits.filter_map(Result::transpose).collect();
-            }
-            match self.hits(&tx, ranked)? {
-                Some(hits) => return Ok(hits),
-                None if !rebuilt => {
-                    keyword.catch_up(&tx, &self.dir, true)?;
-                    rebuilt = true;
-                }
-                None => break,
-            }
-        }
-        Err(self.index_damaged("keyword"))
+        let settings = shared(&self.manifest).search.keyword.clone();
+        self.search_index(&self.keyword, filter, |index: &KeywordIndex, allowed| {
+            index.search(query, k, &settings, allowed)
+        })
     }
 
-    fn index_damaged(&self, which: &str) -> Error {
-        Error::Index(format!(
-            "collection {}: its {which} index does not match its store even after a rebuild \
-             (is another process writing without pause?): search again",
-            self.dir.display()
-        ))
+    fn chunk(&self, chunk_id: i64) -> Result<Option<Hit>> {
+        read_hit(&*self.reader()?, chunk_id, 0.0).at(&self.dir)
     }
 
-    /// One chunk by id, as a hit with score 0, with the same metadata as a search hit.
-    pub fn chunk(&self, chunk_id: i64) -> Result<Option<Hit>> {
-        read_hit(&self.conn, chunk_id, 0.0).at(&self.dir)
-    }
-
-    /// The stored (unit-length) vectors of chunks, in the order of `chunk_ids`; `None` for an id
-    /// with no chunk. For comparing search hits with each other (diversity, deduplication)
-    /// without embedding their texts again.
-    pub fn vectors(&self, chunk_ids: &[i64]) -> Result<Vec<Option<Vec<f32>>>> {
-        let mut query = self.conn.prepare_cached("SELECT vector FROM chunks WHERE id = ?1").at(&self.dir)?;
+    fn vectors(&self, chunk_ids: &[i64]) -> Result<Vec<Option<Vec<f32>>>> {
+        let conn = self.reader()?;
+        let mut query = conn.prepare_cached("SELECT vector FROM chunks WHERE id = ?1").at(&self.dir)?;
         chunk_ids
             .iter()
             .map(|id| {
@@ -387,44 +381,109 @@ impl Collection {
             })
             .collect()
     }
-
-    fn keyword(&self) -> Result<RefMut<'_, KeywordIndex>> {
-        let mut slot = self.keyword.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(KeywordIndex::open(&self.dir, &self.manifest.search.keyword)?);
-        }
-        RefMut::filter_map(slot, Option::as_mut).map_err(|_| Error::Index("the keyword index was not opened".into()))
-    }
-
-    /// The chunks that pass `filter`; the last filter's are kept until the next write.
-    fn allowed(&self, conn: &Connection, generation: i64, filter: &Filter) -> Result<Rc<ChunkSet>> {
-        let mut last = self.last_filter.borrow_mut();
-        if let Some((at, last_filter, chunks)) = last.as_ref()
-            && *at == generation
-            && last_filter == filter
-        {
-            return Ok(chunks.clone());
-        }
-        let chunks = Rc::new(matching_chunks(conn, &self.dir, filter)?);
-        *last = Some((generation, filter.clone(), chunks.clone()));
-        Ok(chunks)
-    }
-
-    /// The hits for ranked chunk ids; `None` if a chunk has no row, which means the index that
-    /// ranked it is out of step with the store (a writer that did not log its deletes).
-    fn hits(&self, conn: &Connection, ranked: Vec<(i64, f32)>) -> Result<Option<Vec<Hit>>> {
-        ranked.into_iter().map(|(chunk_id, score)| read_hit(conn, chunk_id, score).at(&self.dir)).collect()
-    }
 }
 
 impl Drop for Collection {
     fn drop(&mut self) {
         // Best effort: a graph that cannot be saved is rebuilt from the store next time, and
         // drop has nobody to report to.
-        if let Some(dense) = self.dense.get_mut() {
+        if let Some(dense) = self.dense.get_mut().unwrap_or_else(PoisonError::into_inner) {
             let _ = dense.save(&self.dir);
         }
     }
+}
+
+/// A pooled read connection, back in the pool when dropped.
+struct Reader<'c> {
+    pool: &'c Mutex<Vec<Connection>>,
+    conn: Option<Connection>,
+}
+
+impl Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("a reader holds its connection until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock(self.pool).push(conn);
+        }
+    }
+}
+
+/// What the two search indexes share: each is derived from the store and knows the store
+/// generation it reflects (see [`Collection`]).
+trait SearchIndex {
+    /// For messages.
+    const NAME: &'static str;
+
+    /// The generation the index reflects, if known.
+    fn generation(&self) -> Option<i64>;
+
+    /// Brings the index in `slot` (opened first if there is none) in step with the store as
+    /// `snapshot` sees it; `rebuild` builds it from nothing.
+    fn catch_up(slot: &mut Option<Self>, collection: &Collection, snapshot: &Connection, rebuild: bool) -> Result<()>
+    where
+        Self: Sized;
+}
+
+impl SearchIndex for DenseIndex {
+    const NAME: &'static str = "dense";
+
+    fn generation(&self) -> Option<i64> {
+        (self.generation >= 0).then_some(self.generation)
+    }
+
+    fn catch_up(slot: &mut Option<Self>, collection: &Collection, snapshot: &Connection, rebuild: bool) -> Result<()> {
+        let (dimension, ann) = {
+            let manifest = shared(&collection.manifest);
+            (manifest.dimension, manifest.search.ann.clone())
+        };
+        match slot {
+            Some(index) if !rebuild => index.sync(snapshot, &collection.dir, &ann),
+            _ => {
+                *slot = Some(DenseIndex::load(snapshot, &collection.dir, dimension, &ann, rebuild)?);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl SearchIndex for KeywordIndex {
+    const NAME: &'static str = "keyword";
+
+    fn generation(&self) -> Option<i64> {
+        self.generation
+    }
+
+    fn catch_up(slot: &mut Option<Self>, collection: &Collection, snapshot: &Connection, rebuild: bool) -> Result<()> {
+        let index = match slot {
+            Some(index) => index,
+            None => {
+                let settings = shared(&collection.manifest).search.keyword.clone();
+                slot.insert(KeywordIndex::open(&collection.dir, &settings)?)
+            }
+        };
+        index.catch_up(snapshot, &collection.dir, rebuild)
+    }
+}
+
+// A panic while a lock was held leaves nothing half-done that these locks guard (the store's
+// transactions roll back; an index is brought in step again), so a poisoned lock is used on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn shared<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn exclusive<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A document checked and serialised before its write transaction begins.
@@ -546,15 +605,18 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
         })
         .at(dir)?;
     if !has_manifest {
-        return Err(Error::Index(format!(
-            "{} has a store but no manifest, so it is not a usable collection \
+        return Err(Error::corrupt(
+            dir.join(STORE_FILE),
+            format!(
+                "{} has a store but no manifest, so it is not a usable collection \
              (its creation was interrupted?): delete the directory and ingest again",
-            dir.display()
-        )));
+                dir.display()
+            ),
+        ));
     }
     let format_version: u32 = conn.query_row("SELECT format_version FROM manifest", [], |row| row.get(0)).at(dir)?;
     if format_version > FORMAT_VERSION {
-        return Err(Error::Index(format!(
+        return Err(Error::Unsupported(format!(
             "collection {} has format version {format_version}, but this lore reads only up to \
              {FORMAT_VERSION}: upgrade lore",
             dir.display()
@@ -589,10 +651,10 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
         })
         .at(dir)?;
     if manifest.dimension == 0 {
-        return Err(Error::Index(format!(
-            "collection {} records 0 dimensions: delete the directory and ingest again",
-            dir.display()
-        )));
+        return Err(Error::corrupt(
+            dir.join(STORE_FILE),
+            format!("collection {} records 0 dimensions: delete the directory and ingest again", dir.display()),
+        ));
     }
     Ok(manifest)
 }

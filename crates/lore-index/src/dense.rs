@@ -10,68 +10,19 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use lore_core::{Error, Result};
+use lore_core::{AnnMode, AnnSettings, Error, Fnv1a, Result};
 use rusqlite::Connection;
 
 use crate::filter::ChunkSet;
 use crate::hnsw::Hnsw;
-use crate::settings::{AnnMode, AnnSettings};
 use crate::store::{AtCollection, read_generation};
+use crate::vectors::{Vectors, best_k, dot};
 
 /// The graph and its rows, saved for the next process (the vectors too: a dead row's vector
 /// is gone from the store but still guides searches through the graph).
 pub(crate) const GRAPH_FILE: &str = "dense.hnsw";
 const GRAPH_MAGIC: &[u8; 8] = b"LOREHNSW";
 const GRAPH_VERSION: u32 = 1;
-
-/// Row `i` of `values` is the vector of chunk `ids[i]`; ids ascend.
-pub(crate) struct Vectors {
-    dimension: usize,
-    ids: Vec<i64>,
-    values: Vec<f32>,
-    live: Vec<bool>,
-    dead: usize,
-}
-
-impl Vectors {
-    fn new(dimension: usize) -> Vectors {
-        Vectors { dimension, ids: Vec::new(), values: Vec::new(), live: Vec::new(), dead: 0 }
-    }
-
-    pub fn row(&self, row: usize) -> &[f32] {
-        &self.values[row * self.dimension..(row + 1) * self.dimension]
-    }
-
-    fn rows(&self) -> usize {
-        self.ids.len()
-    }
-
-    fn live_rows(&self) -> usize {
-        self.ids.len() - self.dead
-    }
-
-    fn kill(&mut self, id: i64) {
-        if let Ok(row) = self.ids.binary_search(&id)
-            && self.live[row]
-        {
-            self.live[row] = false;
-            self.dead += 1;
-        }
-    }
-
-    fn reserve(&mut self, rows: usize) {
-        self.ids.reserve(rows);
-        self.values.reserve(rows * self.dimension);
-        self.live.reserve(rows);
-    }
-
-    fn push(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
-        debug_assert!(self.ids.last().is_none_or(|&last| last < id));
-        self.values.extend(vector);
-        self.ids.push(id);
-        self.live.push(true);
-    }
-}
 
 pub(crate) struct DenseIndex {
     vectors: Vectors,
@@ -136,13 +87,16 @@ impl DenseIndex {
             let bytes = row.get_ref(1).and_then(|value| Ok(value.as_blob()?)).at(dir)?;
             let (floats, rest) = bytes.as_chunks::<4>();
             if floats.len() != self.vectors.dimension || !rest.is_empty() {
-                return Err(Error::Index(format!(
-                    "collection {}: chunk {id} has a vector of {} bytes, not {} f32s: \
-                     delete the directory and ingest again",
-                    dir.display(),
-                    bytes.len(),
-                    self.vectors.dimension
-                )));
+                return Err(Error::corrupt(
+                    dir.join(crate::store::STORE_FILE),
+                    format!(
+                        "collection {}: chunk {id} has a vector of {} bytes, not {} f32s: \
+                         delete the directory and ingest again",
+                        dir.display(),
+                        bytes.len(),
+                        self.vectors.dimension
+                    ),
+                ));
             }
             self.add(id, floats.iter().map(|b| f32::from_le_bytes(*b)));
         }
@@ -242,43 +196,27 @@ impl DenseIndex {
         if let Err(e) = written {
             // Nothing is lost: the graph is rebuilt from the store when its file is missing.
             let _ = fs::remove_file(&temporary);
-            return Err(Error::Io(io::Error::new(e.kind(), format!("cannot save {}: {e}", path.display()))));
+            return Err(Error::Io { path, source: e });
         }
         self.unsaved = false;
         Ok(())
     }
 }
 
-/// The `k` best of `scored` (chunk id, score): best first, equal scores by ascending id.
-pub(crate) fn best_k(mut scored: Vec<(i64, f32)>, k: usize) -> Vec<(i64, f32)> {
-    let better = |a: &(i64, f32), b: &(i64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if k == 0 {
-        return Vec::new();
-    }
-    if k < scored.len() {
-        scored.select_nth_unstable_by(k - 1, better);
-        scored.truncate(k);
-    }
-    scored.sort_unstable_by(better);
-    scored
-}
-
 /// A writer that hashes what goes through it, so the reader can tell a damaged file.
+/// FNV-1a: about 1 GB/s, a small part of the file's write or read time.
 struct Hashing<T> {
     inner: T,
-    hash: u64,
+    hash: Fnv1a,
 }
 
 impl<T> Hashing<T> {
     fn new(inner: T) -> Self {
-        Hashing { inner, hash: 0xcbf2_9ce4_8422_2325 }
+        Hashing { inner, hash: Fnv1a::new() }
     }
 
-    // FNV-1a over the bytes: about 1 GB/s, a small part of the file's write or read time.
     fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        self.hash.write(bytes);
     }
 }
 
@@ -357,7 +295,7 @@ fn write_graph(path: &Path, vectors: &Vectors, graph: &Hnsw, generation: i64) ->
     for value in &vectors.values {
         out.put(&value.to_le_bytes())?;
     }
-    let hash = out.hash;
+    let hash = out.hash.finish();
     let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
     file.write_all(&hash.to_le_bytes())?;
     file.sync_all()
@@ -393,7 +331,7 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
         upper.push(layers);
     }
     let values = input.many(rows * u64::from(file_dimension), size / 4, f32::from_le_bytes)?;
-    let expected = input.hash;
+    let expected = input.hash.finish();
     if u64::from_le_bytes(input.take()?) != expected {
         return Err(damaged("checksum mismatch"));
     }
@@ -407,45 +345,4 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
     let dead = live.iter().filter(|&&live| !live).count();
     let vectors = Vectors { dimension, ids, values, live, dead };
     Ok(DenseIndex { vectors, graph: Some(graph), generation, unsaved: false })
-}
-
-/// Dot product with independent accumulators, so that LLVM keeps them in vector registers
-/// (strict float semantics forbid it to reorder a single running sum).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let (a_blocks, a_tail) = a.as_chunks::<LANES>();
-    let (b_blocks, b_tail) = b.as_chunks::<LANES>();
-    let mut acc = [0.0f32; LANES];
-    for (x, y) in a_blocks.iter().zip(b_blocks) {
-        for lane in 0..LANES {
-            acc[lane] += x[lane] * y[lane];
-        }
-    }
-    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Checks a vector's length and values and scales it to unit length, so that dot products are
-/// cosine similarities even when an embedder (a remote one, say) does not normalise.
-pub(crate) fn unit_vector(vector: &[f32], dimension: usize, what: &str) -> Result<Vec<f32>> {
-    if vector.len() != dimension {
-        return Err(Error::InvalidInput(format!(
-            "{what} has {} dimensions but the collection's embedder makes {dimension}: \
-             embed with the collection's embedder",
-            vector.len()
-        )));
-    }
-    if vector.iter().any(|x| !x.is_finite()) {
-        return Err(Error::InvalidInput(format!(
-            "{what} contains NaN or infinity: the embedder produced an invalid vector"
-        )));
-    }
-    // f64 so that large components cannot overflow the sum of squares.
-    let norm = vector.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    if norm == 0.0 {
-        return Err(Error::InvalidInput(format!(
-            "{what} is all zeros: it has no direction, so nothing can be compared with it"
-        )));
-    }
-    Ok(vector.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
 }

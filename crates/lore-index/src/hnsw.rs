@@ -7,11 +7,11 @@
 //! (deleted rows stay as waypoints until the graph is rebuilt), and load from a damaged file
 //! with an error instead of a crash.
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::{Mutex, PoisonError};
 
-use crate::dense::{Vectors, dot};
+use crate::vectors::{Vectors, dot};
 
 /// A node and its similarity to the vector being searched for, ordered by similarity.
 #[derive(Clone, Copy, PartialEq)]
@@ -72,7 +72,8 @@ pub(crate) struct Hnsw {
     /// Links on layers 1..=level of the nodes that have any: `upper[node][layer - 1]`.
     pub upper: Vec<Vec<Vec<u32>>>,
     pub entry: Option<u32>,
-    visited: RefCell<Visited>,
+    /// Marks for searches, one per search running at the same time, kept for the next ones.
+    visited: Mutex<Vec<Visited>>,
 }
 
 impl Hnsw {
@@ -85,7 +86,7 @@ impl Hnsw {
             bottom_len: Vec::new(),
             upper: Vec::new(),
             entry: None,
-            visited: RefCell::default(),
+            visited: Mutex::default(),
         }
     }
 
@@ -115,7 +116,7 @@ impl Hnsw {
                         links.iter().all(|&n| (n as usize) < nodes && usize::from(levels[n as usize]) > below)
                     })
             });
-        fits.then(|| Hnsw { m, ef_construction, levels, bottom, bottom_len, upper, entry, visited: RefCell::default() })
+        fits.then(|| Hnsw { m, ef_construction, levels, bottom, bottom_len, upper, entry, visited: Mutex::default() })
     }
 
     pub fn reserve(&mut self, nodes: usize) {
@@ -255,7 +256,7 @@ impl Hnsw {
         layer: usize,
         accept: impl Fn(u32) -> bool,
     ) -> Vec<Scored> {
-        let mut visited = self.visited.borrow_mut();
+        let mut visited = self.visited.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
         visited.start(self.len());
         visited.first_visit(entry);
         let start = Scored { similarity: dot(query, vectors.row(entry as usize)), node: entry };
@@ -286,6 +287,7 @@ impl Hnsw {
                 }
             }
         }
+        self.visited.lock().unwrap_or_else(PoisonError::into_inner).push(visited);
         let mut found: Vec<Scored> = found.into_iter().map(|r| r.0).collect();
         found.sort_unstable_by(|a, b| b.cmp(a));
         found

@@ -4,10 +4,10 @@
 //!
 //! ```
 //! use lore_core::{Chunk, ChunkConfig, Document, Filter, Metadata, Section};
-//! use lore_index::{Collection, UpsertOutcome};
+//! use lore_index::{Collection, Store, UpsertOutcome};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let mut collection = Collection::create(dir.path(), "toy-embedder", 3, ChunkConfig::default())?;
+//! let collection = Collection::create(dir.path(), "toy-embedder", 3, ChunkConfig::default())?;
 //!
 //! let sections = vec![Section::new(vec![], "Rust is fast.\nSQLite is small.")];
 //! let doc = Document::new("notes.md", sections);
@@ -33,17 +33,33 @@
 //! let reopened = Collection::open(dir.path())?;
 //! assert_eq!(reopened.document_hash("notes.md")?, Some(doc.content_hash.clone()));
 //! assert_eq!(reopened.search(&[0.1, 0.9, 0.0], 1, None)?[0].chunk_id, hits[0].chunk_id);
-//! # Ok::<(), lore_core::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+#![warn(missing_docs)]
 
 mod collection;
 mod dense;
 mod filter;
 mod hnsw;
 mod keyword;
-mod settings;
 mod store;
+mod vectors;
 
-pub use collection::{Collection, DocumentInfo, Manifest, Stats, UpsertOutcome};
+pub use collection::Collection;
 pub use keyword::ENGLISH_STOP_WORDS;
-pub use settings::{Analyzer, AnnMode, AnnSettings, KeywordSettings, SearchSettings};
+/// The records and settings of the [`lore_core::Store`] trait, here too for callers of this crate alone.
+pub use lore_core::{
+    Analyzer, AnnMode, AnnSettings, DocumentInfo, KeywordSettings, Manifest, SearchSettings, Stats, Store,
+    UpsertOutcome,
+};
+
+#[cfg(test)]
+mod tests {
+    /// One handle is shared by every thread of a server.
+    #[test]
+    fn a_collection_is_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<super::Collection>();
+    }
+}

@@ -1,5 +1,6 @@
 //! The SQLite chunk store: schema, connection settings and error messages.
 
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -94,7 +95,8 @@ pub(crate) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlit
     serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
-/// Turns SQLite errors into `lore_core::Error`s that name the collection and say what to do.
+/// Turns SQLite errors into `lore_core::Error`s of the right kind that name the collection and
+/// say what to do, with SQLite's error as their source.
 pub(crate) trait AtCollection<T> {
     fn at(self, dir: &Path) -> Result<T>;
 }
@@ -102,24 +104,44 @@ pub(crate) trait AtCollection<T> {
 impl<T> AtCollection<T> for rusqlite::Result<T> {
     fn at(self, dir: &Path) -> Result<T> {
         self.map_err(|e| {
-            let dir = dir.display();
-            Error::Index(match e.sqlite_error_code() {
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
-                    "collection {dir} stayed locked by another process for {}s: \
+            let shown = dir.display();
+            let store = dir.join(STORE_FILE);
+            match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy(format!(
+                    "collection {shown} stayed locked by another process for {}s: \
                      try again when it has finished writing ({e})",
                     BUSY_TIMEOUT.as_secs()
-                ),
-                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-                    format!("collection {dir} is damaged ({e}): delete the directory and ingest again")
+                )),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Error::Corrupt {
+                    path: store,
+                    message: format!("collection {shown} is damaged ({e}): delete the directory and ingest again"),
+                    source: Some(Box::new(e)),
+                },
+                Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => Error::Io {
+                    path: store,
+                    source: io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("collection {shown} cannot be written ({e}): check its permissions"),
+                    ),
+                },
+                Some(ErrorCode::DiskFull) => Error::Io {
+                    path: store,
+                    source: io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        format!("collection {shown}: the disk is full ({e}): free space and retry"),
+                    ),
+                },
+                Some(ErrorCode::SystemIoFailure) => Error::Io { path: store, source: io::Error::other(e) },
+                // A row that does not decode is damage too: the store only holds what Lore wrote.
+                _ if matches!(e, rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..)) => {
+                    Error::Corrupt {
+                        path: store,
+                        message: format!("collection {shown} holds a row Lore cannot read ({e}): delete the directory and ingest again"),
+                        source: Some(Box::new(e)),
+                    }
                 }
-                Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
-                    format!("collection {dir} cannot be written ({e}): check its permissions")
-                }
-                Some(ErrorCode::DiskFull) => {
-                    format!("collection {dir}: the disk is full ({e}): free space and retry")
-                }
-                _ => format!("collection {dir}: {e}"),
-            })
+                _ => Error::Corrupt { path: store, message: format!("collection {shown}: {e}"), source: Some(Box::new(e)) },
+            }
         })
     }
 }

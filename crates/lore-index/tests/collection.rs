@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use lore_core::{Chunk, ChunkConfig, Document, Error, Hit, Metadata, Section};
-use lore_index::{Collection, UpsertOutcome};
+use lore_index::{Collection, Store, UpsertOutcome};
 use serde_json::json;
 
 /// Deterministic pseudo-random numbers (xorshift64), so failures reproduce.
@@ -73,7 +73,7 @@ fn create_then_open_round_trips_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let chunking = ChunkConfig::TokenWindow { size: 128, overlap: 16 };
     let created = Collection::create(dir.path(), "minilm", 384, chunking.clone()).unwrap();
-    let manifest = created.manifest().clone();
+    let manifest = created.manifest();
     assert_eq!((manifest.format_version, manifest.embedder.as_str(), manifest.dimension), (1, "minilm", 384));
     assert_eq!(manifest.chunking, chunking);
     let stamp = manifest.created_at.as_bytes();
@@ -82,7 +82,7 @@ fn create_then_open_round_trips_the_manifest() {
     drop(created);
 
     let opened = Collection::open(dir.path()).unwrap();
-    assert_eq!(opened.manifest(), &manifest);
+    assert_eq!(opened.manifest(), manifest);
     let stats = opened.stats().unwrap();
     assert_eq!((stats.documents, stats.chunks, stats.dimension), (0, 0, 384));
     assert!(stats.bytes_on_disk > 0);
@@ -301,7 +301,7 @@ fn stored_vectors_are_read_back_by_chunk_id() {
 #[test]
 fn hits_carry_document_and_chunk_metadata() {
     let dir = tempfile::tempdir().unwrap();
-    let mut collection = create(dir.path(), 2);
+    let collection = create(dir.path(), 2);
     let mut doc = document("guide.md", "Intro\nDetails");
     doc.title = Some("The Guide".into());
     doc.metadata.insert("format".into(), json!("markdown"));
@@ -509,7 +509,7 @@ fn versioned(d: usize, version: usize) -> (Document, Vec<Chunk>, Vec<Vec<f32>>) 
 fn a_killed_ingest_leaves_every_document_whole() {
     const DOCUMENTS: usize = 6;
     if let Some(dir) = env::var_os(CHILD_DIR) {
-        let mut collection = Collection::open(Path::new(&dir)).unwrap();
+        let collection = Collection::open(Path::new(&dir)).unwrap();
         println!("{CHILD_READY}");
         for version in 1.. {
             for d in 0..DOCUMENTS {
@@ -520,7 +520,7 @@ fn a_killed_ingest_leaves_every_document_whole() {
     }
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut collection = create(dir.path(), 64);
+        let collection = create(dir.path(), 64);
         for d in 0..DOCUMENTS {
             let (doc, chunks, vectors) = versioned(d, 0);
             collection.upsert(&doc, &chunks, &vectors).unwrap();

@@ -5,11 +5,11 @@ use std::fs;
 use std::path::Path;
 
 use lore_core::{Chunk, ChunkConfig, Document, Filter, Hit, Metadata, Section};
-use lore_index::{Analyzer, AnnMode, Collection, KeywordSettings, SearchSettings};
+use lore_index::{Analyzer, AnnMode, Collection, KeywordSettings, SearchSettings, Store};
 use serde_json::json;
 
 fn create(dir: &Path, dimension: usize, settings: SearchSettings) -> Collection {
-    let mut collection = Collection::create(dir, "test-embedder", dimension, ChunkConfig::Whole).unwrap();
+    let collection = Collection::create(dir, "test-embedder", dimension, ChunkConfig::Whole).unwrap();
     collection.configure(settings).unwrap();
     collection
 }
@@ -79,7 +79,7 @@ fn bm25_scores_match_the_formula_worked_by_hand() {
 #[test]
 fn bm25_k1_and_b_are_settings() {
     let dir = tempfile::tempdir().unwrap();
-    let mut collection = toy_corpus(dir.path());
+    let collection = toy_corpus(dir.path());
     let mut settings = collection.manifest().search.clone();
     settings.keyword.k1 = 0.0;
     collection.configure(settings.clone()).unwrap();
@@ -168,7 +168,7 @@ fn a_user_dictionary_keeps_domain_words_whole() {
     assert!(apart < 0.6 * whole, "the dictionary word matches only the whole: {whole} {apart}");
 
     settings.keyword.user_dictionary = Some(dir.path().join("missing.dict"));
-    let mut collection = Collection::open(&dir.path().join("plain")).unwrap();
+    let collection = Collection::open(&dir.path().join("plain")).unwrap();
     let refused = collection.configure(settings).unwrap_err().to_string();
     assert!(refused.contains("missing.dict"), "{refused}");
 }
@@ -315,7 +315,7 @@ fn clustered_vectors(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>>
 fn vector_collection(dir: &Path, vectors: &[Vec<f32>], mode: AnnMode) -> Collection {
     let mut settings = SearchSettings::default();
     settings.ann.mode = mode;
-    let mut collection = create(dir, vectors[0].len(), settings);
+    let collection = create(dir, vectors[0].len(), settings);
     for (d, part) in vectors.chunks(50).enumerate() {
         let chunks: Vec<Chunk> = (0..part.len())
             .map(|ordinal| Chunk { text: format!("{d}/{ordinal}"), ordinal, metadata: Metadata::new() })
@@ -347,7 +347,7 @@ fn hnsw_recall_against_exact_search() {
     let at_default_ef = recall(&graph, &exact, &queries, 10);
     assert!(at_default_ef >= 0.95, "recall@10 {at_default_ef}");
     // The graph is what answers: with ef 1 the walk stops early and misses neighbours.
-    let mut narrow = Collection::open(&dir.path().join("graph")).unwrap();
+    let narrow = Collection::open(&dir.path().join("graph")).unwrap();
     let mut settings = narrow.manifest().search.clone();
     settings.ann.ef_search = 1;
     settings.ann.m = 2;

@@ -1,17 +1,24 @@
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use lore_core::{Document, Error, Result, Section};
 
+use crate::parse::io_error;
+
 /// Reads a BEIR `corpus.jsonl` (`{"_id", "title", "text"}` per line) as one document per record,
-/// with the record id as `source` and the title as the first line of the text.
+/// with the record id as `source` and the title as the first line of the text. A missing file is
+/// [`Error::NotFound`], a line that is not a record [`Error::Parse`].
 pub fn read_beir_corpus(path: &Path) -> Result<Vec<Document>> {
     let fail = |reason: String| Error::Parse { path: path.display().to_string(), reason };
-    let reader = BufReader::new(File::open(path).map_err(|e| fail(e.to_string()))?);
+    let reader = BufReader::new(File::open(path).map_err(|e| io_error(path, e))?);
     let mut docs = Vec::new();
     for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| fail(e.to_string()))?;
+        // `lines` reports text that is not UTF-8 as an I/O error of kind `InvalidData`.
+        let line = line.map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => fail(format!("line {}: {e}", n + 1)),
+            _ => Error::io(path)(e),
+        })?;
         if line.trim().is_empty() {
             continue;
         }

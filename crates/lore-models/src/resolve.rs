@@ -2,7 +2,7 @@
 //! loaded model.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 
 use lore_core::{ChatModel, Embedder, Error, Reranker, Result};
@@ -22,7 +22,7 @@ pub fn load_embedder(name: &str, home: &Path) -> Result<Box<dyn Embedder>> {
     }
     match magic(&path)? {
         m if &m == b"E5S1" => Ok(Box::new(E5s1Embedder::load(&path, name)?)),
-        _ => Err(Error::Model(format!(
+        _ => Err(Error::InvalidInput(format!(
             "{} is neither an HF-layout BERT folder (config.json, model.safetensors, tokenizer.json) nor an E5S1 file",
             path.display()
         ))),
@@ -45,7 +45,7 @@ pub fn load_reranker(name: &str, home: &Path) -> Result<Box<dyn Reranker>> {
     let given = Path::new(name);
     let path = if given.exists() { given.to_path_buf() } else { crate::models_dir(home).join(name) };
     if !path.is_dir() {
-        return Err(Error::Model(format!(
+        return Err(Error::NotFound(format!(
             "no cross-encoder '{name}': give the path of an HF-layout BertForSequenceClassification folder \
              (config.json, model.safetensors, tokenizer.json), or put that folder in {}",
             crate::models_dir(home).display()
@@ -61,7 +61,7 @@ fn local_path(name: &str, home: &Path, role: ModelRole) -> Result<std::path::Pat
     }
     let spec = spec(name)?;
     if spec.role != role {
-        return Err(Error::InvalidInput(format!("'{name}' is a {:?} model, not a {role:?}", spec.role).to_lowercase()));
+        return Err(Error::Unsupported(format!("'{name}' is a {:?} model, not a {role:?}", spec.role).to_lowercase()));
     }
     if !spec.is_installed(home) {
         return Err(Error::ModelMissing { name: name.to_string() });
@@ -69,10 +69,13 @@ fn local_path(name: &str, home: &Path, role: ModelRole) -> Result<std::path::Pat
     Ok(spec.load_path(home))
 }
 
+/// The first four bytes of the file at `path`.
 fn magic(path: &Path) -> Result<[u8; 4]> {
     let mut magic = [0u8; 4];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))?;
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| match e.kind() {
+        // Shorter than any model file.
+        io::ErrorKind::UnexpectedEof => Error::InvalidInput(format!("cannot read {}: {e}", path.display())),
+        _ => Error::io(path)(e),
+    })?;
     Ok(magic)
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lore_core::{ChatModel, EmbedKind, Embedder, FinishReason, GenerationOptions, Message};
-use lore_models::{OpenAiChat, OpenAiConfig, OpenAiEmbedder};
+use lore_core::{ChatModel, EmbedKind, Embedder, ErrorKind, FinishReason, GenerationOptions, Message};
+use lore_models::{OpenAiChat, OpenAiConfig, OpenAiEmbedder, load_chat, load_embedder, load_reranker, spec};
 use serde_json::{Value, json};
 
 /// A request as the server saw it.
@@ -437,6 +437,103 @@ fn refused_connection_names_the_url_and_suggests_checking_the_server() {
     let message = error_of(ask(&model).0);
     assert!(message.contains(&format!("cannot reach {base_url}/chat/completions (2 attempts)")), "{message}");
     assert!(message.contains("check that the server is running"), "{message}");
+}
+
+/// The base URL of a local port nothing listens on.
+fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let base_url = format!("http://{}/v1", listener.local_addr().expect("local address"));
+    drop(listener);
+    base_url
+}
+
+fn kind_of<T>(result: lore_core::Result<T>) -> (ErrorKind, String) {
+    match result {
+        Ok(_) => panic!("expected an error"),
+        Err(err) => (err.kind(), err.to_string()),
+    }
+}
+
+/// Whatever goes wrong between Lore and the server (no server, a timeout, an error status, a
+/// body that is not the API's) is one kind, which a caller can retry or report as "the model
+/// is unavailable"; the message keeps the underlying cause.
+#[test]
+fn transport_failures_and_unusable_replies_are_model_unavailable() {
+    let mut config = OpenAiConfig::new("test-model", closed_port_url());
+    config.max_retries = 0;
+    let (kind, message) = kind_of(OpenAiEmbedder::new(config.clone()));
+    assert_eq!(kind, ErrorKind::ModelUnavailable, "{message}");
+    assert!(message.contains("refused"), "the cause is kept: {message}");
+    let chat = OpenAiChat::new(config).expect("client");
+    let (kind, message) = kind_of(ask(&chat).0);
+    assert_eq!(kind, ErrorKind::ModelUnavailable, "{message}");
+
+    // The server answers one connection at a time: the silent reply, which holds it, is last.
+    let server = TestServer::scripted(vec![
+        json_reply(503, json!({"error": {"message": "loading the model"}})),
+        Reply::Whole { status: 200, extra_headers: "", content_type: "application/json", body: "<html>".into() },
+        Reply::Stream { pieces: cut(&sse(&[delta("Hel")]), 64), ending: Ending::Dropped },
+        json_reply(200, json!({"embeddings": [[1.0, 0.0]]})),
+        Reply::Silent,
+    ]);
+    let mut config = server.config();
+    config.max_retries = 0;
+    let chat = OpenAiChat::new(config.clone()).expect("client");
+    for expected in ["loading the model", "did not answer with a chat completion", "broke off"] {
+        let (kind, message) = kind_of(ask(&chat).0);
+        assert_eq!(kind, ErrorKind::ModelUnavailable, "{message}");
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    let (kind, message) = kind_of(OpenAiEmbedder::new(config));
+    assert_eq!(kind, ErrorKind::ModelUnavailable, "{message}");
+    assert!(message.contains("did not answer with embeddings"), "{message}");
+    let (kind, message) = kind_of(ask(&chat).0);
+    assert_eq!(kind, ErrorKind::ModelUnavailable, "{message}");
+    assert!(message.contains("sent nothing for 1s"), "{message}");
+}
+
+/// A request that cannot even be made is the caller's to fix, not the server's, and is not
+/// retried.
+#[test]
+fn an_api_key_that_cannot_be_sent_is_invalid_input() {
+    let server = TestServer::scripted(vec![]);
+    let mut config = server.config();
+    config.api_key = Some("sk-line\nbreak".to_owned());
+    let chat = OpenAiChat::new(config).expect("client");
+    let started = Instant::now();
+    let (kind, message) = kind_of(ask(&chat).0);
+    assert_eq!(kind, ErrorKind::InvalidInput, "{message}");
+    assert!(message.contains("check the API key"), "{message}");
+    assert!(started.elapsed() < Duration::from_millis(400), "retried: {:?}", started.elapsed());
+    assert_eq!(server.requests().len(), 0);
+    assert_eq!(kind_of("openai:@http://127.0.0.1:1/v1".parse::<OpenAiConfig>()).0, ErrorKind::InvalidInput);
+}
+
+/// Names that lead nowhere are NotFound, so that a CLI can say "no such model" by kind.
+#[test]
+fn unknown_and_uninstalled_models_are_not_found() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let (kind, message) = kind_of(spec("no-such-model"));
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    assert!(message.contains("neither a known model"), "{message}");
+    let (kind, message) = kind_of(load_embedder("no-such-model", home.path()));
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    let (kind, message) = kind_of(load_chat("no-such-model", home.path()));
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    let (kind, message) = kind_of(load_reranker("no-such-reranker", home.path()));
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+
+    // In the registry, but not installed under this home.
+    let (kind, message) = kind_of(load_embedder("e5-small", home.path()));
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    assert!(message.contains("lore models pull e5-small"), "{message}");
+    let (kind, message) = kind_of(load_chat("qwen-0.5b", home.path()));
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+
+    // A model of the other role does not fit, whether installed or not.
+    let (kind, message) = kind_of(load_chat("e5-small", home.path()));
+    assert_eq!(kind, ErrorKind::Unsupported, "{message}");
+    assert!(message.contains("is a embedder model, not a generator"), "{message}");
 }
 
 /// A vector that identifies its input: [length, 1, first byte].

@@ -7,7 +7,9 @@ use lore_core::{Fusion, Hit};
 /// One retriever's hits for one query, best first, and how much its vote counts.
 #[derive(Clone, Copy, Debug)]
 pub struct WeightedList<'a> {
+    /// The retriever's hits, best first.
     pub hits: &'a [Hit],
+    /// How much this list counts in the fusion (1.0 for an equal vote).
     pub weight: f32,
 }
 

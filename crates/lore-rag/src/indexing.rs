@@ -3,8 +3,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::thread;
 
-use lore_core::{Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Result};
-use lore_index::{Collection, UpsertOutcome};
+use lore_core::{Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Result, Store, UpsertOutcome};
 use lore_ingest::Discovered;
 
 /// How many chunks are embedded together: large enough to batch well, small enough that a
@@ -13,7 +12,9 @@ const EMBED_BATCH: usize = 64;
 
 /// Something to ingest: a file to parse, or a document already in memory.
 pub enum Source {
+    /// A file, parsed by its format.
     File(PathBuf),
+    /// A document already parsed (a dataset's record, an upload).
     Document(Document),
 }
 
@@ -22,19 +23,24 @@ pub enum Source {
 pub struct Progress {
     /// Sources stored, found unchanged or failed.
     pub sources_done: usize,
+    /// Sources in this ingest.
     pub sources_total: usize,
+    /// Chunks embedded and stored so far.
     pub chunks_embedded: usize,
 }
 
 /// What an ingest did, source by source.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct IngestReport {
+    /// Documents new to the collection.
     pub added: usize,
+    /// Documents that replaced an older version of themselves.
     pub replaced: usize,
     /// Documents whose content hash was already in the collection: nothing was embedded.
     pub unchanged: usize,
     /// Sources that could not be ingested, with the reason, by name; the others were ingested anyway.
     pub failed: Vec<(String, String)>,
+    /// Chunks embedded and stored.
     pub chunks: usize,
 }
 
@@ -54,7 +60,7 @@ enum Prepared {
 /// the folder. Documents therefore reach the collection in no fixed order. A document whose
 /// content hash is already stored for its source is not chunked or embedded again.
 pub fn ingest(
-    collection: &mut Collection,
+    collection: &dyn Store,
     embedder: &dyn Embedder,
     chunking: &ChunkConfig,
     sources: Vec<Source>,
@@ -147,12 +153,16 @@ fn prepare(
         Ok(None) => Prepared::Unchanged,
         // The report pairs the name with the reason: the error's own mention of the path would repeat it.
         Err(Error::Parse { path, reason }) if path == name => Prepared::Failed(name, reason),
-        Err(e) => Prepared::Failed(name, e.to_string()),
+        Err(e) => {
+            let reason = e.to_string();
+            let reason = reason.strip_prefix(&format!("{name}: ")).map_or(reason.clone(), str::to_string);
+            Prepared::Failed(name, reason)
+        }
     }
 }
 
 fn store_batch(
-    collection: &mut Collection,
+    collection: &dyn Store,
     embedder: &dyn Embedder,
     docs: Vec<(Document, Vec<Chunk>)>,
     report: &mut IngestReport,
@@ -180,7 +190,7 @@ fn store_batch(
 ///
 /// Sources are matched as written, so give the roots the way they were given when the files
 /// were ingested (`docs` and `./docs` are different sources).
-pub fn remove_vanished(collection: &mut Collection, roots: &[PathBuf], found: &Discovered) -> Result<Vec<String>> {
+pub fn remove_vanished(collection: &dyn Store, roots: &[PathBuf], found: &Discovered) -> Result<Vec<String>> {
     let present: HashSet<&Path> = found.files.iter().map(PathBuf::as_path).collect();
     let unreadable: Vec<&Path> = found.errors.iter().map(|(path, _)| path.as_path()).collect();
     let mut removed = Vec::new();

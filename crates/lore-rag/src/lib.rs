@@ -2,7 +2,9 @@
 //!
 //! [`ingest`] parses, chunks, embeds and stores sources in a collection; a [`Pipeline`]
 //! retrieves the chunks closest to a question and has a chat model answer from them,
-//! citing them as `[n]`, or refuse when they do not hold the answer.
+//! citing them as `[n]`, or refuse when they do not hold the answer. Both see the collection
+//! only through [`lore_core::Store`], and the pipeline's retrievers through
+//! [`lore_core::Retriever`], so any backend and any retriever fit.
 //!
 //! ```
 //! use lore_core::{ChunkConfig, Document, EmbedKind, Embedder, PipelineConfig, Result, Section, Tokenize};
@@ -27,9 +29,9 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let chunking = ChunkConfig::Whole;
-//! let mut collection = Collection::create(dir.path(), "letters", 4, chunking.clone())?;
+//! let collection = Collection::create(dir.path(), "letters", 4, chunking.clone())?;
 //! let docs = ["rust trusts us", "bake a cake"].map(|t| Source::Document(Document::new(t, vec![Section::new(vec![], t)])));
-//! let report = ingest(&mut collection, &Letters, &chunking, docs.into(), &mut |_| {})?;
+//! let report = ingest(&collection, &Letters, &chunking, docs.into(), &mut |_| {})?;
 //! assert_eq!(report.added, 2);
 //!
 //! let pipeline = Pipeline::new(&collection, &Letters, PipelineConfig { top_k: 1, ..Default::default() })?;
@@ -38,20 +40,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
+mod explain;
 mod fusion;
 mod indexing;
 mod pipeline;
 mod preset;
 mod prompt;
 mod rerank;
+mod retrievers;
 mod rewrite;
 mod support;
 
+pub use explain::one_line;
 pub use fusion::{WeightedList, fuse};
 pub use indexing::{IngestReport, Progress, Source, ingest, remove_vanished};
-pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, Retriever, RetrieverHits};
+pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, RetrieverHits};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
 pub use rerank::{LlmReranker, mmr, truncate};
+pub use retrievers::{DenseRetriever, KeywordRetriever};
 pub use rewrite::{QueryRole, SearchQuery, parse_rewrites, rewrite};
 pub use support::lexical_support;

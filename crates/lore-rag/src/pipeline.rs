@@ -2,14 +2,14 @@ use std::time::Instant;
 
 use lore_core::{
     Answer, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit, PipelineConfig, RerankKind, Reranker,
-    Result, RetrievalMode, RewriteKind, Timings, detect_language,
+    Result, RetrievalMode, Retriever, RetrieverQuery, RewriteKind, Store, Timings, detect_language,
 };
-use lore_index::Collection;
 use serde::Serialize;
 
 use crate::fusion::{WeightedList, fuse};
 use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, recheck_prompt, refusal};
 use crate::rerank::{LlmReranker, mmr};
+use crate::retrievers::{DenseRetriever, KeywordRetriever};
 use crate::rewrite::{QueryRole, SearchQuery, rewrite};
 use crate::support::lexical_support;
 
@@ -19,19 +19,36 @@ pub struct Retrieval {
     /// The `top_k` best chunks. Their score is the last stage's: the reranker's, else the fused
     /// score, else (one list) the retriever's own (cosine similarity or BM25).
     pub hits: Vec<Hit>,
-    pub rewrite_ms: f64,
-    pub embed_ms: f64,
-    /// Searches and fusion.
-    pub search_ms: f64,
-    pub rerank_ms: f64,
+    /// Time spent rewriting, embedding, searching (with fusion) and reranking; nothing is
+    /// generated, so `generate_ms` is 0 and `total_ms` is the sum of the others.
+    pub timings: Timings,
+    /// How the hits were found.
     pub explanation: Explanation,
+}
+
+impl Retrieval {
+    /// "embed 8.1 ms, search 0.42 ms", with the rewrite and rerank times when those stages ran.
+    pub fn timing_line(&self) -> String {
+        let t = &self.timings;
+        let mut line = String::new();
+        if t.rewrite_ms > 0.0 {
+            line.push_str(&format!("rewrite {:.0} ms, ", t.rewrite_ms));
+        }
+        line.push_str(&format!("embed {:.1} ms, search {:.2} ms", t.embed_ms, t.search_ms));
+        if self.explanation.rerank.is_some() {
+            line.push_str(&format!(", rerank {:.0} ms", t.rerank_ms));
+        }
+        line
+    }
 }
 
 /// How the hits were found: what was searched, what each retriever returned, the fused order
 /// and the reranker's scores.
 #[derive(Clone, Debug, Serialize)]
 pub struct Explanation {
+    /// Which retrievers the configuration asked for.
     pub mode: RetrievalMode,
+    /// How their lists were merged.
     pub fusion: Fusion,
     /// The texts searched, the question first.
     pub queries: Vec<SearchQuery>,
@@ -42,35 +59,37 @@ pub struct Explanation {
     pub lists: Vec<RetrieverHits>,
     /// The fused order, best first, with fused scores; empty when there was one list to fuse.
     pub fused: Vec<Ranked>,
+    /// What the reranker did, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankExplanation>,
 }
 
+/// One retriever's list for one query.
 #[derive(Clone, Debug, Serialize)]
 pub struct RetrieverHits {
     /// Index into `Explanation::queries`.
     pub query: usize,
-    pub retriever: Retriever,
+    /// The retriever's name ([`Retriever::name`]: `dense`, `keyword`, …).
+    pub retriever: String,
+    /// Its hits, best first, with its own scores.
     pub hits: Vec<Ranked>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Retriever {
-    Dense,
-    Keyword,
 }
 
 /// A chunk's place in a list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ranked {
+    /// The chunk.
     pub chunk_id: i64,
+    /// Its document.
     pub source: String,
+    /// The list's score for it.
     pub score: f32,
 }
 
+/// The reranking stage of an [`Explanation`].
 #[derive(Clone, Debug, Serialize)]
 pub struct RerankExplanation {
+    /// How candidates were reordered.
     pub kind: RerankKind,
     /// The reranking model (the chat model or cross-encoder); none for MMR.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,22 +99,32 @@ pub struct RerankExplanation {
 }
 
 /// The question-answering pipeline over one collection, running a [`PipelineConfig`]: rewrite
-/// the question (chat model), search with the dense and/or keyword retriever at each one's
-/// depth, fuse the lists, rerank the best candidates, keep `top_k`, and have a chat model answer
-/// from them with citations.
+/// the question (chat model), search with each retriever at its depth, fuse the lists, rerank
+/// the best candidates, keep `top_k`, and have a chat model answer from them with citations.
+///
+/// The retrievers are an open set: the configuration's mode gives the dense and/or keyword
+/// retriever over the collection, and [`Pipeline::with_retriever`] adds any other.
 pub struct Pipeline<'a> {
-    collection: &'a Collection,
+    collection: &'a dyn Store,
     embedder: &'a dyn Embedder,
     config: PipelineConfig,
+    retrievers: Vec<Slot<'a>>,
     chat: Option<&'a dyn ChatModel>,
     reranker: Option<&'a dyn Reranker>,
     filter: Option<Filter>,
 }
 
+/// A retriever with its vote in fusion and how many candidates it returns.
+struct Slot<'a> {
+    retriever: Box<dyn Retriever + 'a>,
+    weight: f32,
+    depth: usize,
+}
+
 impl<'a> Pipeline<'a> {
     /// Fails when `embedder` is not the one the collection was built with, or when the
     /// configuration contradicts itself.
-    pub fn new(collection: &'a Collection, embedder: &'a dyn Embedder, config: PipelineConfig) -> Result<Self> {
+    pub fn new(collection: &'a dyn Store, embedder: &'a dyn Embedder, config: PipelineConfig) -> Result<Self> {
         collection.check_embedder(embedder.id(), embedder.dimension())?;
         if config.rewrite.kind == RewriteKind::Hyde && config.retrieval.mode == RetrievalMode::Keyword {
             return Err(Error::InvalidInput(
@@ -104,7 +133,32 @@ impl<'a> Pipeline<'a> {
                     .into(),
             ));
         }
-        Ok(Pipeline { collection, embedder, config, chat: None, reranker: None, filter: None })
+        let retrieval = &config.retrieval;
+        let mut retrievers = Vec::new();
+        if matches!(retrieval.mode, RetrievalMode::Dense | RetrievalMode::Hybrid) {
+            let dense = DenseRetriever::new(collection, config.min_score);
+            retrievers.push(Slot {
+                retriever: Box::new(dense),
+                weight: retrieval.dense_weight,
+                depth: retrieval.dense_depth,
+            });
+        }
+        if matches!(retrieval.mode, RetrievalMode::Keyword | RetrievalMode::Hybrid) {
+            let keyword = KeywordRetriever::new(collection);
+            retrievers.push(Slot {
+                retriever: Box::new(keyword),
+                weight: retrieval.keyword_weight,
+                depth: retrieval.keyword_depth,
+            });
+        }
+        Ok(Pipeline { collection, embedder, config, retrievers, chat: None, reranker: None, filter: None })
+    }
+
+    /// Adds a retriever whose list is fused with the others': `weight` is its vote in fusion,
+    /// `depth` how many candidates it returns (at least what `top_k` and the reranker need).
+    pub fn with_retriever(mut self, retriever: Box<dyn Retriever + 'a>, weight: f32, depth: usize) -> Self {
+        self.retrievers.push(Slot { retriever, weight, depth });
+        self
     }
 
     /// The chat model that rewrites questions and, for `rerank.kind = "llm"`, judges passages.
@@ -127,6 +181,7 @@ impl<'a> Pipeline<'a> {
         self
     }
 
+    /// The configuration it runs.
     pub fn config(&self) -> &PipelineConfig {
         &self.config
     }
@@ -156,16 +211,8 @@ impl<'a> Pipeline<'a> {
         let mut search = Search { pipeline: self, embed_ms: 0.0, question_vector: None };
         let started = Instant::now();
         let lists = search.lists(&queries)?;
-        let weighted: Vec<WeightedList> = lists
-            .iter()
-            .map(|(retriever, _, hits)| WeightedList {
-                hits,
-                weight: match retriever {
-                    Retriever::Dense => config.retrieval.dense_weight,
-                    Retriever::Keyword => config.retrieval.keyword_weight,
-                },
-            })
-            .collect();
+        let weighted: Vec<WeightedList> =
+            lists.iter().map(|(slot, _, hits)| WeightedList { hits, weight: self.retrievers[*slot].weight }).collect();
         let fused = match weighted.as_slice() {
             [one] => one.hits.to_vec(),
             many => fuse(many, config.retrieval.fusion, config.retrieval.rrf_k),
@@ -179,6 +226,14 @@ impl<'a> Pipeline<'a> {
         let (hits, rerank) = search.rerank(chat, question, fused)?;
         let rerank_ms = ms(started);
         let embed_ms = search.embed_ms;
+        let timings = Timings {
+            rewrite_ms,
+            embed_ms,
+            search_ms,
+            rerank_ms,
+            generate_ms: 0.0,
+            total_ms: rewrite_ms + embed_ms + search_ms + rerank_ms,
+        };
         let explanation = Explanation {
             mode: config.retrieval.mode,
             fusion: config.retrieval.fusion,
@@ -186,12 +241,16 @@ impl<'a> Pipeline<'a> {
             rewrite_reply,
             lists: lists
                 .into_iter()
-                .map(|(retriever, query, hits)| RetrieverHits { query, retriever, hits: ranked(&hits) })
+                .map(|(slot, query, hits)| RetrieverHits {
+                    query,
+                    retriever: self.retrievers[slot].retriever.name().to_string(),
+                    hits: ranked(&hits),
+                })
                 .collect(),
             fused: fused_order,
             rerank,
         };
-        Ok(Retrieval { hits, rewrite_ms, embed_ms, search_ms, rerank_ms, explanation })
+        Ok(Retrieval { hits, timings, explanation })
     }
 
     /// Answers `question` from the retrieved chunks, streaming the answer through `on_token`.
@@ -246,18 +305,8 @@ impl<'a> Pipeline<'a> {
                 cited: cited.contains(&(i + 1)),
             })
             .collect();
-        let timings = Timings {
-            rewrite_ms: retrieval.rewrite_ms,
-            embed_ms: retrieval.embed_ms,
-            search_ms: retrieval.search_ms,
-            rerank_ms: retrieval.rerank_ms,
-            generate_ms,
-            total_ms: retrieval.rewrite_ms
-                + retrieval.embed_ms
-                + retrieval.search_ms
-                + retrieval.rerank_ms
-                + generate_ms,
-        };
+        let timings =
+            Timings { generate_ms, total_ms: retrieval.timings.total_ms + generate_ms, ..retrieval.timings.clone() };
         Ok(Answer {
             question: question.to_string(),
             text: text.trim().to_string(),
@@ -338,19 +387,17 @@ impl Search<'_, '_> {
         retriever_depth.max(needed)
     }
 
-    /// Each retriever's hits for each query: for every query in order, dense then keyword.
-    /// The dense retriever searches a hypothetical answer (embedded as a passage) instead of
-    /// the question when there is one; the keyword retriever searches every question.
-    fn lists(&mut self, queries: &[SearchQuery]) -> Result<Vec<(Retriever, usize, Vec<Hit>)>> {
+    /// Each retriever's hits for each query, as (retriever slot, query index, hits): for every
+    /// query in order, each retriever in order. A retriever that needs vectors searches a
+    /// hypothetical answer (embedded as a passage) instead of the question when there is one;
+    /// the others search every query but hypothetical answers.
+    fn lists(&mut self, queries: &[SearchQuery]) -> Result<Vec<(usize, usize, Vec<Hit>)>> {
         let pipeline = self.pipeline;
-        let config = &pipeline.config.retrieval;
         let filter = pipeline.filter.as_ref();
         let hypothetical = queries.iter().any(|q| q.role == QueryRole::HypotheticalAnswer);
-        let dense = matches!(config.mode, RetrievalMode::Dense | RetrievalMode::Hybrid);
-        let keyword = matches!(config.mode, RetrievalMode::Keyword | RetrievalMode::Hybrid);
 
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];
-        if dense {
+        if pipeline.retrievers.iter().any(|slot| slot.retriever.needs_vector()) {
             for kind in [EmbedKind::Query, EmbedKind::Passage] {
                 let wanted: Vec<usize> = (0..queries.len())
                     .filter(|&i| match queries[i].role {
@@ -371,14 +418,20 @@ impl Search<'_, '_> {
 
         let mut lists = Vec::new();
         for (i, query) in queries.iter().enumerate() {
-            if let Some(vector) = &vectors[i] {
-                let mut hits = pipeline.collection.search(vector, self.depth(config.dense_depth), filter)?;
-                hits.retain(|h| h.score >= pipeline.config.min_score);
-                lists.push((Retriever::Dense, i, hits));
-            }
-            if keyword && query.role != QueryRole::HypotheticalAnswer {
-                let hits = pipeline.collection.search_keyword(&query.text, self.depth(config.keyword_depth), filter)?;
-                lists.push((Retriever::Keyword, i, hits));
+            for (slot_index, slot) in pipeline.retrievers.iter().enumerate() {
+                let retriever = &slot.retriever;
+                let vector = vectors[i].as_deref();
+                let searched = if retriever.needs_vector() {
+                    vector.is_some()
+                } else {
+                    query.role != QueryRole::HypotheticalAnswer || retriever.searches_hypothetical_answers()
+                };
+                if !searched {
+                    continue;
+                }
+                let input = RetrieverQuery { text: &query.text, vector };
+                let hits = retriever.retrieve(input, self.depth(slot.depth), filter)?;
+                lists.push((slot_index, i, hits));
             }
         }
         Ok(lists)

@@ -26,12 +26,12 @@ pub fn load_pipeline(name_or_path: &str) -> Result<(String, PipelineConfig)> {
     let path = Path::new(name_or_path);
     if !path.is_file() {
         let names: Vec<&str> = PRESETS.iter().map(|(name, _)| *name).collect();
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::NotFound(format!(
             "no pipeline preset or file named {name_or_path:?}; presets: {}",
             names.join(", ")
         )));
     }
-    let text = std::fs::read_to_string(path)?;
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     Ok((name, parse_pipeline(&text, name_or_path)?))
 }

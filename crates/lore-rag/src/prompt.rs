@@ -2,8 +2,10 @@ use lore_core::{Hit, Language, Message, PromptStyle, detect_language};
 
 /// The sentence a grounded answer must be when the documents do not answer the question.
 pub const REFUSAL_ZH: &str = "根据提供的文档，我无法回答该问题。";
+/// The same sentence in English.
 pub const REFUSAL_EN: &str = "I cannot answer this question based on the provided documents.";
 
+/// The refusal sentence in `language` ([`REFUSAL_ZH`] or [`REFUSAL_EN`]).
 pub fn refusal(language: Language) -> &'static str {
     match language {
         Language::Chinese => REFUSAL_ZH,
@@ -19,10 +21,10 @@ pub fn context_passages(hits: &[Hit]) -> Vec<Hit> {
     let mut seen_parents = std::collections::HashSet::new();
     let mut passages = Vec::with_capacity(hits.len());
     for hit in hits {
-        if let Some(parent) = hit.metadata.get("parent") {
-            if !seen_parents.insert((hit.source.clone(), parent.to_string())) {
-                continue;
-            }
+        if let Some(parent) = hit.metadata.get("parent")
+            && !seen_parents.insert((hit.source.clone(), parent.to_string()))
+        {
+            continue;
         }
         let mut passage = hit.clone();
         if let Some(context) = hit.metadata.get("context").and_then(|c| c.as_str()) {

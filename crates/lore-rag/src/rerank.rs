@@ -16,6 +16,7 @@ pub struct LlmReranker<'a> {
 }
 
 impl<'a> LlmReranker<'a> {
+    /// A reranker that asks `chat` to judge each passage.
     pub fn new(chat: &'a dyn ChatModel) -> Self {
         LlmReranker { chat }
     }

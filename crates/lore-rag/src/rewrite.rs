@@ -19,10 +19,24 @@ pub enum QueryRole {
     HypotheticalAnswer,
 }
 
+impl QueryRole {
+    /// The name shown in explanations (`question`, `rewrite`, `step-back`, `hypothetical-answer`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryRole::Question => "question",
+            QueryRole::Rewrite => "rewrite",
+            QueryRole::StepBack => "step-back",
+            QueryRole::HypotheticalAnswer => "hypothetical-answer",
+        }
+    }
+}
+
 /// A text that retrieval searches.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SearchQuery {
+    /// The text to search for.
     pub text: String,
+    /// Where the text came from, which decides how it is searched.
     pub role: QueryRole,
 }
 

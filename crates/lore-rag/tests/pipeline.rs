@@ -8,12 +8,12 @@ use std::sync::Mutex;
 use lore_core::{
     ChatModel, ChunkConfig, Document, EmbedKind, Embedder, Filter, FinishReason, Fusion, Generation, GenerationOptions,
     Hit, Message, Metadata, PipelineConfig, PromptStyle, RerankConfig, RerankKind, Result, RetrievalConfig,
-    RetrievalMode, RewriteConfig, RewriteKind, Section, Tokenize,
+    RetrievalMode, RewriteConfig, RewriteKind, Section, Store, Tokenize,
 };
 use lore_index::Collection;
 use lore_rag::{
-    Pipeline, QueryRole, REFUSAL_EN, REFUSAL_ZH, Retriever, Source, WeightedList, cited_numbers, fuse, grounded_prompt,
-    ingest, is_refusal, parse_rewrites, truncate,
+    Pipeline, QueryRole, REFUSAL_EN, REFUSAL_ZH, Source, WeightedList, cited_numbers, fuse, grounded_prompt, ingest,
+    is_refusal, parse_rewrites, truncate,
 };
 use serde_json::json;
 
@@ -89,9 +89,9 @@ fn collection_with(docs: Vec<Source>) -> (tempfile::TempDir, Collection) {
 
 fn collection_embedded(embedder: &dyn Embedder, docs: Vec<Source>) -> (tempfile::TempDir, Collection) {
     let dir = tempfile::tempdir().unwrap();
-    let mut collection =
+    let collection =
         Collection::create(&dir.path().join("c"), embedder.id(), embedder.dimension(), ChunkConfig::Whole).unwrap();
-    ingest(&mut collection, embedder, &ChunkConfig::Whole, docs, &mut |_| {}).unwrap();
+    ingest(&collection, embedder, &ChunkConfig::Whole, docs, &mut |_| {}).unwrap();
     (dir, collection)
 }
 
@@ -184,12 +184,12 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     fs::write(files.join("other.md"), "# Title\ndelta epsilon").unwrap();
     fs::write(files.join("junk.txt"), b"\x00\x01\x02binary").unwrap();
     let sources = |names: &[&str]| names.iter().map(|n| Source::File(files.join(n))).collect::<Vec<_>>();
-    let mut collection = Collection::create(&dir.path().join("c"), "word-hash", 64, ChunkConfig::default()).unwrap();
+    let collection = Collection::create(&dir.path().join("c"), "word-hash", 64, ChunkConfig::default()).unwrap();
     let chunking = ChunkConfig::default();
 
     let mut progress = Vec::new();
     let first = ingest(
-        &mut collection,
+        &collection,
         &WordHash,
         &chunking,
         sources(&["good.txt", "junk.txt", "missing.txt", "other.md"]),
@@ -202,8 +202,7 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     assert_eq!(progress.last().map(|p| (p.sources_done, p.sources_total)), Some((4, 4)));
 
     fs::write(files.join("good.txt"), "alpha beta gamma, revised").unwrap();
-    let second =
-        ingest(&mut collection, &WordHash, &chunking, sources(&["good.txt", "other.md"]), &mut |_| {}).unwrap();
+    let second = ingest(&collection, &WordHash, &chunking, sources(&["good.txt", "other.md"]), &mut |_| {}).unwrap();
     assert_eq!((second.added, second.replaced, second.unchanged, second.chunks), (0, 1, 1, 1));
     assert_eq!(collection.documents().unwrap().len(), 2);
 }
@@ -397,8 +396,8 @@ fn hybrid_finds_what_dense_and_keyword_search_each_miss() {
 
     // The explanation shows both lists and the fused order the hits were cut from.
     let explanation = &hybrid.explanation;
-    let retrievers: Vec<Retriever> = explanation.lists.iter().map(|l| l.retriever).collect();
-    assert_eq!(retrievers, [Retriever::Dense, Retriever::Keyword]);
+    let retrievers: Vec<&str> = explanation.lists.iter().map(|l| l.retriever.as_str()).collect();
+    assert_eq!(retrievers, ["dense", "keyword"]);
     assert_eq!(explanation.fused.len(), 5);
     assert_eq!(explanation.fused[..3].iter().map(|r| r.chunk_id).collect::<Vec<_>>(), ids(&hybrid.hits));
     let json = serde_json::to_value(&hybrid).unwrap();
@@ -489,8 +488,8 @@ fn hyde_searches_the_hypothetical_answer_and_answer_lends_its_model() {
     let roles: Vec<QueryRole> = found.explanation.queries.iter().map(|q| q.role).collect();
     assert_eq!(roles, [QueryRole::Question, QueryRole::HypotheticalAnswer]);
     // Dense searched the passage (query 1), keyword the question (query 0).
-    let lists: Vec<(usize, Retriever)> = found.explanation.lists.iter().map(|l| (l.query, l.retriever)).collect();
-    assert_eq!(lists, [(0, Retriever::Keyword), (1, Retriever::Dense)]);
+    let lists: Vec<(usize, &str)> = found.explanation.lists.iter().map(|l| (l.query, l.retriever.as_str())).collect();
+    assert_eq!(lists, [(0, "keyword"), (1, "dense")]);
 
     config.retrieval.mode = RetrievalMode::Keyword;
     let err = Pipeline::new(&collection, &WordHash, config).err().unwrap().to_string();

@@ -79,10 +79,10 @@ const QUESTION: &str = "为什么模型在AIME上的性能下降了？";
 
 fn collection() -> (tempfile::TempDir, Collection) {
     let dir = tempfile::tempdir().unwrap();
-    let mut collection = Collection::create(&dir.path().join("c"), "char-hash", 32, ChunkConfig::Whole).unwrap();
+    let collection = Collection::create(&dir.path().join("c"), "char-hash", 32, ChunkConfig::Whole).unwrap();
     let docs = [("report.txt", REPORT), ("tea.txt", "绿茶用八十度的水冲泡。")]
         .map(|(source, text)| Source::Document(Document::new(source, vec![Section::new(vec![], text)])));
-    ingest(&mut collection, &CharHash, &ChunkConfig::Whole, docs.into(), &mut |_| {}).unwrap();
+    ingest(&collection, &CharHash, &ChunkConfig::Whole, docs.into(), &mut |_| {}).unwrap();
     (dir, collection)
 }
 

@@ -5,13 +5,11 @@ use std::io::BufReader;
 use std::sync::{Arc, LazyLock};
 
 use jieba_rs::Jieba;
-use lore_core::{Error, Result, is_cjk};
+use lore_core::{Analyzer, Error, KeywordSettings, Result, is_cjk};
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer, Token, TokenStream,
     Tokenizer,
 };
-
-use crate::settings::{Analyzer, KeywordSettings};
 
 /// Lucene's English stop words (`EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`). A short list: BM25's
 /// idf already discounts frequent words, so only the emptiest are worth dropping.

@@ -15,10 +15,11 @@ mod analyzer;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lore_core::{Error, Result};
+use lore_core::{Error, Fnv1a, KeywordSettings, Result};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::error::LockError;
@@ -31,10 +32,9 @@ use tantivy::{
 pub use analyzer::ENGLISH_STOP_WORDS;
 use analyzer::{terms, text_analyzer};
 
-use crate::dense::best_k;
 use crate::filter::ChunkSet;
-use crate::settings::KeywordSettings;
 use crate::store::{AtCollection, read_generation};
+use crate::vectors::best_k;
 
 pub(crate) const KEYWORD_FOLDER: &str = "keyword";
 const TOKENIZER: &str = "lore";
@@ -68,7 +68,8 @@ pub(crate) struct KeywordIndex {
     /// The store generation `snapshot` reflects, if known.
     pub generation: Option<i64>,
     snapshot: Snapshot,
-    scratch: Scratch,
+    /// One per search running at the same time, kept for the next ones.
+    scratch: Mutex<Vec<Scratch>>,
 }
 
 /// Per-query buffers, kept between queries: each query's allocations were a tenth of its time.
@@ -97,22 +98,25 @@ impl KeywordIndex {
         let folder = dir.join(KEYWORD_FOLDER);
         let analyzer = text_analyzer(settings)?;
         let dictionary = match &settings.user_dictionary {
-            Some(path) => fs::read_to_string(path)?,
+            Some(path) => fs::read_to_string(path).map_err(Error::io(path))?,
             None => String::new(),
         };
         let analyzer_id = format!(
             "{:?}/{}",
             settings.analyzer,
-            // FNV-1a of the dictionary: the same words give the same terms.
-            dictionary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+            // The same words give the same terms.
+            Fnv1a::of(dictionary.as_bytes())
         );
         let index = open_or_create(&folder)?;
         let schema = index.schema();
         let (Ok(text), Ok(chunk_id)) = (schema.get_field(TEXT), schema.get_field(CHUNK_ID)) else {
-            return Err(Error::Index(format!(
-                "{} is not a Lore keyword index: delete that folder, it is rebuilt from the store",
-                folder.display()
-            )));
+            return Err(Error::corrupt(
+                &folder,
+                format!(
+                    "{} is not a Lore keyword index: delete that folder, it is rebuilt from the store",
+                    folder.display()
+                ),
+            ));
         };
         index.tokenizers().register(TOKENIZER, analyzer.clone());
         let reader =
@@ -128,7 +132,7 @@ impl KeywordIndex {
             analyzer_id,
             generation: None,
             snapshot,
-            scratch: Scratch::default(),
+            scratch: Mutex::default(),
         };
         keyword.refresh()?;
         Ok(keyword)
@@ -187,7 +191,7 @@ impl KeywordIndex {
             match self.index.writer_with_num_threads(1, WRITER_MEMORY) {
                 Err(TantivyError::LockFailure(LockError::LockBusy, _)) => {
                     if started.elapsed() > WRITER_LOCK_WAIT {
-                        return Err(Error::Index(format!(
+                        return Err(Error::Busy(format!(
                             "keyword index {}: another process has been updating it for {} s: \
                              try again when it has finished",
                             self.folder.display(),
@@ -203,7 +207,7 @@ impl KeywordIndex {
 
     fn commit(&mut self, mut writer: IndexWriter, record: CommitRecord) -> Result<()> {
         let mut commit = writer.prepare_commit().map_err(|e| at(&self.folder, e))?;
-        commit.set_payload(&serde_json::to_string(&record).map_err(|e| Error::Index(e.to_string()))?);
+        commit.set_payload(&serde_json::to_string(&record).map_err(|e| Error::corrupt(&self.folder, e.to_string()))?);
         commit.commit().map_err(|e| at(&self.folder, e))?;
         // Merges run in the background; a writer is dropped after one commit, so wait for them.
         writer.wait_merging_threads().map_err(|e| at(&self.folder, e))?;
@@ -258,7 +262,7 @@ impl KeywordIndex {
     /// until a merge drops them), so a score does not depend on when segments were merged:
     /// an index rebuilt from the store scores exactly as the one it replaces.
     pub fn search(
-        &mut self,
+        &self,
         query: &str,
         k: usize,
         settings: &KeywordSettings,
@@ -266,7 +270,8 @@ impl KeywordIndex {
     ) -> Result<Vec<(i64, f32)>> {
         // Ordered, so that scores are summed in the same order on every run.
         let mut weights: BTreeMap<String, f32> = BTreeMap::new();
-        for term in terms(&mut self.analyzer, query) {
+        // The analyzer keeps state while it cuts a text, so each search cuts with its own.
+        for term in terms(&mut self.analyzer.clone(), query) {
             *weights.entry(term).or_default() += 1.0;
         }
         let segments = self.snapshot.searcher.segment_readers();
@@ -275,19 +280,22 @@ impl KeywordIndex {
             return Ok(Vec::new());
         }
         let failed = |e| at(&self.folder, e);
+        let io_failed = |source| Error::Io { path: self.folder.clone(), source };
         let mut postings = Vec::with_capacity(segments.len());
         let mut frequencies = vec![0u64; weights.len()];
         for segment in segments {
             let inverted = segment.inverted_index(self.text).map_err(failed)?;
             let mut infos = Vec::with_capacity(weights.len());
             for (t, term) in weights.keys().enumerate() {
-                let info = inverted.get_term_info(&Term::from_field_text(self.text, term))?;
+                let info = inverted.get_term_info(&Term::from_field_text(self.text, term)).map_err(io_failed)?;
                 frequencies[t] += match (&info, segment.alive_bitset()) {
                     (None, _) => 0,
                     (Some(info), None) => u64::from(info.doc_freq),
                     // Deleted chunks stay in the postings until a merge: count the live ones.
                     (Some(info), Some(alive)) => {
-                        let mut block = inverted.read_block_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+                        let mut block = inverted
+                            .read_block_postings_from_terminfo(info, IndexRecordOption::Basic)
+                            .map_err(io_failed)?;
                         let mut live = 0;
                         while !block.docs().is_empty() {
                             live += block.docs().iter().filter(|&&doc| alive.is_alive(doc)).count() as u64;
@@ -319,7 +327,8 @@ impl KeywordIndex {
             .collect();
 
         let mut candidates = Vec::new();
-        let Scratch { scores, touched } = &mut self.scratch;
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
+        let Scratch { scores, touched } = &mut scratch;
         for ((segment, ids), (inverted, infos)) in segments.iter().zip(&self.snapshot.chunk_ids).zip(&postings) {
             let lengths = segment.get_fieldnorms_reader(self.text).map_err(failed)?;
             // Zero only what the last segment scored (even if it stopped on an error).
@@ -332,7 +341,9 @@ impl KeywordIndex {
             }
             for (info, &weight) in infos.iter().zip(&term_weights) {
                 let Some(info) = info else { continue };
-                let mut block = inverted.read_block_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?;
+                let mut block = inverted
+                    .read_block_postings_from_terminfo(info, IndexRecordOption::WithFreqs)
+                    .map_err(io_failed)?;
                 while !block.docs().is_empty() {
                     for (&doc, &tf) in block.docs().iter().zip(block.freqs()) {
                         let tf = tf as f32;
@@ -356,6 +367,7 @@ impl KeywordIndex {
                 }
             }
         }
+        self.scratch.lock().unwrap_or_else(PoisonError::into_inner).push(scratch);
         Ok(best_k(candidates, k))
     }
 }
@@ -378,11 +390,11 @@ fn open_or_create(folder: &Path) -> Result<Index> {
             // moves it and the others find it gone.
             let aside = folder.with_extension(format!("damaged-{}-{attempts}", std::process::id()));
             if fs::rename(folder, &aside).is_ok() {
-                fs::remove_dir_all(&aside)?;
+                fs::remove_dir_all(&aside).map_err(Error::io(&aside))?;
             }
             continue;
         }
-        fs::create_dir_all(folder)?;
+        fs::create_dir_all(folder).map_err(Error::io(folder))?;
         match Index::create_in_dir(folder, schema()) {
             Ok(index) => return Ok(index),
             // Another process created it first: open that one.
@@ -408,9 +420,17 @@ fn schema() -> Schema {
     schema.build()
 }
 
+/// A tantivy failure: damage (if it persists, the folder can go: it is rebuilt from the store),
+/// or the operating system's refusal.
 fn at(folder: &Path, e: TantivyError) -> Error {
-    Error::Index(format!(
+    let message = format!(
         "keyword index {}: {e}: if this persists, delete that folder, it is rebuilt from the store",
         folder.display()
-    ))
+    );
+    match e {
+        TantivyError::IoError(source) => {
+            Error::Io { path: folder.to_path_buf(), source: std::io::Error::new(source.kind(), message) }
+        }
+        e => Error::Corrupt { path: folder.to_path_buf(), message, source: Some(Box::new(e)) },
+    }
 }

@@ -17,5 +17,5 @@ pub(crate) use encoder::length_batches;
 
 /// The bytes of a model file, with its path in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path).map_err(Error::io(path))
 }

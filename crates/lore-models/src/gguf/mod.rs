@@ -78,7 +78,7 @@ impl GgufChatModel {
 
     /// [`load`](Self::load), choosing which form of the weights prompts are multiplied with.
     pub fn load_with(path: &Path, id: &str, prefill_weights: PrefillWeights) -> Result<GgufChatModel> {
-        let file = File::open(path).map_err(|e| Error::Model(format!("cannot open {}: {e}", path.display())))?;
+        let file = File::open(path).map_err(Error::io(path))?;
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader)
             .map_err(|e| Error::Model(format!("{} is not a readable GGUF file: {e}", path.display())))?;
@@ -87,7 +87,7 @@ impl GgufChatModel {
                 || Error::Model(format!("{} has no general.architecture in its metadata", path.display())),
             )?;
         if !SUPPORTED_ARCHITECTURES.contains(&architecture.as_str()) {
-            return Err(Error::Model(format!(
+            return Err(Error::Unsupported(format!(
                 "{}: architecture '{architecture}' is not supported; supported: {}",
                 path.display(),
                 SUPPORTED_ARCHITECTURES.join(", ")

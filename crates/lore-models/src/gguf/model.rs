@@ -92,12 +92,12 @@ impl Transformer {
         let rms_eps = number("attention.layer_norm_rms_epsilon")?.to_f32()?;
         let rope_base = number("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0);
         let head_dim = hidden / heads;
-        if let Ok(rope_dims) = number("rope.dimension_count").and_then(|v| v.to_u32()) {
-            if rope_dims as usize != head_dim {
-                bail!("rotary embedding over {rope_dims} of {head_dim} head dimensions is not supported");
-            }
+        if let Ok(rope_dims) = number("rope.dimension_count").and_then(|v| v.to_u32())
+            && rope_dims as usize != head_dim
+        {
+            bail!("rotary embedding over {rope_dims} of {head_dim} head dimensions is not supported");
         }
-        if heads % kv_heads != 0 {
+        if !heads.is_multiple_of(kv_heads) {
             bail!("{heads} attention heads cannot share {kv_heads} key/value heads");
         }
 

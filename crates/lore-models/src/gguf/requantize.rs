@@ -16,7 +16,9 @@ pub struct RequantizeReport {
     pub tensors_rewritten: usize,
     /// All tensors in the file.
     pub tensors_total: usize,
+    /// Size of the source file.
     pub bytes_before: u64,
+    /// Size of the written copy.
     pub bytes_after: u64,
 }
 
@@ -41,7 +43,7 @@ pub fn requantize_slow_types(src: &Path, dst: &Path) -> Result<RequantizeReport>
         )));
     }
     let model_error = |e: candle_core::Error| Error::Model(format!("requantize {}: {e}", src.display()));
-    let mut reader = BufReader::new(File::open(src)?);
+    let mut reader = BufReader::new(File::open(src).map_err(Error::io(src))?);
     let content = Content::read(&mut reader)
         .map_err(|e| Error::Model(format!("{} is not a readable GGUF file: {e}", src.display())))?;
 
@@ -74,14 +76,14 @@ pub fn requantize_slow_types(src: &Path, dst: &Path) -> Result<RequantizeReport>
 
     let partial = dst.with_extension("partial");
     let write = || -> Result<()> {
-        let mut writer = BufWriter::new(File::create(&partial)?);
+        let mut writer = BufWriter::new(File::create(&partial).map_err(Error::io(&partial))?);
         gguf_file::write(&mut writer, &metadata, &tensor_refs)
             .map_err(|e| Error::Model(format!("cannot write {}: {e}", partial.display())))?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let file = writer.into_inner().map_err(|e| Error::io(&partial)(e.into_error()))?;
+        file.sync_all().map_err(Error::io(&partial))?;
         Ok(())
     };
-    if let Err(e) = write().and_then(|()| fs::rename(&partial, dst).map_err(Error::from)) {
+    if let Err(e) = write().and_then(|()| fs::rename(&partial, dst).map_err(Error::io(dst))) {
         // The partial file is useless; failing to remove it changes nothing about the error.
         let _ = fs::remove_file(&partial);
         return Err(e);
@@ -89,7 +91,7 @@ pub fn requantize_slow_types(src: &Path, dst: &Path) -> Result<RequantizeReport>
     Ok(RequantizeReport {
         tensors_rewritten,
         tensors_total: tensors.len(),
-        bytes_before: fs::metadata(src)?.len(),
-        bytes_after: fs::metadata(dst)?.len(),
+        bytes_before: fs::metadata(src).map_err(Error::io(src))?.len(),
+        bytes_after: fs::metadata(dst).map_err(Error::io(dst))?.len(),
     })
 }

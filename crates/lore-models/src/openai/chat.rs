@@ -28,7 +28,7 @@ const TOP_LOGPROBS: usize = 20;
 /// `on_token` then gets the whole text at once.
 ///
 /// [`choice_probabilities`](ChatModel::choice_probabilities) asks for one token with the
-/// [`TOP_LOGPROBS`] most likely first tokens (`logprobs`, `top_logprobs`), which the server must
+/// 20 most likely first tokens (`logprobs`, `top_logprobs`), which the server must
 /// support (OpenAI, vLLM and llama.cpp's server do).
 ///
 /// The client is blocking: call it from a thread where blocking is allowed (in async code, via

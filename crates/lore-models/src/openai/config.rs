@@ -25,12 +25,14 @@ const API_KEY_VARIABLE: &str = "OPENAI_API_KEY";
 pub struct OpenAiConfig {
     /// The URL the API paths are appended to, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
+    /// The model name the server knows, sent as `model` in every request.
     pub model: String,
     /// Sent as `Authorization: Bearer <key>`; local servers usually need none.
     pub api_key: Option<String>,
     /// How long to wait for a response to start and, while an answer streams in, for each
     /// next piece of it: a slow but progressing generation never times out.
     pub timeout: Duration,
+    /// How long to wait for the connection to the server to open.
     pub connect_timeout: Duration,
     /// Retries after a 429, a 5xx or a failed connection, with exponential backoff.
     pub max_retries: u32,

@@ -79,6 +79,14 @@ impl Endpoint {
                     retry_after.unwrap_or_else(|| backoff(attempt))
                 }
                 Err(err) if err.is_timeout() => return Err(Error::Endpoint(self.timeout_message(&url))),
+                // The request itself could not be made (an API key that is not a valid header
+                // value): no server was asked, and asking again cannot help.
+                Err(err) if err.is_builder() => {
+                    return Err(Error::InvalidInput(format!(
+                        "cannot build a request to {url}: {}; check the API key and the base URL",
+                        root_cause(&err)
+                    )));
+                }
                 Err(err) if is_last_attempt => {
                     let tries = if attempts == 1 { String::new() } else { format!(" ({attempts} attempts)") };
                     return Err(Error::Endpoint(format!(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use lore_core::{Error, Result};
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The settings of a collection's keyword (BM25) and dense (HNSW) indexes. In JSON or TOML
@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchSettings {
+    /// The keyword (BM25) index.
     pub keyword: KeywordSettings,
+    /// The dense index's approximate search.
     pub ann: AnnSettings,
 }
 
+/// How a collection's keyword (BM25) index cuts and weighs terms.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeywordSettings {
@@ -61,6 +64,7 @@ pub enum AnnMode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnnSettings {
+    /// When the graph is used instead of an exact search.
     pub mode: AnnMode,
     /// In `auto` mode, the number of vectors from which the graph is used.
     pub min_vectors: usize,
@@ -87,7 +91,8 @@ impl Default for AnnSettings {
 }
 
 impl SearchSettings {
-    pub(crate) fn check(&self) -> Result<()> {
+    /// Error unless every setting is within its range.
+    pub fn check(&self) -> Result<()> {
         let KeywordSettings { k1, b, .. } = self.keyword;
         if !(k1.is_finite() && k1 >= 0.0) {
             return Err(Error::InvalidInput(format!("BM25 k1 = {k1}: use a number of at least 0 (1.2 is usual)")));

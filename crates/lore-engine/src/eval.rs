@@ -18,7 +18,7 @@ use lore_rag::{Pipeline, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{DEFAULT_EMBEDDER, Engine, Progress, Session};
+use crate::{Engine, Progress, Session};
 
 /// Which dataset, split and sample to evaluate on.
 #[derive(Clone, Debug)]
@@ -217,11 +217,7 @@ impl Engine {
         config: &PipelineConfig,
         progress: &dyn Progress,
     ) -> Result<EvalIndex> {
-        let embedder_name = config
-            .embedder
-            .clone()
-            .or_else(|| self.settings().embedder.clone())
-            .unwrap_or_else(|| DEFAULT_EMBEDDER.into());
+        let embedder_name = self.settings().embedder_or(config.embedder.as_deref());
         let chunking = config.chunking.clone().unwrap_or_else(|| dataset.default_chunking());
         let name = collection_name(dataset_dir, &embedder_name, &chunking);
         let embedder = self.models().embedder(&embedder_name)?;

@@ -15,7 +15,7 @@ use lore_ingest::Discovered;
 use lore_rag::{IngestReport, Source};
 use serde_json::{Value, json};
 
-use crate::{DEFAULT_EMBEDDER, Engine, Progress};
+use crate::{Engine, Progress};
 
 /// The chunkers a front end offers by name, each a preset of [`ChunkConfig`] sized by
 /// [`ChunkSizes`].
@@ -272,7 +272,7 @@ impl Engine {
             }
             (store, self.models().embedder(&manifest.embedder)?)
         } else {
-            let embedder_name = requested.unwrap_or_else(|| DEFAULT_EMBEDDER.into());
+            let embedder_name = self.settings().embedder_or(request.embedder.as_deref());
             let embedder = self.models().embedder(&embedder_name)?;
             let chunking = request.chunking.clone().unwrap_or_default();
             (self.catalog().create(&name, &embedder_name, embedder.dimension(), chunking)?, embedder)

@@ -1,14 +1,12 @@
 //! Many readers and one writer on one shared collection, through the pipeline's retrievers.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::WordHash;
 use lore_core::{ChunkConfig, Document, Fusion, Hit, PipelineConfig, RetrievalConfig, RetrievalMode, Section, Store};
 use lore_engine::{Engine, Settings};
 use lore_rag::{Pipeline, Source, ingest};
+use lore_testkit::WordHash;
 
 const DOCUMENTS: usize = 200;
 const CHUNKS_PER_DOCUMENT: usize = 3;

@@ -1,13 +1,11 @@
 //! The error kinds a caller acts on, checked by kind and never by message.
 
-mod common;
-
 use std::net::TcpListener;
 
-use common::WordHash;
 use lore_core::{ChunkConfig, Document, ErrorKind, Section};
 use lore_engine::{Engine, SearchRequest, Settings};
 use lore_rag::{Source, ingest};
+use lore_testkit::WordHash;
 
 fn engine() -> (tempfile::TempDir, Engine) {
     let home = tempfile::tempdir().unwrap();

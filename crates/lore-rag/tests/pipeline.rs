@@ -15,40 +15,8 @@ use lore_rag::{
     Pipeline, QueryRole, REFUSAL_EN, REFUSAL_ZH, Source, WeightedList, cited_numbers, fuse, grounded_prompt, ingest,
     is_refusal, parse_rewrites, truncate,
 };
+use lore_testkit::WordHash;
 use serde_json::json;
-
-/// Words hashed into 64 buckets, L2-normalised: texts sharing words are close.
-struct WordHash;
-
-impl Embedder for WordHash {
-    fn id(&self) -> &str {
-        "word-hash"
-    }
-    fn dimension(&self) -> usize {
-        64
-    }
-    fn max_tokens(&self) -> usize {
-        512
-    }
-    fn tokenizer(&self) -> Option<&dyn Tokenize> {
-        None
-    }
-    fn embed(&self, texts: &[&str], _: EmbedKind) -> Result<Vec<Vec<f32>>> {
-        Ok(texts
-            .iter()
-            .map(|t| {
-                let mut v = vec![0.01f32; 64];
-                for word in t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-                    let h =
-                        word.to_lowercase().bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-                    v[(h % 64) as usize] += 1.0;
-                }
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.into_iter().map(|x| x / norm).collect()
-            })
-            .collect())
-    }
-}
 
 /// Replies with a fixed text, streamed in two pieces, and records the prompt it was given.
 struct Scripted {

@@ -30,7 +30,7 @@ impl Embedder for CharHash {
         Ok(texts
             .iter()
             .map(|text| {
-                let mut v = vec![0.01f32; 32];
+                let mut v = [0.01f32; 32];
                 for c in text.chars() {
                     v[c as usize % 32] += 1.0;
                 }

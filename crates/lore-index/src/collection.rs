@@ -22,9 +22,10 @@ use crate::vectors::unit_vector;
 /// The on-disk format this code reads and writes.
 const FORMAT_VERSION: u32 = 1;
 
-/// How many snapshots a search takes at most while other writers keep moving the store on
-/// before it searches the index as it is (see `Collection::search_index`).
-const ROUNDS: usize = 4;
+/// How many snapshots a search takes at most (see `Collection::search_index`): enough to load
+/// an index, search it, find it damaged, rebuild it and search again, with one to spare for a
+/// write by another thread or process meanwhile.
+const ROUNDS: usize = 5;
 
 /// A directory holding documents, their chunks and one vector per chunk, searched by vector
 /// ([`Collection::search`]) or by keywords ([`Collection::search_keyword`], BM25).

@@ -20,14 +20,9 @@ pub trait Retriever: Send + Sync {
     fn name(&self) -> &str;
 
     /// Whether [`Retriever::retrieve`] needs the query's embedding. The pipeline embeds every
-    /// query once and hands the vector to each retriever that asks.
+    /// query once and hands the vector to each retriever that asks; only these retrievers
+    /// search a hypothetical answer (HyDE), which only makes sense in embedding space.
     fn needs_vector(&self) -> bool;
-
-    /// Whether it also searches a hypothetical answer (HyDE) in place of the question, which
-    /// only makes sense in embedding space. Default: as [`Retriever::needs_vector`].
-    fn searches_hypothetical_answers(&self) -> bool {
-        self.needs_vector()
-    }
 
     /// The `k` best chunks for `query` that pass `filter`, best first, with this retriever's
     /// own scores.

@@ -252,7 +252,7 @@ impl Engine {
         let found = lore_ingest::discover(paths);
         let bytes: u64 = found.files.iter().filter_map(|path| fs::metadata(path).ok()).map(|m| m.len()).sum();
         let files = found.files.len();
-        let summary = target.ingest_paths(paths, false, progress)?;
+        let summary = target.ingest_found(paths, found, None, false, progress)?;
         let seconds = summary.seconds.max(1e-9);
         let chunks = summary.report.chunks;
         let peak = peak_rss_bytes()

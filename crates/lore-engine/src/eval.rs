@@ -393,13 +393,7 @@ impl Engine {
         for item in items {
             let outcome =
                 answer_question(&pipeline, session.store.as_ref(), chat, item, judge.as_ref(), grounding.as_ref());
-            match outcome {
-                Ok(answer) => answered.push(answer),
-                Err(e) => {
-                    progress.finish();
-                    return Err(e);
-                }
-            }
+            answered.push(outcome.inspect_err(|_| progress.finish())?);
             progress.update(answered.len(), "");
         }
         progress.finish();

@@ -319,8 +319,9 @@ impl IngestTarget {
     }
 
     /// Ingests the files `found` under `roots` (only those in `only`, when given), then, when
-    /// `sync`, removes the documents of files gone from the roots.
-    fn ingest_found(
+    /// `sync`, removes the documents of files gone from the roots. For a caller that has
+    /// already looked at the folders (see `lore_ingest::discover`).
+    pub fn ingest_found(
         &self,
         roots: &[PathBuf],
         found: Discovered,

@@ -130,11 +130,6 @@ impl Collection {
         }
     }
 
-    /// The directory the collection lives in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// A read connection for the length of one call.
     fn reader(&self) -> Result<Reader<'_>> {
         let pooled = lock(&self.readers).pop();

@@ -424,7 +424,7 @@ impl Search<'_, '_> {
                 let searched = if retriever.needs_vector() {
                     vector.is_some()
                 } else {
-                    query.role != QueryRole::HypotheticalAnswer || retriever.searches_hypothetical_answers()
+                    query.role != QueryRole::HypotheticalAnswer
                 };
                 if !searched {
                     continue;

@@ -55,6 +55,12 @@ pub struct IngestArgs {
     /// have stayed the same for this long.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     watch_interval: f64,
+    /// Only keys of these groups (and `lore` itself) may read the documents ingested now, as
+    /// `lore serve` enforces it: comma-separated names, stored as the documents' `groups`.
+    /// Without it, a `groups` field of the document's own metadata applies, and
+    /// documents without one are readable by every key of the collection.
+    #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
+    groups: Vec<String>,
     /// Print a JSON summary instead of text (with --watch, one line of JSON per sync).
     #[arg(long)]
     json: bool,
@@ -84,6 +90,7 @@ impl IngestArgs {
             sync: false,
             watch: false,
             watch_interval: 2.0,
+            groups: Vec::new(),
             json: false,
         }
     }
@@ -109,7 +116,11 @@ pub fn run(engine: &Engine, args: IngestArgs) -> Result<ExitCode> {
     if args.watch && (!args.watch_interval.is_finite() || args.watch_interval <= 0.0) {
         bail!("--watch-interval must be a positive number of seconds, not {}", args.watch_interval);
     }
-    let target = engine.ingest_target(&args.request())?;
+    let mut target = engine.ingest_target(&args.request())?;
+    let groups: Vec<&str> = args.groups.iter().map(|g| g.trim()).filter(|g| !g.is_empty()).collect();
+    if !groups.is_empty() {
+        target.metadata.insert(lore_core::GROUPS_FIELD.into(), serde_json::json!(groups));
+    }
     let bars = Bars::default();
     let report = |summary: &Summary| match args.json {
         // With --watch, one JSON object per line, one line per sync.

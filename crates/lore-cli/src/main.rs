@@ -8,6 +8,7 @@ mod eval;
 mod ingest;
 mod models;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +26,7 @@ use lore_engine::{DEFAULT_EMBEDDER, DEFAULT_LLM, Engine, SearchRequest, Settings
     long_about = "Lore ingests documents into collections, finds the passages that answer a question, \
 and has a language model answer from them, citing its sources.\n\n\
 Start with `lore quickstart`, or:\n  lore models pull e5-small qwen-0.5b\n  lore ingest ./my-docs -c notes\n  \
-lore ask \"What does the contract say about renewal?\" -c notes\n\n\
+lore ask \"What does the contract say about renewal?\" -c notes\n  lore serve   (then open http://127.0.0.1:8750/)\n\n\
 Settings come from flags, then LORE_* environment variables, then ./lore.toml and $LORE_HOME/lore.toml \
 (keys: collection, embedder, llm, top_k, pipeline, threads).\n\n\
 Exit status: 0 success; 1 other errors; 2 some files could not be ingested; 3 not found (collection, \
@@ -70,6 +71,15 @@ enum Command {
     /// Measure embedding and ingest throughput, query latency and generation speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve every collection over HTTP: a web page at /, REST under /api, OpenAI-compatible
+    /// endpoints under /v1 (collections are models).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke the API keys `lore serve` accepts.
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
+    /// Turn the feedback given on served answers into training data.
+    #[command(subcommand)]
+    Feedback(serve::FeedbackCommand),
 }
 
 #[derive(Args)]
@@ -166,6 +176,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => bench::run(&engine, cmd)?,
         Command::Eval(cmd) => eval::run(&engine, cmd)?,
         Command::Arena(args) => eval::arena(&engine, args)?,
+        Command::Serve(args) => serve::serve(&engine, args)?,
+        Command::Keys(cmd) => serve::keys(&engine, cmd)?,
+        Command::Feedback(cmd) => serve::feedback(&engine, cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,61 +3,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn installed_models() -> PathBuf {
-    let home = std::env::var_os("LORE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".lore"));
-    let models = home.join("models");
-    for name in ["e5-small", "smollm2", "qwen-0.5b"] {
-        assert!(
-            models.join(name).join("lore-model.json").exists(),
-            "model {name} is not installed in {}: run `lore models pull {name}` (scripts/test does)",
-            models.display()
-        );
-    }
-    models
-}
+mod common;
 
-struct Home(tempfile::TempDir);
-
-impl Home {
-    fn with_models() -> Home {
-        let home = Home(tempfile::tempdir().unwrap());
-        std::os::unix::fs::symlink(installed_models(), home.path().join("models")).unwrap();
-        home
-    }
-
-    fn empty() -> Home {
-        Home(tempfile::tempdir().unwrap())
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    fn lore(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_lore"))
-            .args(args)
-            .env("LORE_HOME", self.path())
-            .env_remove("LORE_COLLECTION")
-            .env_remove("LORE_LLM")
-            .env_remove("LORE_EMBEDDER")
-            .output()
-            .unwrap()
-    }
-
-    /// Runs `lore ARGS` expecting success and JSON on stdout.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.lore(args);
-        assert!(out.status.success(), "lore {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("lore {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-    }
-}
+use common::Home;
 
 fn project_docs() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs").to_string()

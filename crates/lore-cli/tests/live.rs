@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::PathBuf;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,19 +11,12 @@ use lore_engine::{Engine, SearchRequest, Settings};
 
 const DOCUMENTS: usize = 200;
 
-fn installed_models() -> PathBuf {
-    let home = std::env::var_os("LORE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".lore"));
-    let models = home.join("models");
-    assert!(models.join("e5-small/lore-model.json").exists(), "e5-small is not installed: run scripts/test");
-    models
-}
+mod common;
 
 #[test]
 fn a_querying_process_sees_another_process_ingest() {
     let home = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(installed_models(), home.path().join("models")).unwrap();
+    std::os::unix::fs::symlink(common::installed_models(), home.path().join("models")).unwrap();
     let lore = |args: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lore"));
         command.args(args).env("LORE_HOME", home.path()).env_remove("LORE_COLLECTION").env_remove("LORE_EMBEDDER");

@@ -3,6 +3,10 @@ use serde_json::Value;
 
 use crate::Metadata;
 
+/// The document metadata field naming the groups that may read a document (a list of names,
+/// or one name). It belongs to the document: a chunk's own metadata never overrides it.
+pub const GROUPS_FIELD: &str = "groups";
+
 /// A condition on a chunk, applied inside a search so that the top k are the best k chunks
 /// that match (never fewer because of the filter, unless fewer match).
 ///
@@ -11,6 +15,10 @@ use crate::Metadata;
 /// matches when any of its elements does (`{"field": "tags", "equals": "draft"}` finds chunks
 /// tagged `draft`). Numbers compare by value, so `7` equals `7.0`. A missing field matches
 /// nothing.
+///
+/// Access to documents is a filter too: [`Filter::readable_by`] passes the chunks of documents
+/// without [`GROUPS_FIELD`] and of those sharing one of the reader's groups, inside every search
+/// like any other condition.
 ///
 /// In JSON (a request body, a config file) a filter is one object, a list of filters is their
 /// conjunction:
@@ -50,6 +58,11 @@ pub enum Filter {
     SourcePrefix {
         /// The start of the source.
         source_prefix: String,
+    },
+    /// The document may be read by a member of these groups (see [`Filter::readable_by`]).
+    ReadableBy {
+        /// The reader's groups.
+        readable_by: Vec<String>,
     },
     /// A metadata field meets a condition.
     Field {
@@ -106,6 +119,13 @@ impl Filter {
         Filter::Field { field: field.into(), condition: Condition::OneOf(values.into_iter().collect()) }
     }
 
+    /// Chunks of the documents a reader in `groups` may read: those whose [`GROUPS_FIELD`] is
+    /// missing or empty, and those sharing a group with `groups`. A field that is neither a
+    /// group name nor a list of them passes nobody.
+    pub fn readable_by(groups: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+        Filter::ReadableBy { readable_by: groups.into_iter().map(Into::into).collect() }
+    }
+
     /// Both this filter and `other` hold.
     pub fn and(self, other: Filter) -> Filter {
         match self {
@@ -125,6 +145,15 @@ impl Filter {
             Filter::SourcePrefix { source_prefix } => {
                 metadata.get("source").and_then(Value::as_str).is_some_and(|s| s.starts_with(source_prefix))
             }
+            Filter::ReadableBy { readable_by } => match metadata.get(GROUPS_FIELD) {
+                None | Some(Value::Null) => true,
+                Some(Value::String(group)) => readable_by.contains(group),
+                Some(Value::Array(groups)) => {
+                    groups.is_empty()
+                        || groups.iter().any(|g| g.as_str().is_some_and(|g| readable_by.iter().any(|r| r == g)))
+                }
+                Some(_) => false,
+            },
             Filter::Field { field, condition } => metadata.get(field).is_some_and(|value| condition.holds(value)),
         }
     }
@@ -143,6 +172,7 @@ impl Filter {
                 return;
             }
             Filter::Source { .. } | Filter::SourcePrefix { .. } => "source",
+            Filter::ReadableBy { .. } => GROUPS_FIELD,
             Filter::Field { field, .. } => field,
         };
         if !fields.contains(&field) {

@@ -44,7 +44,7 @@ pub use config::{
 pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use filter::{Condition, Filter};
+pub use filter::{Condition, Filter, GROUPS_FIELD};
 pub use hash::Fnv1a;
 pub use lang::{Language, detect_language, is_cjk};
 pub use rerank::Reranker;

@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod answers;
 pub mod arena;
 pub mod bench;
 mod catalog;

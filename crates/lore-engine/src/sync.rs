@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use lore_core::{ChunkConfig, Embedder, Error, Result, SizeUnit, Store};
+use lore_core::{ChunkConfig, Embedder, Error, Metadata, Result, SizeUnit, Store};
 use lore_ingest::Discovered;
 use lore_rag::{IngestReport, Source};
 use serde_json::{Value, json};
@@ -166,6 +166,9 @@ pub struct IngestTarget {
     pub embedder: Arc<dyn Embedder>,
     /// How it cuts documents.
     pub chunking: ChunkConfig,
+    /// Set on every document ingested, over its parsed metadata: [`lore_core::GROUPS_FIELD`]
+    /// to say who may read it, say. Empty unless the caller sets it.
+    pub metadata: Metadata,
 }
 
 /// What one ingest (or one sync of watched folders) did.
@@ -278,7 +281,7 @@ impl Engine {
             (self.catalog().create(&name, &embedder_name, embedder.dimension(), chunking)?, embedder)
         };
         let chunking = store.manifest().chunking;
-        Ok(IngestTarget { name, store, embedder, chunking })
+        Ok(IngestTarget { name, store, embedder, chunking, metadata: Metadata::new() })
     }
 }
 
@@ -286,17 +289,24 @@ impl IngestTarget {
     /// A target over a collection and embedder the caller holds (a temporary collection, say).
     pub fn new(name: &str, store: Arc<dyn Store>, embedder: Arc<dyn Embedder>) -> IngestTarget {
         let chunking = store.manifest().chunking;
-        IngestTarget { name: name.to_string(), store, embedder, chunking }
+        IngestTarget { name: name.to_string(), store, embedder, chunking, metadata: Metadata::new() }
     }
 
     /// Ingests `sources`; one that fails is reported and the others go on.
     pub fn ingest(&self, sources: Vec<Source>, progress: &dyn Progress) -> Result<IngestReport> {
         progress.start(&format!("ingesting into {}", self.name), sources.len());
         let started = Instant::now();
-        let report = lore_rag::ingest(self.store.as_ref(), self.embedder.as_ref(), &self.chunking, sources, &mut |p| {
-            let rate = p.chunks_embedded as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            progress.update(p.sources_done, &format!("files, {} chunks ({rate:.1}/s)", p.chunks_embedded));
-        });
+        let report = lore_rag::ingest(
+            self.store.as_ref(),
+            self.embedder.as_ref(),
+            &self.chunking,
+            &self.metadata,
+            sources,
+            &mut |p| {
+                let rate = p.chunks_embedded as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                progress.update(p.sources_done, &format!("files, {} chunks ({rate:.1}/s)", p.chunks_embedded));
+            },
+        );
         progress.finish();
         report.map_err(|e| e.in_collection(&self.name))
     }

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use lore_core::{ChunkConfig, Document, Fusion, Hit, PipelineConfig, RetrievalConfig, RetrievalMode, Section, Store};
+use lore_core::{
+    ChunkConfig, Document, Fusion, Hit, Metadata, PipelineConfig, RetrievalConfig, RetrievalMode, Section, Store,
+};
 use lore_engine::{Engine, Settings};
 use lore_rag::{Pipeline, Source, ingest};
 use lore_testkit::WordHash;
@@ -74,9 +76,15 @@ fn eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
         scope.spawn(move || {
             // One document per ingest call: 200 separate writes for the readers to race.
             for i in 0..DOCUMENTS {
-                let report =
-                    ingest(store.as_ref(), &WordHash, &chunking(), vec![Source::Document(document(i))], &mut |_| {})
-                        .unwrap();
+                let report = ingest(
+                    store.as_ref(),
+                    &WordHash,
+                    &chunking(),
+                    &Metadata::new(),
+                    vec![Source::Document(document(i))],
+                    &mut |_| {},
+                )
+                .unwrap();
                 assert_eq!(report.added, 1);
             }
             done.store(true, Ordering::SeqCst);
@@ -88,7 +96,15 @@ fn eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
     // collection, down to the chunk ids (which break ties between equal scores).
     let sequential = engine.catalog().create("sequential", "word-hash", 64, chunking()).unwrap();
     for i in 0..DOCUMENTS {
-        ingest(sequential.as_ref(), &WordHash, &chunking(), vec![Source::Document(document(i))], &mut |_| {}).unwrap();
+        ingest(
+            sequential.as_ref(),
+            &WordHash,
+            &chunking(),
+            &Metadata::new(),
+            vec![Source::Document(document(i))],
+            &mut |_| {},
+        )
+        .unwrap();
     }
     let summary = |store: &dyn Store| {
         let mut docs: Vec<_> =

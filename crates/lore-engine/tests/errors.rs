@@ -40,7 +40,14 @@ fn the_wrong_embedder_is_invalid_input() {
     // Vectors of the right length, but from another embedder than the collection was built with.
     let store = engine.catalog().create("notes", "another-embedder", 64, ChunkConfig::Whole).unwrap();
     let doc = Document::new("a.txt", vec![Section::new(vec![], "some text")]);
-    let err = ingest(store.as_ref(), &WordHash, &ChunkConfig::Whole, vec![Source::Document(doc)], &mut |_| {});
+    let err = ingest(
+        store.as_ref(),
+        &WordHash,
+        &ChunkConfig::Whole,
+        &Default::default(),
+        vec![Source::Document(doc)],
+        &mut |_| {},
+    );
     assert_eq!(err.err().unwrap().kind(), ErrorKind::InvalidInput);
     let err = lore_rag::Pipeline::new(store.as_ref(), &WordHash, Default::default()).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lore_core::{
-    Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, Hit, Manifest, Metadata, Result, SearchSettings, Stats,
-    Store, UpsertOutcome,
+    Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, GROUPS_FIELD, Hit, Manifest, Metadata, Result,
+    SearchSettings, Stats, Store, UpsertOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -664,7 +664,10 @@ fn read_hit(conn: &Connection, chunk_id: i64, score: f32) -> rusqlite::Result<Op
         let source: String = row.get(3)?;
         let title: Option<String> = row.get(4)?;
         let mut metadata: Metadata = json_column(row, 5)?;
-        metadata.extend(json_column::<Metadata>(row, 2)?);
+        let mut chunk_metadata: Metadata = json_column(row, 2)?;
+        // Who may read a chunk is its document's business alone.
+        chunk_metadata.remove(GROUPS_FIELD);
+        metadata.extend(chunk_metadata);
         metadata.insert("source".into(), source.clone().into());
         metadata.insert("ordinal".into(), row.get::<_, i64>(1)?.into());
         if let Some(title) = title {

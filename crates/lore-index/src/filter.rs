@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use lore_core::{Filter, Metadata, Result};
+use lore_core::{Filter, GROUPS_FIELD, Metadata, Result};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -32,12 +32,12 @@ impl ChunkSet {
 
 /// The chunks of the store (as `conn` sees it) whose hit metadata passes `filter`.
 ///
-/// Fields other than `source`, `title` and `ordinal` are read from each chunk's metadata JSON
+/// Fields other than `source`, `title`, `ordinal` and the document's groups are read from each chunk's metadata JSON
 /// (a full pass over the chunk rows); a filter on those three alone reads only the documents
 /// table and an index of the chunks, which is much faster.
 pub(crate) fn matching_chunks(conn: &Connection, dir: &Path, filter: &Filter) -> Result<ChunkSet> {
     let fields = filter.fields();
-    let reads_chunk_metadata = fields.iter().any(|f| !matches!(*f, "source" | "title" | "ordinal"));
+    let reads_chunk_metadata = fields.iter().any(|f| !matches!(*f, "source" | "title" | "ordinal" | GROUPS_FIELD));
     // Per document: its part of the hit metadata, and whether it has a title.
     let mut documents: HashMap<i64, (Metadata, bool)> = HashMap::new();
     {
@@ -70,8 +70,8 @@ pub(crate) fn matching_chunks(conn: &Connection, dir: &Path, filter: &Filter) ->
         if reads_chunk_metadata {
             let chunk: Metadata = json_column(row, 3).at(dir)?;
             for (key, value) in chunk {
-                // As in a hit, the document's source and title win over the chunk's keys.
-                let overridden = key == "source" || (key == "title" && *has_title);
+                // As in a hit, the document's source, groups and title win over the chunk's keys.
+                let overridden = key == "source" || key == GROUPS_FIELD || (key == "title" && *has_title);
                 if fields.contains(&key.as_str()) && !overridden {
                     metadata.insert(key, value);
                 }

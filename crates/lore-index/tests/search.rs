@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use lore_core::{Chunk, ChunkConfig, Document, Filter, Hit, Metadata, Section};
-use lore_index::{Analyzer, AnnMode, Collection, KeywordSettings, SearchSettings, Store};
+use lore_index::{Analyzer, AnnMode, AnnSettings, Collection, KeywordSettings, SearchSettings, Store};
 use serde_json::json;
 
 fn create(dir: &Path, dimension: usize, settings: SearchSettings) -> Collection {
@@ -286,6 +286,62 @@ fn filters_see_writes_and_chunk_metadata() {
     add(&mut collection, "other.pdf", "more text", [("page".to_string(), json!(9))].into(), vec![0.6, 0.8]);
     assert_eq!(texts(collection.search_keyword("text", 5, Some(&page_9)).unwrap()), ["later text", "more text"]);
     assert_eq!(collection.search(&[1.0, 0.0], 5, Some(&page_9)).unwrap().len(), 2);
+}
+
+#[test]
+fn document_groups_are_a_filter_inside_every_search() {
+    for mode in [AnnMode::Off, AnnMode::On] {
+        let dir = tempfile::tempdir().unwrap();
+        let settings =
+            SearchSettings { ann: AnnSettings { mode, ..AnnSettings::default() }, ..SearchSettings::default() };
+        let mut collection = create(dir.path(), 2, settings);
+        for i in 0..60 {
+            let groups = match i % 3 {
+                0 => json!(null),
+                1 => json!(["hr"]),
+                _ => json!(["legal", "board"]),
+            };
+            let metadata: Metadata =
+                [("groups".to_string(), groups)].into_iter().filter(|(_, g)| !g.is_null()).collect();
+            let angle = i as f32 * 0.01;
+            add(
+                &mut collection,
+                &format!("doc{i:02}"),
+                "salary review notes",
+                metadata,
+                vec![angle.cos(), angle.sin()],
+            );
+        }
+        // A chunk's own `groups` never overrides its document's.
+        let doc = Document::new("sneaky", vec![Section::new(vec![], "salary review notes")]);
+        let mut metadata = Metadata::new();
+        metadata.insert("groups".into(), json!([]));
+        let chunk = Chunk { text: "salary review notes".into(), ordinal: 0, metadata };
+        let mut doc = doc;
+        doc.metadata.insert("groups".into(), json!(["hr"]));
+        collection.upsert(&doc, &[chunk], &[vec![1.0, 0.0]]).unwrap();
+
+        let everyone = Filter::readable_by(Vec::<String>::new());
+        let hr = Filter::readable_by(["hr"]);
+        let board = Filter::readable_by(["board", "nobody"]);
+        for (filter, allowed) in [(&everyone, vec![0]), (&hr, vec![0, 1]), (&board, vec![0, 2])] {
+            let dense = collection.search(&[1.0, 0.0], 10, Some(filter)).unwrap();
+            let keyword = collection.search_keyword("salary", 10, Some(filter)).unwrap();
+            for hits in [&dense, &keyword] {
+                assert_eq!(hits.len(), 10, "{mode:?} {filter:?}: top k stays k");
+                for hit in hits.iter() {
+                    let visible = match hit.source.as_str() {
+                        "sneaky" => allowed.contains(&1),
+                        source => allowed.contains(&(source[3..].parse::<usize>().unwrap() % 3)),
+                    };
+                    assert!(visible, "{mode:?} {filter:?} returned {}", hit.source);
+                }
+            }
+        }
+        let sneaky =
+            collection.search(&[1.0, 0.0], 60, None).unwrap().into_iter().find(|h| h.source == "sneaky").unwrap();
+        assert_eq!(sneaky.metadata["groups"], json!(["hr"]));
+    }
 }
 
 /// Vectors in clusters, as embeddings of a corpus are: 40 random centres, each vector a centre

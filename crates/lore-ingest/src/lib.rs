@@ -34,4 +34,4 @@ mod parse;
 pub use beir::read_beir_corpus;
 pub use chunk::chunk;
 pub use discover::{Discovered, discover};
-pub use parse::{Format, ParseLimits, parse, parse_bytes, parse_text, parse_with_limits};
+pub use parse::{Format, ParseLimits, parse, parse_bytes, parse_bytes_with_limits, parse_text, parse_with_limits};

@@ -139,16 +139,28 @@ pub fn parse_with_limits(path: &Path, limits: &ParseLimits) -> Result<Document> 
     if bytes.len() as u64 > limits.max_bytes {
         return Err(too_large(bytes.len() as u64));
     }
-    let mut doc = parse_in_thread(path, bytes, limits.timeout)?;
+    let mut doc = parse_in_thread(&source, bytes, limits.timeout)?;
     if let Some(age) = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok()) {
         doc.metadata.insert("modified_unix".into(), age.as_secs().into());
     }
     Ok(doc)
 }
 
-fn parse_in_thread(path: &Path, bytes: Vec<u8>, timeout: Duration) -> Result<Document> {
+/// Parses bytes received rather than read from a file (an upload), named `name_hint` as in
+/// [`parse_bytes`], under `limits` as [`parse_with_limits`] applies them to a file.
+pub fn parse_bytes_with_limits(name_hint: &str, bytes: Vec<u8>, limits: &ParseLimits) -> Result<Document> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(Error::Parse {
+            path: name_hint.to_string(),
+            reason: format!("too large: over the {} MB limit", limits.max_bytes / 1_000_000),
+        });
+    }
+    parse_in_thread(name_hint, bytes, limits.timeout)
+}
+
+fn parse_in_thread(source: &str, bytes: Vec<u8>, timeout: Duration) -> Result<Document> {
     let (sender, receiver) = mpsc::sync_channel(1);
-    let source = path.display().to_string();
+    let source = source.to_string();
     let name = source.clone();
     thread::Builder::new()
         .name("lore-parse".into())
@@ -157,7 +169,7 @@ fn parse_in_thread(path: &Path, bytes: Vec<u8>, timeout: Duration) -> Result<Doc
             // After a timeout nobody listens any more; the result is dropped with the thread.
             let _ = sender.send(parse_bytes(&name, &bytes));
         })
-        .map_err(Error::io(path))?;
+        .map_err(Error::io(&source))?;
     receiver.recv_timeout(timeout).unwrap_or_else(|e| {
         let reason = match e {
             RecvTimeoutError::Timeout => format!(

@@ -3,7 +3,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::thread;
 
-use lore_core::{Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Result, Store, UpsertOutcome};
+use lore_core::{
+    Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Fnv1a, Metadata, Result, Store, UpsertOutcome,
+};
 use lore_ingest::Discovered;
 
 /// How many chunks are embedded together: large enough to batch well, small enough that a
@@ -59,10 +61,15 @@ enum Prepared {
 /// only a few documents per thread waiting at any time, so memory stays bounded however large
 /// the folder. Documents therefore reach the collection in no fixed order. A document whose
 /// content hash is already stored for its source is not chunked or embedded again.
+///
+/// `metadata` is set on every document over what its parser found (the groups that may read
+/// it, say); it counts in the document's content hash, so ingesting an unchanged file with new
+/// metadata replaces it.
 pub fn ingest(
     collection: &dyn Store,
     embedder: &dyn Embedder,
     chunking: &ChunkConfig,
+    metadata: &Metadata,
     sources: Vec<Source>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<IngestReport> {
@@ -85,7 +92,7 @@ pub fn ingest(
                         break;
                     };
                     // A closed channel means the storing side stopped on an error.
-                    if sender.send(prepare(source, stored, chunking, embedder)).is_err() {
+                    if sender.send(prepare(source, stored, chunking, metadata, embedder)).is_err() {
                         break;
                     }
                 }
@@ -130,13 +137,21 @@ fn prepare(
     source: Source,
     stored: &HashMap<String, String>,
     chunking: &ChunkConfig,
+    metadata: &Metadata,
     embedder: &dyn Embedder,
 ) -> Prepared {
     let (name, parsed) = match source {
         Source::File(path) => (path.display().to_string(), lore_ingest::parse(&path)),
         Source::Document(doc) => (doc.source.clone(), Ok(doc)),
     };
-    let chunked = parsed.and_then(|doc| {
+    let chunked = parsed.and_then(|mut doc| {
+        if !metadata.is_empty() {
+            let mut hash = Fnv1a::new();
+            hash.write(doc.content_hash.as_bytes());
+            hash.write(serde_json::to_string(metadata).unwrap_or_default().as_bytes());
+            doc.content_hash = format!("{:016x}", hash.finish());
+            doc.metadata.extend(metadata.clone());
+        }
         if stored.get(&doc.source) == Some(&doc.content_hash) {
             return Ok(None);
         }

@@ -7,7 +7,7 @@
 //! [`lore_core::Retriever`], so any backend and any retriever fit.
 //!
 //! ```
-//! use lore_core::{ChunkConfig, Document, EmbedKind, Embedder, PipelineConfig, Result, Section, Tokenize};
+//! use lore_core::{ChunkConfig, Document, EmbedKind, Embedder, Metadata, PipelineConfig, Result, Section, Tokenize};
 //! use lore_index::Collection;
 //! use lore_rag::{ingest, Pipeline, Source};
 //!
@@ -31,7 +31,7 @@
 //! let chunking = ChunkConfig::Whole;
 //! let collection = Collection::create(dir.path(), "letters", 4, chunking.clone())?;
 //! let docs = ["rust trusts us", "bake a cake"].map(|t| Source::Document(Document::new(t, vec![Section::new(vec![], t)])));
-//! let report = ingest(&collection, &Letters, &chunking, docs.into(), &mut |_| {})?;
+//! let report = ingest(&collection, &Letters, &chunking, &Metadata::new(), docs.into(), &mut |_| {})?;
 //! assert_eq!(report.added, 2);
 //!
 //! let pipeline = Pipeline::new(&collection, &Letters, PipelineConfig { top_k: 1, ..Default::default() })?;
@@ -61,5 +61,5 @@ pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
 pub use rerank::{LlmReranker, mmr, truncate};
 pub use retrievers::{DenseRetriever, KeywordRetriever};
-pub use rewrite::{QueryRole, SearchQuery, parse_rewrites, rewrite};
+pub use rewrite::{QueryRole, SearchQuery, parse_rewrites, rewrite, standalone_question};
 pub use support::lexical_support;

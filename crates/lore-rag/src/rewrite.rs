@@ -1,7 +1,8 @@
-//! Query rewriting with the chat model: HyDE, multi-query and step-back, with prompts in the
-//! question's language and parsers that tolerate what small models actually write.
+//! Query rewriting with the chat model: HyDE, multi-query, step-back and standalone questions
+//! from conversations, with prompts in the question's language and parsers that tolerate what
+//! small models actually write.
 
-use lore_core::{ChatModel, GenerationOptions, Language, Message, Result, RewriteKind, detect_language};
+use lore_core::{ChatModel, GenerationOptions, Language, Message, Result, RewriteKind, Role, detect_language};
 use serde::Serialize;
 
 /// Why a text is searched.
@@ -239,4 +240,57 @@ fn strip_label(text: &str) -> &str {
         }
     }
     text
+}
+
+/// The last question of a conversation made to stand alone: the chat model rewrites `question`
+/// so that it needs none of the `earlier` turns ("and its price?" becomes "what is the price of
+/// the X100?"). Without earlier turns, or when the model's reply is empty or rambles, the
+/// question is returned as asked.
+pub fn standalone_question(chat: &dyn ChatModel, earlier: &[Message], question: &str) -> Result<String> {
+    if earlier.is_empty() {
+        return Ok(question.to_string());
+    }
+    let language = detect_language(question);
+    // The last few turns carry the reference; older ones only make the prompt longer.
+    let transcript: Vec<String> = earlier
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .map(|m| {
+            let who = match (m.role, language) {
+                (Role::User, Language::Chinese) => "用户",
+                (Role::User, Language::English) => "User",
+                (_, Language::Chinese) => "助手",
+                (_, Language::English) => "Assistant",
+            };
+            format!("{who}: {}", crate::one_line(&m.content, 400))
+        })
+        .collect();
+    let transcript = transcript.join("\n");
+    let messages = match language {
+        Language::Chinese => vec![
+            Message::system("你把对话中的最后一个问题改写成一个独立、完整的问题。"),
+            Message::user(format!(
+                "对话：\n{transcript}\n\n最后的问题：{question}\n\n请把最后的问题改写成不需要对话也能理解的完整问题（补全其中的指代）。只写出这个问题。"
+            )),
+        ],
+        Language::English => vec![
+            Message::system(
+                "You rewrite the last question of a conversation into a complete question that stands alone.",
+            ),
+            Message::user(format!(
+                "Conversation:\n{transcript}\n\nLast question: {question}\n\nRewrite the last question so that it \
+                 can be understood without the conversation (resolve what \"it\", \"that\" or \"they\" refer to). \
+                 Write only the question."
+            )),
+        ],
+    };
+    let options = GenerationOptions { max_tokens: 96, temperature: 0.0, ..GenerationOptions::default() };
+    let reply = chat.chat(&messages, &options, &mut |_| {})?.text;
+    let rewritten = parse_rewrites(&reply, "", 1).into_iter().next().unwrap_or_default();
+    if rewritten.is_empty() || rewritten.chars().count() > 3 * question.chars().count() + 120 {
+        return Ok(question.to_string());
+    }
+    Ok(rewritten)
 }

@@ -82,7 +82,7 @@ fn collection() -> (tempfile::TempDir, Collection) {
     let collection = Collection::create(&dir.path().join("c"), "char-hash", 32, ChunkConfig::Whole).unwrap();
     let docs = [("report.txt", REPORT), ("tea.txt", "绿茶用八十度的水冲泡。")]
         .map(|(source, text)| Source::Document(Document::new(source, vec![Section::new(vec![], text)])));
-    ingest(&collection, &CharHash, &ChunkConfig::Whole, docs.into(), &mut |_| {}).unwrap();
+    ingest(&collection, &CharHash, &ChunkConfig::Whole, &Metadata::new(), docs.into(), &mut |_| {}).unwrap();
     (dir, collection)
 }
 

@@ -65,16 +65,20 @@ pub fn serve(engine: &Engine, args: ServeArgs) -> Result<()> {
         ..ServeOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let server = Server::bind(engine.clone(), options).await?;
         let addr = server.local_addr();
         eprintln!(
             "Lore is serving http://{addr}/ (API under /api and /v1, OpenAPI at /api/openapi.json); Ctrl-C stops"
         );
-        server.run(stopped()).await?;
-        eprintln!("stopped");
-        Ok(())
-    })
+        server.run(stopped()).await
+    });
+    // Work still running after the grace period (an answer nobody waits for, an ingest cut off
+    // mid-document) is abandoned: each document is stored whole or not at all.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
+    eprintln!("stopped");
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

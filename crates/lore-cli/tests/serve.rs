@@ -295,6 +295,33 @@ fn without_keys_it_serves_only_this_machine() {
     assert!(openapi["paths"]["/v1/chat/completions"].is_object());
 }
 
+#[test]
+fn a_shutdown_lets_an_upload_in_flight_finish() {
+    let home = Home::with_models();
+    let mut server = Server::start(&home, &[], &[]);
+    let mut form = multipart::Form::new();
+    for i in 0..24 {
+        let text = format!("Report {i}: the survey of valley {i} counted {} herons and {} egrets.", i * 7, i * 3);
+        form = form.part("file", multipart::Part::text(text).file_name(format!("report{i:02}.txt")));
+    }
+    let url = server.url("/api/collections/survey/documents");
+    let upload = std::thread::spawn(move || client().post(url).multipart(form).send().map(|r| r.status()));
+    // Once the upload is being ingested, stop the server.
+    let metrics = server.url("/metrics");
+    for _ in 0..600 {
+        let text = client().get(&metrics).send().unwrap().text().unwrap();
+        if text.contains("lore_uploads_in_progress 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    assert_eq!(upload.join().unwrap().unwrap(), StatusCode::OK);
+    assert!(server.child.wait().unwrap().success());
+    let listed = home.json(&["docs", "list", "-c", "survey", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(24), "{listed}");
+}
+
 /// The Python with `openai` and `selenium` that `scripts/test-deps` installs.
 fn python() -> PathBuf {
     let python = std::env::var_os("LORE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
@@ -319,7 +346,8 @@ fn the_official_openai_client_gets_cited_answers_and_refusals() {
     let home = Home::with_models();
     home.json(&["ingest", &arena_docs(), "-c", "arena", "--json"]);
     let secret = key(&home, "app", &["arena=read"], None);
-    let server = Server::start(&home, &[], &[("LORE_TOP_K", "3"), ("LORE_LLM", "qwen-0.5b")]);
+    // The other tests of this file finish in seconds: the generator may have both cores.
+    let server = Server::start(&home, &[], &[("LORE_TOP_K", "3"), ("LORE_LLM", "qwen-0.5b"), ("LORE_THREADS", "2")]);
     let questions = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/rag_arena_zh/qa.json");
     run_python("openai_client.py", &[&server.url("/v1"), &secret, questions]);
 }

@@ -238,7 +238,14 @@ pub async fn embeddings(
         let _ticket = ticket;
         let embedder = state.engine.models().embedder(&model)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+        // Tokens as the embedder counts them, each text cut at its window as embedding cuts it.
+        let mut tokens = 0;
+        for text in &refs {
+            tokens += match embedder.tokenizer() {
+                Some(tokenizer) => tokenizer.token_spans(text)?.len().min(embedder.max_tokens()),
+                None => text.split_whitespace().count(),
+            };
+        }
         Ok((embedder.embed(&refs, kind)?, tokens))
     })
     .await?;

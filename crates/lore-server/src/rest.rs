@@ -215,15 +215,15 @@ pub async fn upload_documents(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    multipart: Multipart,
+    mut multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
-    caller.check(&name, Permission::Write)?;
-    if !state.engine.catalog().exists(&name) {
-        // Writers add documents; creating the collection is an administrator's.
-        caller.check(&name, Permission::Admin)?;
-        lore_engine::Catalog::dir(state.engine.catalog(), &name)?;
-    }
-    let ticket = state.queues.uploads.enter()?;
+    let ticket = match admit_upload(&state, &caller, &name) {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            upload::discard(&mut multipart).await;
+            return Err(refused);
+        }
+    };
     let upload = upload::read(multipart, &state.options).await?;
     let (name, summary) = blocking(move || {
         let _ticket = ticket;
@@ -235,6 +235,18 @@ pub async fn upload_documents(
     })
     .await?;
     Ok(Json(summary.to_json(&name)))
+}
+
+/// A place in the upload queue, if the caller may add documents to `name` (and create it when
+/// missing).
+fn admit_upload(state: &AppState, caller: &Caller, name: &str) -> ApiResult<crate::state::Ticket> {
+    caller.check(name, Permission::Write)?;
+    if !state.engine.catalog().exists(name) {
+        // Writers add documents; creating the collection is an administrator's.
+        caller.check(name, Permission::Admin)?;
+        state.engine.catalog().dir(name)?;
+    }
+    state.queues.uploads.enter()
 }
 
 fn ingest_upload(state: &AppState, name: &str, upload: Upload) -> ApiResult<(String, Summary)> {

@@ -87,6 +87,14 @@ pub async fn read(mut multipart: Multipart, options: &ServeOptions) -> ApiResult
     Ok(upload)
 }
 
+/// Reads the rest of a body that is refused (403, 404, 503), up to the body limit, so that the
+/// client gets the answer rather than a connection closed while it is still sending.
+pub async fn discard(multipart: &mut Multipart) {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
 fn set_field(upload: &mut Upload, key: String, value: Value) -> ApiResult<()> {
     if key.is_empty() || RESERVED_FIELDS.contains(&key.as_str()) {
         return Err(ApiError::bad_request(format!("metadata field '{key}' cannot be set by an upload")));

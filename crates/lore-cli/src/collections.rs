@@ -97,7 +97,7 @@ pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
             print_json(&store.manifest().search)
         }
         CollectionsCommand::Delete { name } => {
-            catalog.delete(&name)?;
+            engine.delete_collection(&name)?;
             eprintln!("deleted collection '{name}'");
             Ok(())
         }

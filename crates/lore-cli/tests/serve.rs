@@ -171,6 +171,12 @@ fn keys_keep_collections_and_document_groups_apart() {
     assert!(hr_found.iter().any(|s| s.contains("salaries")), "{hr_found:?}");
     assert!(!listed(&server, &reader, "alpha").iter().any(|s| s.contains("salaries")));
     assert!(listed(&server, &hr_reader, "alpha").iter().any(|s| s.contains("salaries")));
+    let documents = |key: &str| -> Value {
+        let info: Value =
+            http.get(server.url("/api/collections/alpha")).bearer_auth(key).send().unwrap().json().unwrap();
+        info["stats"]["documents"].clone()
+    };
+    assert_eq!((documents(&reader), documents(&hr_reader)), (json!(1), json!(2)), "hidden documents are not counted");
     let salaries = listed(&server, &hr_reader, "alpha").into_iter().find(|s| s.contains("salaries")).unwrap();
     let document = format!("/api/collections/alpha/documents/{}", salaries.trim_start_matches('/'));
     let hidden = http.get(server.url(&document)).bearer_auth(&reader).send().unwrap();

@@ -244,6 +244,21 @@ impl AnswerLog {
         Ok(records)
     }
 
+    /// Forgets every answer of `collection`, with its feedback (the collection is gone).
+    pub fn forget(&self, collection: &str) -> Result<()> {
+        let mut conn = self.lock();
+        let forget = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM feedback WHERE answer_id IN (SELECT id FROM answers WHERE collection = ?1)",
+                [collection],
+            )?;
+            tx.execute("DELETE FROM answers WHERE collection = ?1", [collection])?;
+            tx.commit()
+        };
+        forget(&mut conn).map_err(|e| self.failed(e))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -38,6 +38,8 @@ pub mod sync;
 use std::path::Path;
 use std::sync::Arc;
 
+use lore_core::Result;
+
 pub use catalog::{Catalog, CollectionSummary};
 pub use filter::{FilterSpec, parse_condition};
 pub use models::{DEFAULT_INFERENCES_PER_MODEL, ModelCache};
@@ -89,5 +91,12 @@ impl Engine {
     /// The loaded models.
     pub fn models(&self) -> &ModelCache {
         &self.inner.models
+    }
+
+    /// Deletes collection `name` with everything in it, and forgets its logged answers and
+    /// their feedback.
+    pub fn delete_collection(&self, name: &str) -> Result<()> {
+        self.catalog().delete(name)?;
+        answers::AnswerLog::in_home(self.home())?.forget(name)
     }
 }

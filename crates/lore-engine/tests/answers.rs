@@ -83,3 +83,18 @@ fn feedback_becomes_training_data_for_those_who_may_see_it() {
     assert!(log.export("other", ExportFormat::Sft, None).unwrap().is_empty());
     assert!("jsonl".parse::<ExportFormat>().is_err());
 }
+
+#[test]
+fn deleting_a_collection_forgets_its_answers() {
+    let home = tempfile::tempdir().unwrap();
+    let engine = lore_engine::Engine::new(lore_engine::Settings::at(home.path()));
+    engine.catalog().create("gone", "toy", 2, lore_core::ChunkConfig::Whole).unwrap();
+    let log = AnswerLog::in_home(home.path()).unwrap();
+    let hits = [hit(1, "The office opens at nine.", None)];
+    let logged = log.record("gone", "When?", &answer("At nine [1].", &hits, &[1]), &hits).unwrap();
+    let kept = log.record("kept", "When?", &answer("At nine [1].", &hits, &[1]), &hits).unwrap();
+    engine.delete_collection("gone").unwrap();
+    assert!(!engine.catalog().exists("gone"));
+    assert!(log.get(&logged.id, None).unwrap().is_none());
+    assert!(log.get(&kept.id, None).unwrap().is_some());
+}

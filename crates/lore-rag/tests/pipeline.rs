@@ -13,7 +13,7 @@ use lore_core::{
 use lore_index::Collection;
 use lore_rag::{
     Pipeline, QueryRole, REFUSAL_EN, REFUSAL_ZH, Source, WeightedList, cited_numbers, fuse, grounded_prompt, ingest,
-    is_refusal, parse_rewrites, truncate,
+    is_refusal, parse_rewrites, standalone_question, truncate,
 };
 use lore_testkit::WordHash;
 use serde_json::json;
@@ -522,4 +522,29 @@ fn mmr_prefers_a_new_passage_to_a_near_duplicate() {
     let found = diverse.retrieve("rust compiler").unwrap();
     assert_eq!(sources(&found.hits), ["a.txt", "b.txt"]);
     assert_eq!(found.explanation.rerank.unwrap().scores.len(), 3);
+}
+
+#[test]
+fn a_follow_up_question_is_made_to_stand_alone() {
+    let earlier = [
+        Message::user("Which lighthouse did Agnes Thornbury build?"),
+        Message { role: lore_core::Role::Assistant, content: "The harbour lighthouse [1].".into() },
+    ];
+    let chat = Scripted::new("Rewritten question: When was the harbour lighthouse built?");
+    let standalone = standalone_question(&chat, &earlier, "When was it built?").unwrap();
+    assert_eq!(standalone, "When was the harbour lighthouse built?");
+    let prompt = &chat.prompts.lock().unwrap()[0];
+    let user = &prompt.last().unwrap().content;
+    assert!(
+        user.contains("Agnes Thornbury")
+            && user.contains("The harbour lighthouse")
+            && user.contains("When was it built?")
+    );
+
+    // No conversation: no model call. A reply that rambles: the question as asked.
+    let unused = Scripted::new("unused");
+    assert_eq!(standalone_question(&unused, &[], "When was it built?").unwrap(), "When was it built?");
+    assert!(unused.prompts.lock().unwrap().is_empty());
+    let rambling = Scripted::new(&"The lighthouse has a long and storied history. ".repeat(10));
+    assert_eq!(standalone_question(&rambling, &earlier, "When was it built?").unwrap(), "When was it built?");
 }

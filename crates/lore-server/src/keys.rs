@@ -166,6 +166,7 @@ impl Keys {
                 "a key needs at least one grant: --grant COLLECTION=read|write|admin".into(),
             ));
         }
+        let _lock = self.lock()?;
         let mut keys = self.read()?;
         if keys.iter().any(|k| k.name == name) {
             return Err(Error::AlreadyExists(format!(
@@ -187,6 +188,7 @@ impl Keys {
 
     /// Removes key `name`; false if there was none.
     pub fn revoke(&self, name: &str) -> Result<bool> {
+        let _lock = self.lock()?;
         let mut keys = self.read()?;
         let before = keys.len();
         keys.retain(|k| k.name != name);
@@ -201,6 +203,26 @@ impl Keys {
     pub fn find(&self, secret: &str) -> Result<Option<Key>> {
         let wanted = hash(secret);
         Ok(self.list()?.into_iter().find(|k| k.hash == wanted))
+    }
+
+    /// Held while the file is read, changed and written, so that two `lore keys` at once do not
+    /// lose each other's change (an advisory lock, released when the process ends however it ends).
+    fn lock(&self) -> Result<fs::File> {
+        let path = self.path.with_extension("json.lock");
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        }
+        let file =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(Error::io(&path))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a file descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(Error::io(&path)(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(file)
     }
 
     fn read(&self) -> Result<Vec<Key>> {

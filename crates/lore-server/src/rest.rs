@@ -13,7 +13,7 @@ use futures_util::Stream;
 use lore_core::{ChunkConfig, GROUPS_FIELD, GenerationOptions, Message, Metadata, SearchSettings};
 use lore_engine::answers::Feedback;
 use lore_engine::sync::{ChunkSizes, Chunker, IngestRequest, Summary};
-use lore_engine::{Quiet, SearchRequest};
+use lore_engine::{CollectionSummary, Quiet, SearchRequest};
 use lore_rag::Source;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,9 +38,32 @@ fn existing(state: &AppState, name: &str) -> ApiResult<()> {
 }
 
 pub async fn list_collections(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let collections = blocking(move || Ok(state.engine.catalog().list()?)).await?;
-    let visible: Vec<_> = collections.into_iter().filter(|c| caller.0.allows(&c.name, Permission::Read)).collect();
+    let visible = blocking(move || {
+        let mut visible = Vec::new();
+        for mut summary in state.engine.catalog().list()? {
+            if caller.0.allows(&summary.name, Permission::Read) {
+                count_visible(&state, &caller, &mut summary)?;
+                visible.push(summary);
+            }
+        }
+        Ok(visible)
+    })
+    .await?;
     Ok(Json(json!({"collections": visible})))
+}
+
+/// For a caller kept to some documents, the counts of those only: the others' existence is
+/// not the caller's business either.
+fn count_visible(state: &AppState, caller: &Caller, summary: &mut CollectionSummary) -> ApiResult<()> {
+    let Some(stats) = summary.stats.as_mut() else { return Ok(()) };
+    if caller.0.documents().is_none() {
+        return Ok(());
+    }
+    let documents = state.engine.catalog().open(&summary.name)?.documents()?;
+    let visible: Vec<_> = documents.iter().filter(|d| caller.0.sees(&document_metadata(d))).collect();
+    stats.documents = visible.len();
+    stats.chunks = visible.iter().map(|d| d.chunks).sum();
+    Ok(())
 }
 
 /// A new collection: its embedder (a model name Lore knows), chunker and search settings.
@@ -109,7 +132,12 @@ pub async fn collection_info(
 ) -> ApiResult<Json<Value>> {
     caller.check(&name, Permission::Read)?;
     existing(&state, &name)?;
-    let summary = blocking(move || Ok(state.engine.catalog().summary(&name)?)).await?;
+    let summary = blocking(move || {
+        let mut summary = state.engine.catalog().summary(&name)?;
+        count_visible(&state, &caller, &mut summary)?;
+        Ok(summary)
+    })
+    .await?;
     Ok(Json(serde_json::to_value(summary).expect("summaries serialize")))
 }
 
@@ -136,7 +164,7 @@ pub async fn delete_collection(
 ) -> ApiResult<StatusCode> {
     caller.check(&name, Permission::Admin)?;
     existing(&state, &name)?;
-    blocking(move || Ok(state.engine.catalog().delete(&name)?)).await?;
+    blocking(move || Ok(state.engine.delete_collection(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -76,16 +76,7 @@ fn eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
         scope.spawn(move || {
             // One document per ingest call: 200 separate writes for the readers to race.
             for i in 0..DOCUMENTS {
-                let report = ingest(
-                    store.as_ref(),
-                    &WordHash,
-                    &chunking(),
-                    &Metadata::new(),
-                    vec![Source::Document(document(i))],
-                    &mut |_| {},
-                )
-                .unwrap();
-                assert_eq!(report.added, 1);
+                assert_eq!(ingest_one(store.as_ref(), i).added, 1);
             }
             done.store(true, Ordering::SeqCst);
         });
@@ -96,15 +87,7 @@ fn eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
     // collection, down to the chunk ids (which break ties between equal scores).
     let sequential = engine.catalog().create("sequential", "word-hash", 64, chunking()).unwrap();
     for i in 0..DOCUMENTS {
-        ingest(
-            sequential.as_ref(),
-            &WordHash,
-            &chunking(),
-            &Metadata::new(),
-            vec![Source::Document(document(i))],
-            &mut |_| {},
-        )
-        .unwrap();
+        ingest_one(sequential.as_ref(), i);
     }
     let summary = |store: &dyn Store| {
         let mut docs: Vec<_> =
@@ -128,4 +111,9 @@ fn eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
             assert_eq!(texts(store.as_ref()), texts(sequential.as_ref()), "{mode:?} {query}");
         }
     }
+}
+
+/// Ingests document `i` alone: one write.
+fn ingest_one(store: &dyn Store, i: usize) -> lore_rag::IngestReport {
+    ingest(store, &WordHash, &chunking(), &Metadata::new(), vec![Source::Document(document(i))], &mut |_| {}).unwrap()
 }

@@ -91,10 +91,7 @@ pub async fn chat_completions(
     caller: Caller,
     Json(request): Json<ChatRequest>,
 ) -> ApiResult<Response> {
-    caller.check(&request.model, Permission::Read)?;
-    if !state.engine.catalog().exists(&request.model) {
-        return Err(ApiError::no_collection(&request.model));
-    }
+    caller.check_collection(&state, &request.model, Permission::Read)?;
     let messages = request.messages.into_iter().map(ChatMessage::into_message).collect::<ApiResult<Vec<_>>>()?;
     let generation = generation(request.max_completion_tokens.or(request.max_tokens))?;
     let search = SearchOptions { k: request.k, filter: request.filter, pipeline: None };

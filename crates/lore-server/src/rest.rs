@@ -31,12 +31,6 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> ApiResult<T> + S
     })?
 }
 
-/// 404 unless `name` exists (after the caller's access was checked, so the answer is the same
-/// for a collection that does not exist and one the caller may not use).
-fn existing(state: &AppState, name: &str) -> ApiResult<()> {
-    if state.engine.catalog().exists(name) { Ok(()) } else { Err(ApiError::no_collection(name)) }
-}
-
 pub async fn list_collections(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let visible = blocking(move || {
         let mut visible = Vec::new();
@@ -130,8 +124,7 @@ pub async fn collection_info(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.check(&name, Permission::Read)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Read)?;
     let summary = blocking(move || {
         let mut summary = state.engine.catalog().summary(&name)?;
         count_visible(&state, &caller, &mut summary)?;
@@ -147,8 +140,7 @@ pub async fn configure_collection(
     Path(name): Path<String>,
     Json(settings): Json<SearchSettings>,
 ) -> ApiResult<Json<Value>> {
-    caller.check(&name, Permission::Admin)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Admin)?;
     let summary = blocking(move || {
         state.engine.catalog().open(&name)?.configure(settings)?;
         Ok(state.engine.catalog().summary(&name)?)
@@ -162,8 +154,7 @@ pub async fn delete_collection(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.check(&name, Permission::Admin)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Admin)?;
     blocking(move || Ok(state.engine.delete_collection(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -186,8 +177,7 @@ pub async fn list_documents(
     Path(name): Path<String>,
     Query(paging): Query<Paging>,
 ) -> ApiResult<Json<Value>> {
-    caller.check(&name, Permission::Read)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Read)?;
     let limit = paging.limit.clamp(1, 1000);
     let documents = blocking(move || Ok(state.engine.catalog().open(&name)?.documents()?)).await?;
     let visible: Vec<_> = documents.into_iter().filter(|d| caller.0.sees(&document_metadata(d))).collect();
@@ -217,8 +207,7 @@ pub async fn get_document(
     caller: Caller,
     Path((name, source)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.check(&name, Permission::Read)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Read)?;
     let doc = blocking(move || visible_document(&state, &caller, &name, &source)).await?;
     Ok(Json(serde_json::to_value(doc).expect("documents serialize")))
 }
@@ -228,8 +217,7 @@ pub async fn delete_document(
     caller: Caller,
     Path((name, source)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.check(&name, Permission::Write)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Write)?;
     blocking(move || {
         visible_document(&state, &caller, &name, &source)?;
         state.engine.catalog().open(&name)?.delete_document(&source)?;
@@ -316,8 +304,7 @@ pub async fn query(
     Path(name): Path<String>,
     Json(body): Json<QueryBody>,
 ) -> ApiResult<Json<Value>> {
-    caller.check(&name, Permission::Read)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Read)?;
     if body.query.trim().is_empty() {
         return Err(ApiError::bad_request("the query is empty"));
     }
@@ -361,8 +348,7 @@ pub async fn ask(
     Path(name): Path<String>,
     Json(body): Json<AskBody>,
 ) -> ApiResult<Response> {
-    caller.check(&name, Permission::Read)?;
-    existing(&state, &name)?;
+    caller.check_collection(&state, &name, Permission::Read)?;
     let generation = generation(body.max_tokens)?;
     let mut messages = body.history;
     messages.push(Message::user(body.question));

@@ -223,6 +223,12 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// [`Caller::check`], then 404 unless the collection exists (the same answer either way).
+    pub fn check_collection(&self, state: &AppState, name: &str, needed: Permission) -> ApiResult<()> {
+        self.check(name, needed)?;
+        if state.engine.catalog().exists(name) { Ok(()) } else { Err(ApiError::no_collection(name)) }
+    }
+
     /// Error unless the caller may do `needed` with `collection`: 404 when it may not even read
     /// it (never revealing that it exists), 403 when it may read it but not do this.
     pub fn check(&self, collection: &str, needed: Permission) -> ApiResult<()> {

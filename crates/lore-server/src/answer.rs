@@ -102,6 +102,19 @@ pub fn start(
     Ok(receiver)
 }
 
+/// The finished answer, once the job is done (its tokens dropped): for clients that did not
+/// ask for a stream.
+pub async fn finished(mut events: mpsc::Receiver<AnswerEvent>) -> ApiResult<Box<Finished>> {
+    while let Some(event) = events.recv().await {
+        match event {
+            AnswerEvent::Token(_) => {}
+            AnswerEvent::Failed(e) => return Err(e),
+            AnswerEvent::Done(done) => return Ok(done),
+        }
+    }
+    Err(ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "the answer stopped unexpectedly"))
+}
+
 fn answer(
     state: &AppState,
     collection: &str,

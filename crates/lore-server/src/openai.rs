@@ -6,7 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -95,38 +94,29 @@ pub async fn chat_completions(
     let messages = request.messages.into_iter().map(ChatMessage::into_message).collect::<ApiResult<Vec<_>>>()?;
     let generation = generation(request.max_completion_tokens.or(request.max_tokens))?;
     let search = SearchOptions { k: request.k, filter: request.filter, pipeline: None };
-    let mut events = answer::start(&state, &caller.0, &request.model, messages, &search, generation)?;
-    let id = format!("chatcmpl-{:x}", now() ^ (std::process::id() as u64) << 32 ^ rand_u64());
+    let events = answer::start(&state, &caller.0, &request.model, messages, &search, generation)?;
+    let id = format!("chatcmpl-{:016x}", rand_u64());
     let model = request.model;
     if request.stream {
         return Ok(Sse::new(chunks(events, id, model)).into_response());
     }
-    while let Some(event) = events.recv().await {
-        match event {
-            AnswerEvent::Token(_) => {}
-            AnswerEvent::Failed(e) => return Err(e),
-            AnswerEvent::Done(done) => {
-                let usage = usage(&done);
-                return Ok(Json(json!({
-                    "id": id,
-                    "object": "chat.completion",
-                    "created": now(),
-                    "model": model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": done.answer.text},
-                        "finish_reason": "stop",
-                    }],
-                    "usage": usage,
-                    "citations": answer::citations(&done),
-                    "answer_id": done.logged.id,
-                    "refused": done.answer.refused,
-                }))
-                .into_response());
-            }
-        }
-    }
-    Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the answer stopped unexpectedly"))
+    let done = answer::finished(events).await?;
+    Ok(Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": now(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": done.answer.text},
+            "finish_reason": "stop",
+        }],
+        "usage": usage(&done),
+        "citations": answer::citations(&done),
+        "answer_id": done.logged.id,
+        "refused": done.answer.refused,
+    }))
+    .into_response())
 }
 
 fn usage(done: &Finished) -> Value {

@@ -352,18 +352,12 @@ pub async fn ask(
     let generation = generation(body.max_tokens)?;
     let mut messages = body.history;
     messages.push(Message::user(body.question));
-    let mut events = answer::start(&state, &caller.0, &name, messages, &body.search, generation)?;
+    let events = answer::start(&state, &caller.0, &name, messages, &body.search, generation)?;
     if body.stream {
         return Ok(Sse::new(answer_events(events)).into_response());
     }
-    while let Some(event) = events.recv().await {
-        match event {
-            AnswerEvent::Token(_) => {}
-            AnswerEvent::Failed(e) => return Err(e),
-            AnswerEvent::Done(done) => return Ok(Json(finished_json(&done)).into_response()),
-        }
-    }
-    Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the answer stopped unexpectedly"))
+    let done = answer::finished(events).await?;
+    Ok(Json(finished_json(&done)).into_response())
 }
 
 /// The SSE events of an answer: `token` {text}, then `citations` [...], then `done`; or `error`.

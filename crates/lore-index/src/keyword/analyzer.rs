@@ -192,3 +192,26 @@ impl TokenStream for Tokens {
         &mut self.tokens[self.next - 1]
     }
 }
+
+/// Texts as BM25 sees them, for a store that keeps its own postings (PostgreSQL): the same
+/// analyzer as the embedded keyword index, so that both rank alike.
+pub struct TermAnalyzer(TextAnalyzer);
+
+impl TermAnalyzer {
+    /// The analyzer of a collection's keyword settings (reads its user dictionary, if any).
+    pub fn new(settings: &KeywordSettings) -> Result<TermAnalyzer> {
+        Ok(TermAnalyzer(text_analyzer(settings)?))
+    }
+
+    /// The terms of `text`, in order, with repeats.
+    pub fn terms(&mut self, text: &str) -> Vec<String> {
+        terms(&mut self.0, text)
+    }
+}
+
+/// The length BM25 counts for a text of `terms` terms: the embedded index keeps lengths in one
+/// byte (exact up to 40, then within about 10 %), and a store that must rank alike uses the same.
+pub fn bm25_length(terms: usize) -> u32 {
+    use tantivy::fieldnorm::FieldNormReader;
+    FieldNormReader::id_to_fieldnorm(FieldNormReader::fieldnorm_to_id(u32::try_from(terms).unwrap_or(u32::MAX)))
+}

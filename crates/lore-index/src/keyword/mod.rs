@@ -29,7 +29,7 @@ use tantivy::{
     Index, IndexMeta, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term,
 };
 
-pub use analyzer::ENGLISH_STOP_WORDS;
+pub use analyzer::{ENGLISH_STOP_WORDS, TermAnalyzer, bm25_length};
 use analyzer::{terms, text_analyzer};
 
 use crate::filter::ChunkSet;

@@ -50,4 +50,4 @@ pub use lang::{Language, detect_language, is_cjk};
 pub use rerank::Reranker;
 pub use retrieve::{Retriever, RetrieverQuery};
 pub use settings::{Analyzer, AnnMode, AnnSettings, KeywordSettings, SearchSettings};
-pub use store::{DocumentInfo, Manifest, Stats, Store, UpsertOutcome};
+pub use store::{DocumentInfo, Manifest, Stats, Store, StoredDocument, UpsertOutcome};

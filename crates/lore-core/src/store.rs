@@ -52,6 +52,19 @@ pub struct DocumentInfo {
     pub metadata: Metadata,
 }
 
+/// A document as a collection keeps it: what [`Store::upsert`] was given, sections aside
+/// (the store keeps chunks, not sections). What moves a collection to another store without
+/// embedding it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredDocument {
+    /// The document: source, title, content hash and metadata; no sections.
+    pub document: Document,
+    /// Its chunks, by ordinal, with their own metadata.
+    pub chunks: Vec<Chunk>,
+    /// `vectors[i]` embeds `chunks[i]` (unit length).
+    pub vectors: Vec<Vec<f32>>,
+}
+
 /// Sizes of a collection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -107,6 +120,9 @@ pub trait Store: Send + Sync {
     /// The `k` chunks that best match the words of `query` by BM25, only chunks passing `filter`
     /// when given. Any text is a valid query: operators and quotes are just text.
     fn search_keyword(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>>;
+
+    /// Document `source` with its chunks and vectors as stored; `None` if it is not there.
+    fn stored_document(&self, source: &str) -> Result<Option<StoredDocument>>;
 
     /// Inserts `doc` with its chunks and their vectors (`vectors[i]` embeds `chunks[i]`), or
     /// replaces the document with the same source, as one unit.

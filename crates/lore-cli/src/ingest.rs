@@ -20,27 +20,8 @@ pub struct IngestArgs {
     /// Collection to ingest into; created on first use.
     #[arg(short, long, env = "LORE_COLLECTION")]
     collection: Option<String>,
-    /// Embedder for a new collection: a model name, a model path, or openai:MODEL@URL [default: e5-small].
-    #[arg(long, env = "LORE_EMBEDDER")]
-    embedder: Option<String>,
-    /// How a new collection cuts documents into chunks [default: paragraph].
-    #[arg(long, value_parser = chunkers())]
-    chunker: Option<Chunker>,
-    /// Characters per chunk (paragraph, recursive, heading; child size for parent-child).
-    #[arg(long, default_value_t = 512)]
-    chunk_size: usize,
-    /// Parent-child chunker: characters per parent.
-    #[arg(long, default_value_t = 2000)]
-    parent_size: usize,
-    /// Paragraph chunker: drop a trailing remainder shorter than --chunk-size, as the tutorial does.
-    #[arg(long)]
-    drop_remainder: bool,
-    /// Token chunker: tokens per window.
-    #[arg(long, default_value_t = 256)]
-    window: usize,
-    /// Token chunker: tokens shared by consecutive windows.
-    #[arg(long, default_value_t = 32)]
-    overlap: usize,
+    #[command(flatten)]
+    new_collection: NewCollectionArgs,
     /// Read each path as a BEIR corpus.jsonl (one document per record, `_id` as its source).
     #[arg(long, conflicts_with_all = ["sync", "watch"])]
     beir: bool,
@@ -66,6 +47,65 @@ pub struct IngestArgs {
     json: bool,
 }
 
+/// How a new collection is built: shared by `lore ingest` and `lore collections create`.
+#[derive(Args)]
+pub struct NewCollectionArgs {
+    /// Embedder for a new collection: a model name, a model path, or openai:MODEL@URL [default: e5-small].
+    #[arg(long, env = "LORE_EMBEDDER")]
+    embedder: Option<String>,
+    /// How a new collection cuts documents into chunks [default: paragraph].
+    #[arg(long, value_parser = chunkers())]
+    chunker: Option<Chunker>,
+    /// Characters per chunk (paragraph, recursive, heading; child size for parent-child).
+    #[arg(long, default_value_t = 512)]
+    chunk_size: usize,
+    /// Parent-child chunker: characters per parent.
+    #[arg(long, default_value_t = 2000)]
+    parent_size: usize,
+    /// Paragraph chunker: drop a trailing remainder shorter than --chunk-size, as the tutorial does.
+    #[arg(long)]
+    drop_remainder: bool,
+    /// Token chunker: tokens per window.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Token chunker: tokens shared by consecutive windows.
+    #[arg(long, default_value_t = 32)]
+    overlap: usize,
+}
+
+impl Default for NewCollectionArgs {
+    fn default() -> Self {
+        let sizes = ChunkSizes::default();
+        NewCollectionArgs {
+            embedder: None,
+            chunker: None,
+            chunk_size: sizes.chunk_size,
+            parent_size: sizes.parent_size,
+            drop_remainder: sizes.drop_remainder,
+            window: sizes.window,
+            overlap: sizes.overlap,
+        }
+    }
+}
+
+impl NewCollectionArgs {
+    /// The request that opens `collection`, or creates it built as these arguments say.
+    pub fn request(&self, collection: Option<String>) -> IngestRequest {
+        let sizes = ChunkSizes {
+            chunk_size: self.chunk_size,
+            parent_size: self.parent_size,
+            drop_remainder: self.drop_remainder,
+            window: self.window,
+            overlap: self.overlap,
+        };
+        IngestRequest {
+            collection,
+            embedder: self.embedder.clone(),
+            chunking: self.chunker.map(|chunker| chunker.config(&sizes)),
+        }
+    }
+}
+
 /// The chunkers by name, each with its description in `--help`.
 fn chunkers() -> impl TypedValueParser<Value = Chunker> {
     let names = Chunker::ALL.map(|c| PossibleValue::new(c.name()).help(c.description()));
@@ -75,17 +115,10 @@ fn chunkers() -> impl TypedValueParser<Value = Chunker> {
 impl IngestArgs {
     /// The settings `lore ingest FOLDER -c COLLECTION` would have.
     pub fn for_folder(folder: PathBuf, collection: &str) -> Self {
-        let sizes = ChunkSizes::default();
         IngestArgs {
             paths: vec![folder],
             collection: Some(collection.into()),
-            embedder: None,
-            chunker: None,
-            chunk_size: sizes.chunk_size,
-            parent_size: sizes.parent_size,
-            drop_remainder: sizes.drop_remainder,
-            window: sizes.window,
-            overlap: sizes.overlap,
+            new_collection: NewCollectionArgs::default(),
             beir: false,
             sync: false,
             watch: false,
@@ -96,18 +129,7 @@ impl IngestArgs {
     }
 
     fn request(&self) -> IngestRequest {
-        let sizes = ChunkSizes {
-            chunk_size: self.chunk_size,
-            parent_size: self.parent_size,
-            drop_remainder: self.drop_remainder,
-            window: self.window,
-            overlap: self.overlap,
-        };
-        IngestRequest {
-            collection: self.collection.clone(),
-            embedder: self.embedder.clone(),
-            chunking: self.chunker.map(|chunker| chunker.config(&sizes)),
-        }
+        self.new_collection.request(self.collection.clone())
     }
 }
 

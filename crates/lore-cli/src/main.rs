@@ -28,7 +28,7 @@ and has a language model answer from them, citing its sources.\n\n\
 Start with `lore quickstart`, or:\n  lore models pull e5-small qwen-0.5b\n  lore ingest ./my-docs -c notes\n  \
 lore ask \"What does the contract say about renewal?\" -c notes\n  lore serve   (then open http://127.0.0.1:8750/)\n\n\
 Settings come from flags, then LORE_* environment variables, then ./lore.toml and $LORE_HOME/lore.toml \
-(keys: collection, embedder, llm, top_k, pipeline, threads).\n\n\
+(keys: collection, embedder, llm, top_k, pipeline, threads, store, read_store).\n\n\
 Exit status: 0 success; 1 other errors; 2 some files could not be ingested; 3 not found (collection, \
 model, document); 4 invalid input or unsupported; 5 damaged data; 6 model unavailable; 7 busy; 8 I/O error."
 )]
@@ -39,6 +39,14 @@ pub struct Cli {
     /// CPU threads for the models (default: all cores).
     #[arg(long, global = true, env = "LORE_THREADS")]
     threads: Option<usize>,
+    /// Where new collections are made (by ingest, eval, collections create/copy): `embedded`
+    /// (files under the home folder) or postgres://USER@HOST:PORT/DATABASE; the password comes
+    /// from PGPASSWORD or ~/.pgpass and is never written or printed [env: LORE_STORE].
+    #[arg(long, global = true, value_name = "STORE")]
+    store: Option<String>,
+    /// A read replica of the --store database that searches go to [env: LORE_READ_STORE].
+    #[arg(long, global = true, value_name = "URL")]
+    read_store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,7 +162,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let settings = Settings::load(cli.home)?;
+    let mut settings = Settings::load(cli.home)?;
+    if cli.store.is_some() || cli.read_store.is_some() {
+        settings.store = cli.store.or(settings.store);
+        settings.read_store = cli.read_store.or(settings.read_store);
+        settings.store_location()?;
+    }
     if let Some(threads) = cli.threads.or(settings.threads) {
         // candle sizes its pools from these variables only, read when they are first needed.
         let threads = threads.max(1);
@@ -164,7 +177,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         lore_models::set_threads(threads);
     }
-    let engine = Engine::new(settings);
+    let engine = Engine::new(settings)?;
     match cli.command {
         Command::Ingest(args) => return ingest::run(&engine, args),
         Command::Query(args) => ask::query(&engine, args)?,

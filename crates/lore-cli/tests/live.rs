@@ -34,7 +34,7 @@ fn a_querying_process_sees_another_process_ingest() {
         fs::write(batch.join(format!("report{i:03}.txt")), text).unwrap();
     }
 
-    let engine = Engine::new(Settings::at(home.path()));
+    let engine = Engine::new(Settings::at(home.path())).unwrap();
     let request = SearchRequest {
         collection: Some("live".into()),
         pipeline: Some("hybrid".into()),

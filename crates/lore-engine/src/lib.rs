@@ -9,7 +9,7 @@
 //! use lore_core::{ChunkConfig, Document, ErrorKind, Section};
 //!
 //! let home = tempfile::tempdir()?;
-//! let engine = Engine::new(Settings::at(home.path()));
+//! let engine = Engine::new(Settings::at(home.path()))?;
 //! assert!(engine.catalog().list()?.is_empty());
 //!
 //! // A collection is created for an embedder's vectors; asking for one that is not there
@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use lore_core::Result;
 
-pub use catalog::{Catalog, CollectionSummary};
+pub use catalog::{Catalog, CollectionSummary, StoreLocation};
 pub use filter::{FilterSpec, parse_condition};
 pub use models::{DEFAULT_INFERENCES_PER_MODEL, ModelCache};
 pub use progress::{Progress, Quiet};
@@ -61,16 +61,17 @@ struct Inner {
 }
 
 impl Engine {
-    /// An engine over `settings.home`, each model running one inference at a time.
-    pub fn new(settings: Settings) -> Engine {
+    /// An engine over `settings.home`, each model running one inference at a time; error if
+    /// the settings name no valid store.
+    pub fn new(settings: Settings) -> Result<Engine> {
         Engine::with_inferences_per_model(settings, DEFAULT_INFERENCES_PER_MODEL)
     }
 
     /// An engine whose models each run at most `inferences` inferences at once.
-    pub fn with_inferences_per_model(settings: Settings, inferences: usize) -> Engine {
-        let catalog = Catalog::new(settings.collections_dir());
+    pub fn with_inferences_per_model(settings: Settings, inferences: usize) -> Result<Engine> {
+        let catalog = Catalog::new(settings.collections_dir(), settings.store_location()?);
         let models = ModelCache::new(settings.home.clone(), inferences);
-        Engine { inner: Arc::new(Inner { settings, catalog, models }) }
+        Ok(Engine { inner: Arc::new(Inner { settings, catalog, models }) })
     }
 
     /// The settings it was made with.

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use lore_core::{Error, Result};
+
+use crate::StoreLocation;
 use serde::Deserialize;
 
 /// The embedder of new collections when none is named.
@@ -36,6 +38,11 @@ pub struct Settings {
     pub pipeline: Option<String>,
     /// CPU threads for the models (`LORE_THREADS`).
     pub threads: Option<usize>,
+    /// Where new collections are made: `embedded` (the default) or a PostgreSQL URL
+    /// (`LORE_STORE`); see [`Settings::store_location`].
+    pub store: Option<String>,
+    /// A read replica of `store` that searches go to (`LORE_READ_STORE`).
+    pub read_store: Option<String>,
 }
 
 impl Settings {
@@ -50,6 +57,7 @@ impl Settings {
             }
         }
         merged.home = home;
+        merged.store_location()?;
         Ok(merged)
     }
 
@@ -80,6 +88,8 @@ impl Settings {
             top_k: number("LORE_TOP_K")?,
             pipeline: text("LORE_PIPELINE"),
             threads: number("LORE_THREADS")?,
+            store: text("LORE_STORE"),
+            read_store: text("LORE_READ_STORE"),
         })
     }
 
@@ -93,6 +103,8 @@ impl Settings {
             top_k: self.top_k.or(lower.top_k),
             pipeline: self.pipeline.or(lower.pipeline),
             threads: self.threads.or(lower.threads),
+            store: self.store.or(lower.store),
+            read_store: self.read_store.or(lower.read_store),
         }
     }
 
@@ -115,6 +127,11 @@ impl Settings {
     /// settings', else [`DEFAULT_LLM`].
     pub fn llm_or(&self, choices: &[Option<&str>]) -> String {
         pick(choices.iter().flatten().next().copied(), &self.llm, DEFAULT_LLM)
+    }
+
+    /// Where new collections are made: the `store` setting with its `read_store`, else embedded.
+    pub fn store_location(&self) -> Result<StoreLocation> {
+        StoreLocation::parse(self.store.as_deref().unwrap_or("embedded"), self.read_store.as_deref())
     }
 
     /// Where collections live.

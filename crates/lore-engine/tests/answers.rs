@@ -87,7 +87,7 @@ fn feedback_becomes_training_data_for_those_who_may_see_it() {
 #[test]
 fn deleting_a_collection_forgets_its_answers() {
     let home = tempfile::tempdir().unwrap();
-    let engine = lore_engine::Engine::new(lore_engine::Settings::at(home.path()));
+    let engine = lore_engine::Engine::new(lore_engine::Settings::at(home.path())).unwrap();
     engine.catalog().create("gone", "toy", 2, lore_core::ChunkConfig::Whole).unwrap();
     let log = AnswerLog::in_home(home.path()).unwrap();
     let hits = [hit(1, "The office opens at nine.", None)];

@@ -1,4 +1,5 @@
-//! Many readers and one writer on one shared collection, through the pipeline's retrievers.
+//! Many readers and one writer on one shared collection, through the pipeline's retrievers,
+//! on the embedded store and on PostgreSQL (`LORE_TEST_PG`, which `scripts/test` starts).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,7 +51,23 @@ fn chunks_by_document(hits: &[Hit]) -> HashMap<String, usize> {
 #[test]
 fn eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
     let home = tempfile::tempdir().unwrap();
-    let engine = Engine::new(Settings::at(home.path()));
+    readers_see_whole_documents(&Engine::new(Settings::at(home.path())).unwrap());
+}
+
+#[test]
+fn on_postgres_eight_readers_see_whole_documents_while_a_writer_ingests_two_hundred() {
+    let home = tempfile::tempdir().unwrap();
+    let url = std::env::var("LORE_TEST_PG")
+        .expect("LORE_TEST_PG is the URL of a PostgreSQL with pgvector: run scripts/test, or scripts/pg start");
+    let settings = Settings { store: Some(url), ..Settings::at(home.path()) };
+    let engine = Engine::new(settings).unwrap();
+    for name in ["shared", "sequential"] {
+        let _ = engine.catalog().delete(name);
+    }
+    readers_see_whole_documents(&engine);
+}
+
+fn readers_see_whole_documents(engine: &Engine) {
     let store = engine.catalog().create("shared", "word-hash", 64, chunking()).unwrap();
     let done = AtomicBool::new(false);
     let queries = AtomicUsize::new(0);

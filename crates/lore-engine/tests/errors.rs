@@ -9,7 +9,7 @@ use lore_testkit::WordHash;
 
 fn engine() -> (tempfile::TempDir, Engine) {
     let home = tempfile::tempdir().unwrap();
-    let engine = Engine::new(Settings::at(home.path()));
+    let engine = Engine::new(Settings::at(home.path())).unwrap();
     (home, engine)
 }
 

@@ -77,7 +77,7 @@ fn answer(mut stream: TcpStream, load: &Load, delay: Duration) {
 fn a_model_is_loaded_once_and_runs_at_most_the_allowed_inferences_at_once() {
     let (url, load) = start_server(Duration::from_millis(150));
     let home = tempfile::tempdir().unwrap();
-    let engine = Engine::with_inferences_per_model(Settings::at(home.path()), 2);
+    let engine = Engine::with_inferences_per_model(Settings::at(home.path()), 2).unwrap();
     let name = format!("openai:m@{url}");
 
     let first = engine.models().embedder(&name).unwrap();

@@ -10,7 +10,7 @@
 //! use std::io::{Read, Write};
 //!
 //! let home = tempfile::tempdir()?;
-//! let engine = Engine::new(Settings::at(home.path()));
+//! let engine = Engine::new(Settings::at(home.path()))?;
 //! let options = ServeOptions { addr: "127.0.0.1:0".parse()?, ..ServeOptions::default() };
 //! let runtime = tokio::runtime::Runtime::new()?;
 //! let server = runtime.block_on(Server::bind(engine, options))?;

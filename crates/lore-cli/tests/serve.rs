@@ -5,66 +5,14 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::Home;
+use common::{Home, Server, client};
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, multipart};
+use reqwest::blocking::multipart;
 use serde_json::{Value, json};
-
-/// A running `lore serve`, stopped (SIGTERM, then kill) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = home.command();
-        command.arg("serve").args(["--addr", "127.0.0.1:0"]).args(args).stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("lore serve printed its address").unwrap();
-            if let Some(rest) = line.split("http://").nth(1) {
-                break format!("http://{}", rest.split('/').next().unwrap());
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        for _ in 0..100 {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> Client {
-    // The workspace's reqwest leaves the TLS provider to the program (none is used on loopback).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder().timeout(Duration::from_secs(600)).build().unwrap()
-}
 
 fn key(home: &Home, name: &str, grants: &[&str], groups: Option<&str>) -> String {
     let mut args = vec!["keys", "create", name];

@@ -2,8 +2,12 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use reqwest::blocking::Client;
 
 use serde_json::Value;
 
@@ -50,7 +54,9 @@ impl Home {
             .env_remove("LORE_LLM")
             .env_remove("LORE_EMBEDDER")
             .env_remove("LORE_TOP_K")
-            .env_remove("LORE_PIPELINE");
+            .env_remove("LORE_PIPELINE")
+            .env_remove("LORE_STORE")
+            .env_remove("LORE_READ_STORE");
         command
     }
 
@@ -66,3 +72,55 @@ impl Home {
             .unwrap_or_else(|e| panic!("lore {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 }
+
+/// A running `lore serve`, stopped (SIGTERM, then kill) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = home.command();
+        command.arg("serve").args(["--addr", "127.0.0.1:0"]).args(args).stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("lore serve printed its address").unwrap();
+            if let Some(rest) = line.split("http://").nth(1) {
+                break format!("http://{}", rest.split('/').next().unwrap());
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> Client {
+    // The workspace's reqwest leaves the TLS provider to the program (none is used on loopback).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder().timeout(Duration::from_secs(600)).build().unwrap()
+}
+

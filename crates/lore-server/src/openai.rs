@@ -90,7 +90,7 @@ pub async fn chat_completions(
     caller: Caller,
     Json(request): Json<ChatRequest>,
 ) -> ApiResult<Response> {
-    caller.check_collection(&state, &request.model, Permission::Read)?;
+    caller.check_collection(&state, &request.model, Permission::Read).await?;
     let messages = request.messages.into_iter().map(ChatMessage::into_message).collect::<ApiResult<Vec<_>>>()?;
     let generation = generation(request.max_completion_tokens.or(request.max_tokens))?;
     let search = SearchOptions { k: request.k, filter: request.filter, pipeline: None };

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::answer::{self, AnswerEvent, SearchOptions};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::Permission;
-use crate::state::{AppState, Caller};
+use crate::state::{AppState, Caller, collection_exists};
 use crate::upload::{self, Upload};
 
 /// Runs blocking engine work off the async threads.
@@ -124,7 +124,7 @@ pub async fn collection_info(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.check_collection(&state, &name, Permission::Read)?;
+    caller.check_collection(&state, &name, Permission::Read).await?;
     let summary = blocking(move || {
         let mut summary = state.engine.catalog().summary(&name)?;
         count_visible(&state, &caller, &mut summary)?;
@@ -140,7 +140,7 @@ pub async fn configure_collection(
     Path(name): Path<String>,
     Json(settings): Json<SearchSettings>,
 ) -> ApiResult<Json<Value>> {
-    caller.check_collection(&state, &name, Permission::Admin)?;
+    caller.check_collection(&state, &name, Permission::Admin).await?;
     let summary = blocking(move || {
         state.engine.catalog().open(&name)?.configure(settings)?;
         Ok(state.engine.catalog().summary(&name)?)
@@ -154,7 +154,7 @@ pub async fn delete_collection(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.check_collection(&state, &name, Permission::Admin)?;
+    caller.check_collection(&state, &name, Permission::Admin).await?;
     blocking(move || Ok(state.engine.delete_collection(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -177,7 +177,7 @@ pub async fn list_documents(
     Path(name): Path<String>,
     Query(paging): Query<Paging>,
 ) -> ApiResult<Json<Value>> {
-    caller.check_collection(&state, &name, Permission::Read)?;
+    caller.check_collection(&state, &name, Permission::Read).await?;
     let limit = paging.limit.clamp(1, 1000);
     let documents = blocking(move || Ok(state.engine.catalog().open(&name)?.documents()?)).await?;
     let visible: Vec<_> = documents.into_iter().filter(|d| caller.0.sees(&document_metadata(d))).collect();
@@ -207,7 +207,7 @@ pub async fn get_document(
     caller: Caller,
     Path((name, source)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.check_collection(&state, &name, Permission::Read)?;
+    caller.check_collection(&state, &name, Permission::Read).await?;
     let doc = blocking(move || visible_document(&state, &caller, &name, &source)).await?;
     Ok(Json(serde_json::to_value(doc).expect("documents serialize")))
 }
@@ -217,7 +217,7 @@ pub async fn delete_document(
     caller: Caller,
     Path((name, source)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.check_collection(&state, &name, Permission::Write)?;
+    caller.check_collection(&state, &name, Permission::Write).await?;
     blocking(move || {
         visible_document(&state, &caller, &name, &source)?;
         state.engine.catalog().open(&name)?.delete_document(&source)?;
@@ -233,7 +233,7 @@ pub async fn upload_documents(
     Path(name): Path<String>,
     mut multipart: Multipart,
 ) -> ApiResult<Json<Value>> {
-    let ticket = match admit_upload(&state, &caller, &name) {
+    let ticket = match admit_upload(&state, &caller, &name).await {
         Ok(ticket) => ticket,
         Err(refused) => {
             upload::discard(&mut multipart).await;
@@ -255,9 +255,9 @@ pub async fn upload_documents(
 
 /// A place in the upload queue, if the caller may add documents to `name` (and create it when
 /// missing).
-fn admit_upload(state: &AppState, caller: &Caller, name: &str) -> ApiResult<crate::state::Ticket> {
+async fn admit_upload(state: &AppState, caller: &Caller, name: &str) -> ApiResult<crate::state::Ticket> {
     caller.check(name, Permission::Write)?;
-    if !state.engine.catalog().exists(name) {
+    if !collection_exists(state, name).await? {
         // Writers add documents; creating the collection is an administrator's.
         caller.check(name, Permission::Admin)?;
         state.engine.catalog().dir(name)?;
@@ -304,7 +304,7 @@ pub async fn query(
     Path(name): Path<String>,
     Json(body): Json<QueryBody>,
 ) -> ApiResult<Json<Value>> {
-    caller.check_collection(&state, &name, Permission::Read)?;
+    caller.check_collection(&state, &name, Permission::Read).await?;
     if body.query.trim().is_empty() {
         return Err(ApiError::bad_request("the query is empty"));
     }
@@ -348,7 +348,7 @@ pub async fn ask(
     Path(name): Path<String>,
     Json(body): Json<AskBody>,
 ) -> ApiResult<Response> {
-    caller.check_collection(&state, &name, Permission::Read)?;
+    caller.check_collection(&state, &name, Permission::Read).await?;
     let generation = generation(body.max_tokens)?;
     let mut messages = body.history;
     messages.push(Message::user(body.question));

@@ -222,11 +222,18 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Whether collection `name` exists, asked off the async threads: with a PostgreSQL store the
+/// catalog asks the database.
+pub async fn collection_exists(state: &AppState, name: &str) -> ApiResult<bool> {
+    let (state, name) = (state.clone(), name.to_string());
+    crate::rest::blocking(move || Ok(state.engine.catalog().exists(&name))).await
+}
+
 impl Caller {
     /// [`Caller::check`], then 404 unless the collection exists (the same answer either way).
-    pub fn check_collection(&self, state: &AppState, name: &str, needed: Permission) -> ApiResult<()> {
+    pub async fn check_collection(&self, state: &AppState, name: &str, needed: Permission) -> ApiResult<()> {
         self.check(name, needed)?;
-        if state.engine.catalog().exists(name) { Ok(()) } else { Err(ApiError::no_collection(name)) }
+        if collection_exists(state, name).await? { Ok(()) } else { Err(ApiError::no_collection(name)) }
     }
 
     /// Error unless the caller may do `needed` with `collection`: 404 when it may not even read

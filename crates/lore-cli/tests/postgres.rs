@@ -111,11 +111,16 @@ fn a_collection_moves_between_stores_without_embedding_again() {
     // The database's collection is found without the flag only through this home's record of it.
     let elsewhere = Home::with_models();
     assert_eq!(elsewhere.lore(&["docs", "list", "-c", "moved"]).status.code(), Some(3));
-    assert!(elsewhere.command().args(["docs", "list", "-c", "moved", "--store", &url]).output().unwrap().status.success());
+    assert!(
+        elsewhere.command().args(["docs", "list", "-c", "moved", "--store", &url]).output().unwrap().status.success()
+    );
 
     let deleted = home.lore(&["collections", "delete", "moved"]);
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
-    assert_eq!(elsewhere.command().args(["docs", "list", "-c", "moved", "--store", &url]).output().unwrap().status.code(), Some(3));
+    assert_eq!(
+        elsewhere.command().args(["docs", "list", "-c", "moved", "--store", &url]).output().unwrap().status.code(),
+        Some(3)
+    );
 }
 
 #[test]
@@ -241,7 +246,8 @@ fn servers_sharing_a_database_see_each_others_writes_and_a_replica_follows() {
 
     // A hot standby of the database: C searches on it and writes to the primary.
     let data = std::env::var("LORE_TEST_PG_DATA").expect("LORE_TEST_PG_DATA is the test database's folder");
-    let standby = Command::new("bash").args([&pg_script(), "replica", &data, &format!("{data}.replica")]).output().unwrap();
+    let standby =
+        Command::new("bash").args([&pg_script(), "replica", &data, &format!("{data}.replica")]).output().unwrap();
     assert!(standby.status.success(), "{}", String::from_utf8_lossy(&standby.stderr));
     let replica = String::from_utf8(standby.stdout).unwrap().trim().to_string();
     let c = Server::start(&home_c, &[], &[("LORE_STORE", url.as_str()), ("LORE_READ_STORE", replica.as_str())]);

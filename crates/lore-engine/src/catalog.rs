@@ -138,7 +138,8 @@ impl Catalog {
             let location: StoreLocation = serde_json::from_str(&text)
                 .map_err(|e| Error::corrupt(&pointer, format!("not where a collection lives: {e}")))?;
             // The default store's URL may carry the password the written one leaves out.
-            let location = if location == self.default_store.redacted() { self.default_store.clone() } else { location };
+            let location =
+                if location == self.default_store.redacted() { self.default_store.clone() } else { location };
             return Ok(Some(location));
         }
         if dir.exists() {

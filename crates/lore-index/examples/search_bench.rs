@@ -11,9 +11,8 @@
 //! `hnsw`: recall@10 of the graph against exact search, build time, latency and memory on the
 //! vectors of an existing collection (real embeddings, e.g. one `lore eval` built), every 17th
 //! held out as a query. `hnsw-copies`: the same on COPIES (default 1,000,000) noisy copies of
-//! those vectors, a corpus far larger than any shipped dataset with the geometry of real
-//! embeddings (uniform random vectors, which no corpus resembles, make graphs look worse and
-//! quantizers look better than they are).
+//! those vectors ([`lore_testkit::NoisyCopies`]). `crates/lore-pg/examples/ann_bench.rs` runs
+//! the same copies through pgvector's HNSW beside Lore's.
 
 use std::collections::{HashMap, HashSet};
 use std::env;
@@ -249,33 +248,6 @@ fn tantivy_bm25(beir: &Beir) -> Result<()> {
     Ok(())
 }
 
-fn normalize(mut vector: Vec<f32>) -> Vec<f32> {
-    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    vector.iter_mut().for_each(|x| *x /= norm);
-    vector
-}
-
-/// Standard normal numbers from xorshift64 and Box–Muller.
-struct Gaussian(u64);
-
-impl Gaussian {
-    fn new(seed: u64) -> Gaussian {
-        Gaussian(seed | 1)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn next(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-}
-
 /// Vectors per document of [`index_vectors`]: a million vectors are not a million transactions.
 const VECTORS_PER_DOCUMENT: usize = 1000;
 
@@ -357,30 +329,16 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
 /// them) and each query gets noise too: a large corpus with the geometry of real embeddings.
 fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<()> {
     let collection = Collection::open(source)?;
-    let total = collection.stats()?.chunks;
-    let mut vectors = Vec::with_capacity(total);
-    // Chunk ids count up from 1 and are never reused; a collection rewritten many times has
-    // gaps, so ids are read in blocks until every chunk's vector is found.
-    let mut first = 1;
-    while vectors.len() < total && first <= 1000 * total as i64 {
-        let block: Vec<i64> = (first..first + 1000).collect();
-        vectors.extend(collection.vectors(&block)?.into_iter().flatten());
-        first += 1000;
-    }
+    let vectors = lore_testkit::all_vectors(&collection)?;
     drop(collection);
     let (queries, indexed): (Vec<_>, Vec<_>) = vectors.into_iter().enumerate().partition(|(i, _)| i % 17 == 0);
     let mut queries: Vec<Vec<f32>> = queries.into_iter().map(|(_, v)| v).collect();
     let mut indexed: Vec<Vec<f32>> = indexed.into_iter().map(|(_, v)| v).collect();
     println!("{} vectors indexed, {} held out as queries, from {}", indexed.len(), queries.len(), source.display());
     if let Some(count) = copies {
-        // N(0, 0.02²) per component: noise of norm ≈ 0.39 in 384 dimensions, so a copy keeps
-        // a cosine of about 0.93 with its original — closer than most pairs of different
-        // passages (e5's cosines between unrelated texts are 0.7–0.8), so the copies of one
-        // passage form a tight cluster, as near-duplicate and same-topic passages do.
-        let mut noise = Gaussian::new(7);
-        let mut jitter = |v: &Vec<f32>| normalize(v.iter().map(|x| x + 0.02 * noise.next()).collect());
-        indexed = (0..count).map(|i| jitter(&indexed[i % indexed.len()])).collect();
-        queries = queries.iter().map(&mut jitter).collect();
+        let mut noise = lore_testkit::NoisyCopies::new(7);
+        indexed = noise.of(&indexed, count);
+        queries = queries.iter().map(|q| noise.copy(q)).collect();
         println!("{count} noisy copies indexed, {} noisy queries", queries.len());
     }
     let dir = tempfile::tempdir()?;

@@ -294,22 +294,20 @@ impl Store for Collection {
         // One snapshot for the document and its chunks, whatever a writer does meanwhile.
         let read = conn.unchecked_transaction().at(&self.dir)?;
         let document = read
-            .query_row(
-                "SELECT id, title, content_hash, metadata FROM documents WHERE source = ?1",
-                [source],
-                |row| {
-                    let mut document = Document::new(source, Vec::new());
-                    document.title = row.get(1)?;
-                    document.content_hash = row.get(2)?;
-                    document.metadata = json_column(row, 3)?;
-                    Ok((row.get::<_, i64>(0)?, document))
-                },
-            )
+            .query_row("SELECT id, title, content_hash, metadata FROM documents WHERE source = ?1", [source], |row| {
+                let mut document = Document::new(source, Vec::new());
+                document.title = row.get(1)?;
+                document.content_hash = row.get(2)?;
+                document.metadata = json_column(row, 3)?;
+                Ok((row.get::<_, i64>(0)?, document))
+            })
             .optional()
             .at(&self.dir)?;
         let Some((id, document)) = document else { return Ok(None) };
         let mut query = read
-            .prepare_cached("SELECT ordinal, text, metadata, vector FROM chunks WHERE document_id = ?1 ORDER BY ordinal")
+            .prepare_cached(
+                "SELECT ordinal, text, metadata, vector FROM chunks WHERE document_id = ?1 ORDER BY ordinal",
+            )
             .at(&self.dir)?;
         let rows = query
             .query_map([id], |row| {

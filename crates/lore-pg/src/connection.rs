@@ -115,7 +115,8 @@ fn pgpass_password(config: &Config) -> Option<String> {
     let wanted = [host, port, database, user];
     text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
         let fields = pgpass_fields(line);
-        let matches = fields.len() == 5 && fields.iter().zip(&wanted).all(|(field, want)| field == "*" || field == want);
+        let matches =
+            fields.len() == 5 && fields.iter().zip(&wanted).all(|(field, want)| field == "*" || field == want);
         matches.then(|| fields[4].clone())
     })
 }
@@ -187,7 +188,8 @@ mod tests {
     fn pgpass_lines_match_by_field_with_wildcards() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pgpass");
-        std::fs::write(&file, "# comment\nother:5432:*:lore:wrong\ndb:5433:*:lore:pa\\:ss\n*:*:*:*:fallback\n").unwrap();
+        std::fs::write(&file, "# comment\nother:5432:*:lore:wrong\ndb:5433:*:lore:pa\\:ss\n*:*:*:*:fallback\n")
+            .unwrap();
         // SAFETY: this test alone reads PGPASSFILE, before any other thread of it starts.
         unsafe { std::env::set_var("PGPASSFILE", &file) };
         let config = |url: &str| url.parse::<Config>().unwrap();

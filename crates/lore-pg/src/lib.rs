@@ -132,10 +132,7 @@ impl PgCollection {
     /// The names of the collections in the database at `url`, sorted.
     pub fn names(url: &str) -> Result<Vec<String>> {
         let rows = connect(url)?
-            .query(
-                "SELECT substr(nspname, 6) FROM pg_namespace WHERE starts_with(nspname, 'lore/') ORDER BY 1",
-                &[],
-            )
+            .query("SELECT substr(nspname, 6) FROM pg_namespace WHERE starts_with(nspname, 'lore/') ORDER BY 1", &[])
             .map_err(|e| failed(url, e))?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
@@ -355,14 +352,19 @@ impl Store for PgCollection {
             document.content_hash = row.get(2);
             document.metadata = metadata(row.get(3));
             let rows = tx.query(
-                &format!("SELECT ordinal, text, metadata, embedding FROM {s}.chunks WHERE document_id = $1 ORDER BY ordinal"),
+                &format!(
+                    "SELECT ordinal, text, metadata, embedding FROM {s}.chunks WHERE document_id = $1 ORDER BY ordinal"
+                ),
                 &[&row.get::<_, i64>(0)],
             )?;
             let (chunks, vectors) = rows
                 .iter()
                 .map(|row| {
-                    let chunk =
-                        Chunk { ordinal: row.get::<_, i32>(0) as usize, text: row.get(1), metadata: metadata(row.get(2)) };
+                    let chunk = Chunk {
+                        ordinal: row.get::<_, i32>(0) as usize,
+                        text: row.get(1),
+                        metadata: metadata(row.get(2)),
+                    };
                     (chunk, row.get::<_, Vector>(3).to_vec())
                 })
                 .unzip();
@@ -596,9 +598,7 @@ fn schema_of(name: &str) -> Result<String> {
 }
 
 fn schema_exists(client: &mut impl GenericClient, name: &str) -> std::result::Result<bool, postgres::Error> {
-    Ok(client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema_name(name)])?
-        .get(0))
+    Ok(client.query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema_name(name)])?.get(0))
 }
 
 fn read_manifest(client: &mut impl GenericClient, url: &str, name: &str, schema: &str) -> Result<Manifest> {

@@ -24,9 +24,7 @@ pub(crate) fn migrations_after(version: i32, s: &str, manifest: &Manifest) -> St
 
 /// The migrations table itself, made with the schema.
 pub(crate) fn migrations_table(s: &str) -> String {
-    format!(
-        "CREATE TABLE {s}.migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
-    )
+    format!("CREATE TABLE {s}.migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());")
 }
 
 /// Documents, chunks with their vector and BM25 length, the BM25 postings (term, chunk, tf),

@@ -103,5 +103,8 @@ fn documents_are_replaced_and_deleted_whole() {
     assert!(!pg.delete_document("a.txt").unwrap());
     assert!(reopened.search(&[1.0, 0.0], 5, None).unwrap().is_empty());
     PgCollection::delete(&url(), "whole-documents").unwrap();
-    assert_eq!(PgCollection::open(&url(), None, "whole-documents").err().unwrap().kind(), lore_core::ErrorKind::NotFound);
+    assert_eq!(
+        PgCollection::open(&url(), None, "whole-documents").err().unwrap().kind(),
+        lore_core::ErrorKind::NotFound
+    );
 }

@@ -123,4 +123,3 @@ pub fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().timeout(Duration::from_secs(600)).build().unwrap()
 }
-

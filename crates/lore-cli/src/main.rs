@@ -8,6 +8,7 @@ mod eval;
 mod ingest;
 mod models;
 mod output;
+mod postgres;
 mod serve;
 
 use std::path::PathBuf;
@@ -88,6 +89,10 @@ enum Command {
     /// Turn the feedback given on served answers into training data.
     #[command(subcommand)]
     Feedback(serve::FeedbackCommand),
+    /// Run a throwaway PostgreSQL with pgvector on this machine, for collections shared by
+    /// several servers (`--store`) when no PostgreSQL is at hand.
+    #[command(subcommand)]
+    Postgres(postgres::PostgresCommand),
 }
 
 #[derive(Args)]
@@ -192,6 +197,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(&engine, args)?,
         Command::Keys(cmd) => serve::keys(&engine, cmd)?,
         Command::Feedback(cmd) => serve::feedback(&engine, cmd)?,
+        Command::Postgres(cmd) => postgres::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)
 }

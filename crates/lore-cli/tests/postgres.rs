@@ -1,6 +1,6 @@
-//! Collections on PostgreSQL through the real binary: two `lore serve` processes sharing one
-//! database and a read replica, ingests killed with SIGKILL, and collections copied between
-//! stores. Needs the server `scripts/test` starts: `LORE_TEST_PG` (its URL) and
+//! Collections on PostgreSQL through the real binary: RAG-Arena answered through the official
+//! openai client, two `lore serve` processes sharing one database and a read replica, ingests
+//! killed with SIGKILL, and collections copied between stores. Needs the server `scripts/test` starts: `LORE_TEST_PG` (its URL) and
 //! `LORE_TEST_PG_DATA` (its folder, for making a standby).
 
 mod common;
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, Server, client};
+use common::{Home, Server, arena_docs, client, key, run_python};
 use reqwest::StatusCode;
 use reqwest::blocking::multipart;
 use serde_json::{Value, json};
@@ -258,4 +258,28 @@ fn servers_sharing_a_database_see_each_others_writes_and_a_replica_follows() {
     eprintln!("the replica served C's own upload {replicated:?} after it was acknowledged");
     upload(&a, collection, "swift.txt", ANIMALS[3].1);
     time_until_found(&c, collection, "birds that never land", "swift.txt", Duration::from_secs(10));
+}
+
+#[test]
+fn rag_arena_on_postgres_is_answered_with_citations_and_refused_where_it_should_be() {
+    let home = Home::with_models();
+    let url = database();
+    drop_collection("arena-pg");
+    home.json(&["ingest", &arena_docs(), "-c", "arena-pg", "--store", &url, "--json"]);
+    assert_eq!(home.json(&["collections", "info", "arena-pg"])["store"], url.as_str());
+    let secret = key(&home, "app", &["arena-pg=read"], None);
+    let server = Server::start(&home, &[], &[("LORE_TOP_K", "3"), ("LORE_LLM", "qwen-0.5b"), ("LORE_THREADS", "2")]);
+    let questions = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/rag_arena_zh/qa.json");
+    run_python("openai_client.py", &[&server.url("/v1"), &secret, questions, "arena-pg"]);
+}
+
+#[test]
+fn lore_postgres_runs_the_projects_own_script() {
+    let data = std::env::var("LORE_TEST_PG_DATA").expect("LORE_TEST_PG_DATA is the test database's folder");
+    let out = Home::empty().lore(&["postgres", "url", &data]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), database());
+    let missing = Home::empty().lore(&["postgres", "url", "/nonexistent/pg-data"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no PostgreSQL running"));
 }

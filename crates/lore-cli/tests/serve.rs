@@ -9,24 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Home, Server, client};
+use common::{Home, Server, arena_docs, client, key, run_python};
 use reqwest::StatusCode;
 use reqwest::blocking::multipart;
 use serde_json::{Value, json};
-
-fn key(home: &Home, name: &str, grants: &[&str], groups: Option<&str>) -> String {
-    let mut args = vec!["keys", "create", name];
-    for grant in grants {
-        args.extend(["--grant", grant]);
-    }
-    if let Some(groups) = groups {
-        args.extend(["--groups", groups]);
-    }
-    args.push("--json");
-    let created = home.json(&args);
-    assert_eq!(created["name"], name);
-    created["key"].as_str().unwrap().to_string()
-}
 
 fn write_docs(dir: &Path, files: &[(&str, &str)]) -> String {
     fs::create_dir_all(dir).unwrap();
@@ -277,23 +263,6 @@ fn a_shutdown_lets_an_upload_in_flight_finish() {
 }
 
 /// The Python with `openai` and `selenium` that `scripts/test-deps` installs.
-fn python() -> PathBuf {
-    let python = std::env::var_os("LORE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/lore/venv/bin/python")
-    });
-    assert!(python.exists(), "{} is missing: run scripts/test-deps (scripts/test does)", python.display());
-    python
-}
-
-fn run_python(script: &str, args: &[&str]) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/").to_string() + script;
-    let status = Command::new(python()).arg(&path).args(args).status().unwrap();
-    assert!(status.success(), "{script} failed");
-}
-
-fn arena_docs() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/rag_arena_zh/docs").to_string()
-}
 
 #[test]
 fn the_official_openai_client_gets_cited_answers_and_refusals() {

@@ -1,22 +1,23 @@
 """The official openai client against `lore serve`: models, a cited answer (plain and streamed),
-a refusal, embeddings. Usage: openai_client.py BASE_URL KEY QA_JSON"""
+a refusal, embeddings. Usage: openai_client.py BASE_URL KEY QA_JSON [COLLECTION (default arena)]"""
 import json
 import sys
 
 import openai
 
 base_url, key, qa_path = sys.argv[1:4]
+collection = sys.argv[4] if len(sys.argv) > 4 else "arena"
 questions = [item["question"] for item in json.load(open(qa_path, encoding="utf-8"))["data"]]
 REFUSAL = "根据提供的文档，我无法回答该问题。"
 
 client = openai.OpenAI(base_url=base_url, api_key=key, timeout=900, max_retries=0)
 
 models = [m.id for m in client.models.list()]
-assert models == ["arena"], models
+assert models == [collection], models
 
 # The first question, plain: an answer with its sources.
 plain = client.chat.completions.create(
-    model="arena", messages=[{"role": "user", "content": questions[0]}], max_tokens=200
+    model=collection, messages=[{"role": "user", "content": questions[0]}], max_tokens=200
 )
 answer = plain.choices[0].message.content
 citations = plain.model_extra["citations"]
@@ -35,7 +36,7 @@ assert any("Qwen3技术报告" in c["document"] for c in citations), citations
 # come as one piece.)
 pieces, last = [], None
 stream = client.chat.completions.create(
-    model="arena", messages=[{"role": "user", "content": questions[0]}], max_tokens=200, stream=True
+    model=collection, messages=[{"role": "user", "content": questions[0]}], max_tokens=200, stream=True
 )
 for chunk in stream:
     last = chunk
@@ -49,7 +50,7 @@ assert [c["chunk_id"] for c in last.model_extra["citations"]] == [c["chunk_id"] 
 
 # The third question is not answered by the documents: the refusal sentence.
 refused = client.chat.completions.create(
-    model="arena", messages=[{"role": "user", "content": questions[2]}], max_tokens=200
+    model=collection, messages=[{"role": "user", "content": questions[2]}], max_tokens=200
 )
 print("refused:", refused.choices[0].message.content, file=sys.stderr)
 assert refused.choices[0].message.content.strip() == REFUSAL, refused.choices[0].message.content

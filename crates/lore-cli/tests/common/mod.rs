@@ -123,3 +123,35 @@ pub fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder().timeout(Duration::from_secs(600)).build().unwrap()
 }
+
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("LORE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/lore/venv/bin/python")
+    });
+    assert!(python.exists(), "{} is missing: run scripts/test-deps (scripts/test does)", python.display());
+    python
+}
+
+pub fn run_python(script: &str, args: &[&str]) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/").to_string() + script;
+    let status = Command::new(python()).arg(&path).args(args).status().unwrap();
+    assert!(status.success(), "{script} failed");
+}
+
+pub fn key(home: &Home, name: &str, grants: &[&str], groups: Option<&str>) -> String {
+    let mut args = vec!["keys", "create", name];
+    for grant in grants {
+        args.extend(["--grant", grant]);
+    }
+    if let Some(groups) = groups {
+        args.extend(["--groups", groups]);
+    }
+    args.push("--json");
+    let created = home.json(&args);
+    assert_eq!(created["name"], name);
+    created["key"].as_str().unwrap().to_string()
+}
+
+pub fn arena_docs() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/rag_arena_zh/docs").to_string()
+}

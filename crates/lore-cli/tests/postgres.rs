@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, Server, arena_docs, client, key, run_python};
+use common::{Home, Server, arena_docs, client, key, run_python, sources_found};
 use reqwest::StatusCode;
 use reqwest::blocking::multipart;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn database() -> String {
     std::env::var("LORE_TEST_PG")
@@ -194,6 +194,35 @@ fn an_ingest_killed_twenty_times_ends_as_a_clean_ingest() {
     }
 }
 
+#[test]
+fn two_processes_ingesting_one_folder_at_once_store_each_document_once() {
+    let home = Home::with_models();
+    let docs = write_docs(&home.path().join("docs"), 24);
+    let url = database();
+    for name in ["twice", "once"] {
+        drop_collection(name);
+    }
+    let ingest = |collection: &str| {
+        home.command()
+            .args(["ingest", &docs, "-c", collection, "--embedder", "minilm", "--store", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Both find no collection, both try to make it, both write every document.
+    let (first, second) = (ingest("twice"), ingest("twice"));
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(ingest("once").wait().unwrap().success());
+    assert_eq!(documents(&home, "twice").len(), 24);
+    assert_eq!(documents(&home, "twice"), documents(&home, "once"));
+    let chunks = |name: &str| home.json(&["collections", "info", name])["stats"]["chunks"].as_u64().unwrap();
+    assert_eq!(chunks("twice"), chunks("once"));
+}
+
 fn upload(server: &Server, collection: &str, name: &str, text: &str) {
     let form = multipart::Form::new().part("file", multipart::Part::text(text.to_string()).file_name(name.to_string()));
     let response =
@@ -201,21 +230,10 @@ fn upload(server: &Server, collection: &str, name: &str, text: &str) {
     assert_eq!(response.status(), StatusCode::OK, "{}", response.text().unwrap());
 }
 
-fn sources(server: &Server, collection: &str, query: &str) -> Vec<String> {
-    let response = client()
-        .post(server.url(&format!("/api/collections/{collection}/query")))
-        .json(&json!({"query": query, "k": 10}))
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().unwrap();
-    body["hits"].as_array().unwrap().iter().map(|h| h["source"].as_str().unwrap().to_string()).collect()
-}
-
 /// How long until `server` finds `source` for `query`, polling; panics after `limit`.
 fn time_until_found(server: &Server, collection: &str, query: &str, source: &str, limit: Duration) -> Duration {
     let start = Instant::now();
-    while !sources(server, collection, query).iter().any(|s| s == source) {
+    while !sources_found(server, None, collection, query).iter().any(|s| s == source) {
         assert!(start.elapsed() < limit, "{source} not found for {query:?} within {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
     }

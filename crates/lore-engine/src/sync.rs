@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use lore_core::{ChunkConfig, Embedder, Error, Metadata, Result, SizeUnit, Store};
+use lore_core::{ChunkConfig, Embedder, Error, ErrorKind, Metadata, Result, SizeUnit, Store};
 use lore_ingest::Discovered;
 use lore_rag::{IngestReport, Source};
 use serde_json::{Value, json};
@@ -257,31 +257,56 @@ impl Engine {
     /// loaded first, so a missing model leaves no empty collection behind.
     pub fn ingest_target(&self, request: &IngestRequest) -> Result<IngestTarget> {
         let name = self.settings().collection_or(request.collection.as_deref());
-        let requested = request.embedder.clone().or_else(|| self.settings().embedder.clone());
-        let (store, embedder) = if self.catalog().exists(&name) {
-            let store = self.catalog().open(&name)?;
-            let manifest = store.manifest();
-            if let Some(chunking) = request.chunking.as_ref().filter(|c| **c != manifest.chunking) {
-                return Err(Error::InvalidInput(format!(
-                    "collection '{name}' cuts documents with {:?}, not {chunking:?}; ingest into a new collection to change chunking",
-                    manifest.chunking
-                )));
+        let existing = match self.catalog().open(&name) {
+            Ok(store) => Some(store),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let (store, embedder) = match existing {
+            Some(store) => self.existing_target(&name, store, request)?,
+            None => {
+                let embedder_name = self.settings().embedder_or(request.embedder.as_deref());
+                let embedder = self.models().embedder(&embedder_name)?;
+                let chunking = request.chunking.clone().unwrap_or_default();
+                match self.catalog().create(&name, &embedder_name, embedder.dimension(), chunking) {
+                    Ok(store) => (store, embedder),
+                    // Another process (an ingest beside this one, on a shared database) made it
+                    // meanwhile: ingest into theirs if it is built as asked.
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        self.existing_target(&name, self.catalog().open(&name)?, request)?
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            if let Some(requested) = requested.filter(|r| *r != manifest.embedder) {
-                return Err(Error::InvalidInput(format!(
-                    "collection '{name}' was built with embedder {}, not {requested}: choose another collection name",
-                    manifest.embedder
-                )));
-            }
-            (store, self.models().embedder(&manifest.embedder)?)
-        } else {
-            let embedder_name = self.settings().embedder_or(request.embedder.as_deref());
-            let embedder = self.models().embedder(&embedder_name)?;
-            let chunking = request.chunking.clone().unwrap_or_default();
-            (self.catalog().create(&name, &embedder_name, embedder.dimension(), chunking)?, embedder)
         };
         let chunking = store.manifest().chunking;
         Ok(IngestTarget { name, store, embedder, chunking, metadata: Metadata::new() })
+    }
+
+    /// An existing collection with its embedder; error if it was built with another embedder
+    /// or chunking than `request` asks for.
+    fn existing_target(
+        &self,
+        name: &str,
+        store: Arc<dyn Store>,
+        request: &IngestRequest,
+    ) -> Result<(Arc<dyn Store>, Arc<dyn Embedder>)> {
+        let requested = request.embedder.clone().or_else(|| self.settings().embedder.clone());
+        let manifest = store.manifest();
+        if let Some(chunking) = request.chunking.as_ref().filter(|c| **c != manifest.chunking) {
+            return Err(Error::InvalidInput(format!(
+                "collection '{name}' cuts documents with {:?}, not {chunking:?}; ingest into a new collection to change chunking",
+                manifest.chunking
+            )));
+        }
+        if let Some(requested) = requested.filter(|r| *r != manifest.embedder) {
+            return Err(Error::InvalidInput(format!(
+                "collection '{name}' was built with embedder {}, not {requested}: choose another collection name",
+                manifest.embedder
+            )));
+        }
+        let embedder = self.models().embedder(&manifest.embedder)?;
+        Ok((store, embedder))
     }
 }
 

@@ -109,7 +109,7 @@ impl PgCollection {
         let mut manifest = read_manifest(&mut tx, url, name, &schema)?;
         if version > schema::LATEST {
             return Err(Error::Unsupported(format!(
-                "collection '{name}' was written by a newer Lore (schema version {version}, this one knows                  {}): upgrade Lore",
+                "collection '{name}' was written by a newer Lore (schema version {version}, this one knows {}): upgrade Lore",
                 schema::LATEST
             )));
         }

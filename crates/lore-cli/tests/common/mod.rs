@@ -155,3 +155,15 @@ pub fn key(home: &Home, name: &str, grants: &[&str], groups: Option<&str>) -> St
 pub fn arena_docs() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/datasets/rag_arena_zh/docs").to_string()
 }
+
+/// The sources of a query's hits, as `key` (or a caller without one) sees them.
+pub fn sources_found(server: &Server, key: Option<&str>, collection: &str, query: &str) -> Vec<String> {
+    let mut request = client().post(server.url(&format!("/api/collections/{collection}/query")));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.json(&serde_json::json!({"query": query, "k": 10})).send().unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let body: Value = response.json().unwrap();
+    body["hits"].as_array().unwrap().iter().map(|h| h["source"].as_str().unwrap().to_string()).collect()
+}

@@ -139,20 +139,31 @@ fn a_bad_or_dead_store_is_a_clear_error() {
     assert!(!home.path().join("collections/x").exists());
 }
 
-#[test]
-fn an_ingest_killed_twenty_times_ends_as_a_clean_ingest() {
+/// A home with a folder of `count` documents, and `collections` gone from the test database.
+fn fresh_folder(count: usize, collections: &[&str]) -> (Home, String) {
     let home = Home::with_models();
-    let docs = write_docs(&home.path().join("docs"), 48);
-    let url = database();
-    for name in ["killed", "clean"] {
+    let docs = write_docs(&home.path().join("docs"), count);
+    for name in collections {
         drop_collection(name);
     }
+    (home, docs)
+}
+
+/// `lore ingest DOCS -c COLLECTION` with MiniLM into the test database, printing nothing.
+fn ingest_command(home: &Home, docs: &str, collection: &str) -> Command {
+    let mut command = home.command();
+    command
+        .args(["ingest", docs, "-c", collection, "--embedder", "minilm", "--store", &database()])
+        .stdout(Stdio::null());
+    command
+}
+
+#[test]
+fn an_ingest_killed_twenty_times_ends_as_a_clean_ingest() {
+    let (home, docs) = fresh_folder(48, &["killed", "clean"]);
     let ingest = |collection: &str| {
-        let mut command = home.command();
-        command
-            .args(["ingest", &docs, "-c", collection, "--embedder", "minilm", "--store", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut command = ingest_command(&home, &docs, collection);
+        command.stderr(Stdio::null());
         command
     };
     // Each round rewrites 8 files, so every run has documents to replace; the kills come during
@@ -196,20 +207,8 @@ fn an_ingest_killed_twenty_times_ends_as_a_clean_ingest() {
 
 #[test]
 fn two_processes_ingesting_one_folder_at_once_store_each_document_once() {
-    let home = Home::with_models();
-    let docs = write_docs(&home.path().join("docs"), 24);
-    let url = database();
-    for name in ["twice", "once"] {
-        drop_collection(name);
-    }
-    let ingest = |collection: &str| {
-        home.command()
-            .args(["ingest", &docs, "-c", collection, "--embedder", "minilm", "--store", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let (home, docs) = fresh_folder(24, &["twice", "once"]);
+    let ingest = |collection: &str| ingest_command(&home, &docs, collection).stderr(Stdio::piped()).spawn().unwrap();
     // Both find no collection, both try to make it, both write every document.
     let (first, second) = (ingest("twice"), ingest("twice"));
     for child in [first, second] {

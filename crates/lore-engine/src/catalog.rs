@@ -126,7 +126,10 @@ impl Catalog {
 
     /// Whether collection `name` exists.
     pub fn exists(&self, name: &str) -> bool {
-        self.location(name).is_ok_and(|location| location.is_some())
+        // A handle in use answers without asking the database (servers ask on every request).
+        let open =
+            self.open.lock().unwrap_or_else(PoisonError::into_inner).get(name).is_some_and(|h| h.strong_count() > 0);
+        open || self.location(name).is_ok_and(|location| location.is_some())
     }
 
     /// Where collection `name` lives; `None` if there is no such collection.
@@ -208,8 +211,8 @@ impl Catalog {
             }
             StoreLocation::Postgres { url, replica } => {
                 let created = PgCollection::create(url, name, embedder, dimension, chunking)
-                    .and_then(|_| PgCollection::open(url, replica.as_deref(), name))
-                    .map_err(|e| e.in_collection(name))?;
+                    .map_err(|e| e.in_collection(name))?
+                    .with_replica(replica.as_deref());
                 let json = serde_json::to_string_pretty(&location.redacted()).expect("locations serialize");
                 let pointer = dir.join(POSTGRES_POINTER);
                 fs::create_dir_all(&dir).map_err(Error::io(&dir))?;

@@ -119,6 +119,12 @@ impl PgCollection {
         Ok(PgCollection::new(name, schema, Pool::with(url, client), replica.map(Pool::new), manifest))
     }
 
+    /// The same collection, searched on `replica` when given.
+    pub fn with_replica(mut self, replica: Option<&str>) -> Self {
+        self.replica = replica.map(Pool::new);
+        self
+    }
+
     /// Deletes collection `name` with everything in it; NotFound if it is not there.
     pub fn delete(url: &str, name: &str) -> Result<()> {
         let schema = schema_of(name)?;

@@ -10,6 +10,7 @@ mod models;
 mod output;
 mod postgres;
 mod serve;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ and has a language model answer from them, citing its sources.\n\n\
 Start with `lore quickstart`, or:\n  lore models pull e5-small qwen-0.5b\n  lore ingest ./my-docs -c notes\n  \
 lore ask \"What does the contract say about renewal?\" -c notes\n  lore serve   (then open http://127.0.0.1:8750/)\n\n\
 Settings come from flags, then LORE_* environment variables, then ./lore.toml and $LORE_HOME/lore.toml \
-(keys: collection, embedder, llm, top_k, pipeline, threads, store, read_store).\n\n\
+(keys: collection, embedder, llm, top_k, pipeline, threads, store, read_store, reranker).\n\n\
 Exit status: 0 success; 1 other errors; 2 some files could not be ingested; 3 not found (collection, \
 model, document); 4 invalid input or unsupported; 5 damaged data; 6 model unavailable; 7 busy; 8 I/O error."
 )]
@@ -48,6 +49,11 @@ pub struct Cli {
     /// A read replica of the --store database that searches go to [env: LORE_READ_STORE].
     #[arg(long, global = true, value_name = "URL")]
     read_store: Option<String>,
+    /// A cross-encoder folder (one `lore tune reranker` wrote) that replaces the reranker of
+    /// any pipeline that reranks: hybrid-rerank then reranks its best 20 fused candidates with
+    /// it instead of the chat model [env: LORE_RERANKER].
+    #[arg(long, global = true, value_name = "DIR")]
+    reranker: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +95,10 @@ enum Command {
     /// Turn the feedback given on served answers into training data.
     #[command(subcommand)]
     Feedback(serve::FeedbackCommand),
+    /// Train on your own documents: synthetic questions, then a fine-tuned embedder or a
+    /// cross-encoder reranker of your own (CPU, resumable).
+    #[command(subcommand)]
+    Tune(tune::TuneCommand),
     /// Run a throwaway PostgreSQL with pgvector on this machine, for collections shared by
     /// several servers (`--store`) when no PostgreSQL is at hand.
     #[command(subcommand)]
@@ -173,6 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         settings.read_store = cli.read_store.or(settings.read_store);
         settings.store_location()?;
     }
+    settings.reranker = cli.reranker.or(settings.reranker);
     if let Some(threads) = cli.threads.or(settings.threads) {
         // candle sizes its pools from these variables only, read when they are first needed.
         let threads = threads.max(1);
@@ -197,6 +208,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(&engine, args)?,
         Command::Keys(cmd) => serve::keys(&engine, cmd)?,
         Command::Feedback(cmd) => serve::feedback(&engine, cmd)?,
+        Command::Tune(cmd) => tune::run(&engine, cmd)?,
         Command::Postgres(cmd) => postgres::run(cmd)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,8 @@
 //! What every Lore front end shares, knowing nothing of terminals or HTTP: the [`Catalog`] of
 //! collections, the [`ModelCache`], [`Settings`] resolved in one place, the filter language
 //! ([`FilterSpec`]), ingesting and keeping folders in sync ([`sync`]), evaluation and arena
-//! runs ([`eval`], [`arena`]) and benchmarks ([`bench`]). An [`Engine`] is cheap to clone and
+//! runs ([`eval`], [`arena`]), training on a collection's own data ([`tune`]) and benchmarks
+//! ([`bench`]). An [`Engine`] is cheap to clone and
 //! safe to share between threads: the CLI makes one per command, a server one per process.
 //!
 //! ```
@@ -34,6 +35,7 @@ mod progress;
 mod session;
 mod settings;
 pub mod sync;
+pub mod tune;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -89,6 +89,7 @@ impl Engine {
         llm: String,
         answering: bool,
     ) -> Result<Session> {
+        let config = self.settings().rerank_with(config);
         let chat = (answering || Pipeline::needs_chat(&config)).then(|| self.models().chat(&llm)).transpose()?;
         let reranker = self.cross_encoder(&config)?;
         Ok(Session { collection, store, embedder, pipeline_name, config, llm, chat, reranker, filter: None })

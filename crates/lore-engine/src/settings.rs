@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lore_core::{Error, Result};
+use lore_core::{Error, PipelineConfig, RerankKind, Result};
 
 use crate::StoreLocation;
 use serde::Deserialize;
@@ -16,6 +16,7 @@ pub const DEFAULT_LLM: &str = "qwen-0.5b";
 pub const DEFAULT_COLLECTION: &str = "default";
 /// The pipeline of `query` and `ask` when none is named.
 pub const DEFAULT_PIPELINE: &str = "dense";
+
 
 /// The settings every command and request starts from. Each field is what the environment
 /// and the config files say, before any flag; the `*_or` methods put a flag on top and fall
@@ -43,6 +44,9 @@ pub struct Settings {
     pub store: Option<String>,
     /// A read replica of `store` that searches go to (`LORE_READ_STORE`).
     pub read_store: Option<String>,
+    /// A cross-encoder folder (such as one `lore tune reranker` wrote) that replaces the
+    /// reranker of every pipeline that reranks (`LORE_RERANKER`); see [`Settings::rerank_with`].
+    pub reranker: Option<String>,
 }
 
 impl Settings {
@@ -90,6 +94,7 @@ impl Settings {
             threads: number("LORE_THREADS")?,
             store: text("LORE_STORE"),
             read_store: text("LORE_READ_STORE"),
+            reranker: text("LORE_RERANKER"),
         })
     }
 
@@ -105,6 +110,7 @@ impl Settings {
             threads: self.threads.or(lower.threads),
             store: self.store.or(lower.store),
             read_store: self.read_store.or(lower.read_store),
+            reranker: self.reranker.or(lower.reranker),
         }
     }
 
@@ -132,6 +138,20 @@ impl Settings {
     /// Where new collections are made: the `store` setting with its `read_store`, else embedded.
     pub fn store_location(&self) -> Result<StoreLocation> {
         StoreLocation::parse(self.store.as_deref().unwrap_or("embedded"), self.read_store.as_deref())
+    }
+
+    /// `config` with the `reranker` setting applied: a pipeline that reranks with the chat model
+    /// or another cross-encoder reranks the same number of fused candidates with that
+    /// cross-encoder instead; one that does not rerank, or diversifies with MMR, is unchanged.
+    pub fn rerank_with(&self, mut config: PipelineConfig) -> PipelineConfig {
+        if let Some(model) = &self.reranker
+            && config.rerank.kind != RerankKind::None
+            && config.rerank.kind != RerankKind::Mmr
+        {
+            config.rerank.kind = RerankKind::CrossEncoder;
+            config.rerank.model = Some(model.clone());
+        }
+        config
     }
 
     /// Where collections live.

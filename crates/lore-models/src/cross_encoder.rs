@@ -15,9 +15,10 @@ use crate::embed::{length_batches, read_file, read_json, required_file, tokenize
 /// `tokenizer.json`), as cross-encoders such as `cross-encoder/ms-marco-MiniLM-L-6-v2` ship.
 ///
 /// A pair is encoded as `[CLS] query [SEP] passage [SEP]` with token types 0 and 1, the longer
-/// side cut first to fit the model's positions. The score is the classifier's logit applied
-/// to BERT's pooler output (`tanh(W·h[CLS] + b)`); with two labels, the logit of label 1 minus
-/// that of label 0 (the log-odds of "relevant").
+/// side cut first to fit the model's positions, or the shorter length `tokenizer.json` sets
+/// (`lore tune reranker` saves the length it trained on). The score is the classifier's logit
+/// applied to BERT's pooler output (`tanh(W·h[CLS] + b)`); with two labels, the logit of
+/// label 1 minus that of label 0 (the log-odds of "relevant").
 pub struct CrossEncoder {
     id: String,
     tokenizer: Tokenizer,
@@ -69,9 +70,13 @@ impl CrossEncoder {
         let mut tokenizer = Tokenizer::from_file(required_file(dir, "tokenizer.json")?)
             .map_err(|e| Error::Model(format!("cannot load the tokenizer of {}: {e}", dir.display())))?;
         tokenizer.with_padding(None::<PaddingParams>);
+        // A trained model's tokenizer.json names the length it was trained on.
+        let max_length = tokenizer
+            .get_truncation()
+            .map_or(config.max_position_embeddings, |t| t.max_length.min(config.max_position_embeddings));
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: config.max_position_embeddings,
+                max_length,
                 strategy: TruncationStrategy::LongestFirst,
                 ..TruncationParams::default()
             }))

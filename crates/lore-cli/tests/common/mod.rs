@@ -56,7 +56,8 @@ impl Home {
             .env_remove("LORE_TOP_K")
             .env_remove("LORE_PIPELINE")
             .env_remove("LORE_STORE")
-            .env_remove("LORE_READ_STORE");
+            .env_remove("LORE_READ_STORE")
+            .env_remove("LORE_RERANKER");
         command
     }
 

@@ -1,0 +1,167 @@
+//! Synthetic questions: a chat model reads a passage and writes questions that it answers, in
+//! the passage's language — labels for a corpus that has none. The replies are cached per
+//! passage, so a stopped run resumes and a rerun costs nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use lore_core::{ChatModel, Error, GenerationOptions, Language, Message, Result, detect_language};
+use serde::{Deserialize, Serialize};
+
+/// A passage to write questions for.
+#[derive(Clone, Debug)]
+pub struct Passage {
+    /// Names the passage in the cache (a hash of its text and where it comes from).
+    pub key: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// The questions one passage got.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Cached {
+    key: String,
+    model: String,
+    questions: Vec<String>,
+}
+
+/// Replies already paid for, one JSON line per passage, appended as they come.
+pub struct QuestionCache {
+    path: PathBuf,
+    entries: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl QuestionCache {
+    /// Opens (or starts) the cache file at `path`. A line cut short by a killed run is skipped.
+    pub fn open(path: &Path) -> Result<QuestionCache> {
+        let mut entries = BTreeMap::new();
+        if path.is_file() {
+            let file = std::fs::File::open(path).map_err(Error::io(path))?;
+            for line in BufReader::new(file).lines() {
+                let line = line.map_err(Error::io(path))?;
+                if let Ok(entry) = serde_json::from_str::<Cached>(&line) {
+                    entries.insert((entry.key, entry.model), entry.questions);
+                }
+            }
+        }
+        Ok(QuestionCache { path: path.to_path_buf(), entries })
+    }
+
+    fn get(&self, key: &str, model: &str) -> Option<&Vec<String>> {
+        self.entries.get(&(key.to_string(), model.to_string()))
+    }
+
+    fn put(&mut self, key: &str, model: &str, questions: Vec<String>) -> Result<()> {
+        let entry = Cached { key: key.to_string(), model: model.to_string(), questions };
+        let mut line = serde_json::to_string(&entry).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        line.push('\n');
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(Error::io(&self.path))?;
+        file.write_all(line.as_bytes()).map_err(Error::io(&self.path))?;
+        self.entries.insert((entry.key, entry.model), entry.questions);
+        Ok(())
+    }
+}
+
+/// The instructions for `count` questions about `passage`, in its language.
+pub fn question_prompt(passage: &str, count: usize) -> Vec<Message> {
+    match detect_language(passage) {
+        Language::Chinese => vec![
+            Message::system("你为检索系统编写测试问题。只输出问题，每行一个，不要编号，不要答案。"),
+            Message::user(format!(
+                "阅读下面的段落，写出 {count} 个可以仅凭这段文字回答的具体问题。问题要用自己的话提出，不要照抄原句，\
+                 要包含能找到这段文字的关键名称或术语。\n\n段落：\n{passage}\n\n问题："
+            )),
+        ],
+        Language::English => vec![
+            Message::system(
+                "You write test questions for a search engine. Output only the questions, one per line, \
+                 without numbers or answers.",
+            ),
+            Message::user(format!(
+                "Read the passage below and write {count} specific questions that it answers on its own. \
+                 Ask in your own words rather than copying a sentence, and name the key entities or terms \
+                 someone would search for.\n\nPassage:\n{passage}\n\nQuestions:"
+            )),
+        ],
+    }
+}
+
+/// The questions in `reply`, cleaned and filtered: list markers removed; too short or too long
+/// ones, copies of the passage (a run of eight of its words) and duplicates dropped; at most
+/// `count`.
+pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> {
+    let passage_runs = word_runs(passage, 8);
+    let mut seen = HashSet::new();
+    let mut questions = Vec::new();
+    for line in reply.lines() {
+        let question = line
+            .trim()
+            .trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':'))
+            .trim_start_matches(['Q', 'q'])
+            .trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' '))
+            .trim();
+        let chinese = detect_language(question) == Language::Chinese;
+        let length = if chinese { question.chars().count() } else { question.split_whitespace().count() };
+        let (shortest, longest) = if chinese { (5, 80) } else { (3, 40) };
+        if length < shortest || length > longest {
+            continue;
+        }
+        if question.to_lowercase().starts_with("passage") || question.starts_with("段落") {
+            continue;
+        }
+        if !chinese && !word_runs(question, 8).is_disjoint(&passage_runs) {
+            continue;
+        }
+        if chinese && question.chars().count() >= 12 && passage.contains(question.trim_end_matches(['？', '?'])) {
+            continue;
+        }
+        if seen.insert(question.to_lowercase()) {
+            questions.push(question.to_string());
+        }
+        if questions.len() == count {
+            break;
+        }
+    }
+    questions
+}
+
+fn word_runs(text: &str, n: usize) -> HashSet<String> {
+    let words: Vec<String> =
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    words.windows(n).map(|w| w.join(" ")).collect()
+}
+
+/// Writes up to `count` questions for each passage with `chat`, taking what `cache` already
+/// holds; `observer(done, total, reused)` follows the work. Returns the questions per passage,
+/// in order (empty where the model wrote nothing usable).
+pub fn generate_questions(
+    chat: &dyn ChatModel,
+    passages: &[Passage],
+    count: usize,
+    cache: &mut QuestionCache,
+    observer: &mut dyn FnMut(usize, usize, usize),
+) -> Result<Vec<Vec<String>>> {
+    let options = GenerationOptions { max_tokens: 48 * count + 16, ..GenerationOptions::default() };
+    let mut out = Vec::with_capacity(passages.len());
+    let mut reused = 0;
+    for (done, passage) in passages.iter().enumerate() {
+        let key = format!("{}:{count}", passage.key);
+        let questions = match cache.get(&key, chat.id()) {
+            Some(questions) => {
+                reused += 1;
+                questions.clone()
+            }
+            None => {
+                let reply = chat.chat(&question_prompt(&passage.text, count), &options, &mut |_| {})?;
+                let questions = parse_questions(&reply.text, &passage.text, count);
+                cache.put(&key, chat.id(), questions.clone())?;
+                questions
+            }
+        };
+        out.push(questions);
+        observer(done + 1, passages.len(), reused);
+    }
+    Ok(out)
+}

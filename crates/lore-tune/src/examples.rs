@@ -97,3 +97,44 @@ pub(crate) fn split_by_query(examples: &[Example], fraction: f64, seed: u64) -> 
     let validation: std::collections::HashSet<&str> = queries[..held].iter().copied().collect();
     examples.iter().partition(|e| !validation.contains(e.query.as_str()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_triples_group_into_examples_and_a_bad_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("triples.jsonl");
+        let lines = [
+            r#"{"id": "ans_1", "query": "q", "positive": "p", "positive_chunk_id": 1, "negative": "n1", "negative_chunk_id": 2}"#,
+            r#"{"id": "ans_1", "query": "q", "positive": "p", "negative": "n2"}"#,
+            "",
+            r#"{"query": "q", "positive": "p2", "negatives": ["n1", "p2"]}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let examples = read_examples(&path).unwrap();
+        assert_eq!(
+            examples,
+            [
+                Example { query: "q".into(), positive: "p".into(), negatives: vec!["n1".into(), "n2".into()] },
+                Example { query: "q".into(), positive: "p2".into(), negatives: vec!["n1".into()] },
+            ]
+        );
+
+        std::fs::write(&path, "{\"query\": \"q\", \"positive\": \"p\"}\n{\"query\": 3}\n").unwrap();
+        let error = read_examples(&path).unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn no_question_is_both_trained_and_validated_on() {
+        let examples: Vec<Example> = (0..40)
+            .map(|i| Example { query: format!("q{}", i / 2), positive: format!("p{i}"), negatives: Vec::new() })
+            .collect();
+        let (train, validation) = split_by_query(&examples, 0.1, 7);
+        assert_eq!(train.len() + validation.len(), 40);
+        assert_eq!(validation.len(), 4, "2 of 20 questions, with both their examples");
+        assert!(validation.iter().all(|v| train.iter().all(|t| t.query != v.query)));
+    }
+}

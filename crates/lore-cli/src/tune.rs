@@ -218,7 +218,9 @@ fn print_report(trainee: Trainee, args: &TrainArgs, report: &TrainReport) {
         report.peak_memory_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "unknown".into())
     );
     match trainee {
-        Trainee::Reranker => println!("use it: lore eval retrieval --pipeline hybrid-rerank --reranker {} …", args.out.display()),
+        Trainee::Reranker => {
+            println!("use it: lore eval retrieval --pipeline hybrid-rerank --reranker {} …", args.out.display())
+        }
         Trainee::Embedder => println!("use it: lore ingest PATH -c NEW_COLLECTION --embedder {}", args.out.display()),
     }
 }

@@ -33,7 +33,8 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     facts_collection(&home);
     let dataset = home.path().join("questions");
     let dataset_arg = dataset.to_str().unwrap();
-    let args = ["tune", "queries", "-c", "facts", "--llm", "smollm2", "--per-chunk", "2", "--out", dataset_arg, "--json"];
+    let args =
+        ["tune", "queries", "-c", "facts", "--llm", "smollm2", "--per-chunk", "2", "--out", dataset_arg, "--json"];
     let report = home.json(&args);
     assert_eq!(report["chunks"], 6, "{report}");
     assert_eq!(report["cached"], 0);
@@ -52,8 +53,25 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     // A reranker trained on them, negatives mined from the dataset's own hybrid search.
     let model = home.path().join("reranker");
     let trained = home.json(&[
-        "tune", "reranker", "--dataset", dataset_arg, "--base", "minilm", "--out", model.to_str().unwrap(),
-        "--epochs", "2", "--batch-size", "2", "--micro-batch", "2", "--max-length", "64", "--validation", "0", "--json",
+        "tune",
+        "reranker",
+        "--dataset",
+        dataset_arg,
+        "--base",
+        "minilm",
+        "--out",
+        model.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--micro-batch",
+        "2",
+        "--max-length",
+        "64",
+        "--validation",
+        "0",
+        "--json",
     ]);
     assert_eq!(trained["kind"], "reranker", "{trained}");
     assert_eq!(trained["training_examples"].as_u64(), Some(kept));
@@ -67,15 +85,24 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     // `--reranker` turns hybrid-rerank's chat-model judge into the trained cross-encoder.
     let model_arg = model.to_str().unwrap();
     let found = home.json(&[
-        "query", "How long is the Rhine?", "-c", "facts", "--pipeline", "hybrid-rerank", "--reranker", model_arg,
-        "--explain", "--json",
+        "query",
+        "How long is the Rhine?",
+        "-c",
+        "facts",
+        "--pipeline",
+        "hybrid-rerank",
+        "--reranker",
+        model_arg,
+        "--explain",
+        "--json",
     ]);
     let rerank = &found["explanation"]["rerank"];
     assert_eq!(rerank["kind"], "cross-encoder", "{found}");
     assert_eq!(rerank["model"], model_arg);
     assert_eq!(rerank["scores"].as_array().unwrap().len(), 6, "all six fused candidates are reranked");
     // A pipeline that does not rerank is left as it is.
-    let plain = home.json(&["query", "How long is the Rhine?", "-c", "facts", "--reranker", model_arg, "--explain", "--json"]);
+    let plain =
+        home.json(&["query", "How long is the Rhine?", "-c", "facts", "--reranker", model_arg, "--explain", "--json"]);
     assert!(plain["explanation"]["rerank"].is_null(), "{plain}");
 }
 
@@ -91,12 +118,25 @@ fn training_input_errors_say_what_to_do() {
     let out_arg = out.to_str().unwrap();
     let refused = home.lore(&["tune", "reranker", "--examples", bad.to_str().unwrap(), "--out", out_arg]);
     assert_eq!(refused.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("line 1"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("line 1"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // The 4-bit e5-small container cannot be trained; the error names what can.
     let examples = home.path().join("ok.jsonl");
     fs::write(&examples, "{\"query\": \"q\", \"positive\": \"p\", \"negatives\": [\"n\"]}\n").unwrap();
-    let e5 = home.lore(&["tune", "embedder", "--examples", examples.to_str().unwrap(), "--base", "e5-small", "--out", out_arg]);
+    let e5 = home.lore(&[
+        "tune",
+        "embedder",
+        "--examples",
+        examples.to_str().unwrap(),
+        "--base",
+        "e5-small",
+        "--out",
+        out_arg,
+    ]);
     assert_eq!(e5.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&e5.stderr).contains("minilm"), "{}", String::from_utf8_lossy(&e5.stderr));
 }

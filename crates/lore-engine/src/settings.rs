@@ -17,7 +17,6 @@ pub const DEFAULT_COLLECTION: &str = "default";
 /// The pipeline of `query` and `ask` when none is named.
 pub const DEFAULT_PIPELINE: &str = "dense";
 
-
 /// The settings every command and request starts from. Each field is what the environment
 /// and the config files say, before any flag; the `*_or` methods put a flag on top and fall
 /// back to the default.

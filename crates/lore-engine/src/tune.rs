@@ -245,14 +245,18 @@ impl Engine {
         let chat = self.models().chat(&self.settings().llm_or(&[request.llm.as_deref()]))?;
         let passages: Vec<Passage> = chunks
             .iter()
-            .map(|(id, text)| Passage { key: format!("{:016x}", Fnv1a::of(format!("{id}\0{text}").as_bytes())), text: text.clone() })
+            .map(|(id, text)| Passage {
+                key: format!("{:016x}", Fnv1a::of(format!("{id}\0{text}").as_bytes())),
+                text: text.clone(),
+            })
             .collect();
         progress.start(&format!("writing questions with {}", chat.id()), passages.len());
         let mut cached = 0;
-        let questions = generate_questions(chat.as_ref(), &passages, request.per_chunk, &mut cache, &mut |done, _, reused| {
-            cached = reused;
-            progress.update(done, &format!("{reused} from the cache"));
-        });
+        let questions =
+            generate_questions(chat.as_ref(), &passages, request.per_chunk, &mut cache, &mut |done, _, reused| {
+                cached = reused;
+                progress.update(done, &format!("{reused} from the cache"));
+            });
         progress.finish();
         let questions = questions?;
 
@@ -262,7 +266,14 @@ impl Engine {
             let (name, mut config) = lore_rag::load_pipeline("hybrid")?;
             config.top_k = request.keep_top;
             let embedder = self.models().embedder(&store.manifest().embedder)?;
-            Some(self.assemble_session(request.collection.clone(), store.clone(), embedder, (name, config), self.settings().llm_or(&[]), false)?)
+            Some(self.assemble_session(
+                request.collection.clone(),
+                store.clone(),
+                embedder,
+                (name, config),
+                self.settings().llm_or(&[]),
+                false,
+            )?)
         } else {
             None
         };
@@ -321,10 +332,16 @@ fn write_question_dataset(out: &Path, chunks: &[(String, String)], kept: &[(Stri
         std::fs::rename(&partial, &path).map_err(Error::io(&path))
     };
     let json = |value: serde_json::Value| value.to_string();
-    write("corpus.jsonl", chunks.iter().map(|(id, text)| json(serde_json::json!({"_id": id, "title": "", "text": text}))).collect())?;
+    write(
+        "corpus.jsonl",
+        chunks.iter().map(|(id, text)| json(serde_json::json!({"_id": id, "title": "", "text": text}))).collect(),
+    )?;
     write(
         "queries.jsonl",
-        kept.iter().enumerate().map(|(i, (_, q))| json(serde_json::json!({"_id": format!("q{i}"), "text": q}))).collect(),
+        kept.iter()
+            .enumerate()
+            .map(|(i, (_, q))| json(serde_json::json!({"_id": format!("q{i}"), "text": q})))
+            .collect(),
     )?;
     let mut qrels = vec!["query-id\tcorpus-id\tscore".to_string()];
     qrels.extend(kept.iter().enumerate().map(|(i, (id, _))| format!("q{i}\t{id}\t1")));

@@ -76,8 +76,8 @@ impl Task for Embedder {
         let read = queries.len() + passages.len();
         let q = self.embed(queries, dropout)?;
         let p = self.embed(passages, dropout)?;
-        let scores = (q.matmul(&p.t().map_err(model_error)?).map_err(model_error)? / self.temperature)
-            .map_err(model_error)?;
+        let scores =
+            (q.matmul(&p.t().map_err(model_error)?).map_err(model_error)? / self.temperature).map_err(model_error)?;
         let mut losses = Vec::with_capacity(examples.len());
         for i in 0..examples.len() {
             let row = scores.get(i).map_err(model_error)?;
@@ -125,7 +125,8 @@ impl Task for Embedder {
                 "pooling_mode_mean_sqrt_len_tokens": false,
             }),
         )?;
-        let max = self.base.tokenizer.get_truncation().map_or(self.base.config.max_position_embeddings, |t| t.max_length);
+        let max =
+            self.base.tokenizer.get_truncation().map_or(self.base.config.max_position_embeddings, |t| t.max_length);
         write_json(&dir.join("sentence_bert_config.json"), &json!({"max_seq_length": max, "do_lower_case": false}))
     }
 }
@@ -176,4 +177,3 @@ pub fn train_embedder(
         TrainReport { base: base.display().to_string(), kind: "embedder".into(), options, ..TrainReport::default() };
     run(&task, examples, report, out, observer)
 }
-

@@ -87,8 +87,7 @@ impl AdamW {
         let scale = 1.0 / self.pending as f64;
         for (name, var) in weights.vars() {
             let Some(grad) = self.accumulated.remove(name) else { continue };
-            let peak =
-                if weights.is_new(name) { self.settings.new_learning_rate } else { self.settings.learning_rate };
+            let peak = if weights.is_new(name) { self.settings.new_learning_rate } else { self.settings.learning_rate };
             let rate = peak * share;
             let decay = 1.0 - rate * self.settings.weight_decay;
             let update = || -> candle_core::Result<(Tensor, Tensor)> {

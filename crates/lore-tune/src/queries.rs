@@ -98,7 +98,9 @@ pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> 
     for line in reply.lines() {
         let question = line
             .trim()
-            .trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':'))
+            .trim_start_matches(|c: char| {
+                c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':')
+            })
             .trim_start_matches(['Q', 'q'])
             .trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' '))
             .trim();

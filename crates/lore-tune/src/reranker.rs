@@ -55,6 +55,15 @@ impl Reranker {
     }
 }
 
+/// Each example's question paired with each passage of its group, in order.
+fn pairs<'e>(examples: &[&'e Example], groups: &[Vec<&'e str>]) -> Vec<(&'e str, &'e str)> {
+    examples
+        .iter()
+        .zip(groups)
+        .flat_map(|(example, group)| group.iter().map(|passage| (example.query.as_str(), *passage)))
+        .collect()
+}
+
 impl Task for Reranker {
     fn weights(&self) -> &crate::bert::Weights {
         &self.base.weights
@@ -62,11 +71,7 @@ impl Task for Reranker {
 
     fn loss(&self, examples: &[&Example], dropout: &mut Dropout) -> Result<(Tensor, usize)> {
         let groups = self.groups(examples);
-        let pairs: Vec<(&str, &str)> = examples
-            .iter()
-            .zip(&groups)
-            .flat_map(|(example, group)| group.iter().map(|passage| (example.query.as_str(), *passage)))
-            .collect();
+        let pairs = pairs(examples, &groups);
         let logits = self.logits(&pairs, dropout)?;
         let mut losses = Vec::new();
         let mut start = 0;
@@ -94,11 +99,7 @@ impl Task for Reranker {
         let mut rng = Rng::new(0);
         for chunk in examples.chunks(self.micro_batch.max(1)) {
             let groups = self.groups(chunk);
-            let pairs: Vec<(&str, &str)> = chunk
-                .iter()
-                .zip(&groups)
-                .flat_map(|(example, group)| group.iter().map(|passage| (example.query.as_str(), *passage)))
-                .collect();
+            let pairs = pairs(chunk, &groups);
             let logits = self
                 .logits(&pairs, &mut Dropout { rate: 0.0, rng: &mut rng })?
                 .to_vec1::<f32>()
@@ -143,11 +144,7 @@ pub fn train_reranker(
     let head = ClassifierHead::new(&mut model.weights, model.config.hidden_size, &mut Rng::new(options.seed))?;
     let bert = Bert::new(&model.weights, &model.config)?;
     let task = Reranker { base: model, bert, head, negatives: options.negatives, micro_batch: options.micro_batch };
-    let report = TrainReport {
-        base: base.display().to_string(),
-        kind: "reranker".into(),
-        options,
-        ..TrainReport::default()
-    };
+    let report =
+        TrainReport { base: base.display().to_string(), kind: "reranker".into(), options, ..TrainReport::default() };
     run(&task, examples, report, out, observer)
 }

@@ -2,8 +2,8 @@
 //! collections, the [`ModelCache`], [`Settings`] resolved in one place, the filter language
 //! ([`FilterSpec`]), ingesting and keeping folders in sync ([`sync`]), evaluation and arena
 //! runs ([`eval`], [`arena`]), training on a collection's own data ([`tune`]) and benchmarks
-//! ([`bench`]). An [`Engine`] is cheap to clone and
-//! safe to share between threads: the CLI makes one per command, a server one per process.
+//! ([`bench`]). An [`Engine`] is cheap to clone and safe to share between threads: the CLI
+//! makes one per command, a server one per process.
 //!
 //! ```
 //! use lore_engine::{Engine, Settings, SearchRequest};

@@ -6,8 +6,8 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use lore_engine::Engine;
 use lore_engine::eval::DatasetRequest;
-use lore_engine::tune::{Mining, QuestionsRequest, Trainee, TrainingData, TuneRequest};
-use lore_tune::{NegativeOptions, TrainOptions, TrainReport};
+use lore_engine::tune::{CalibrationReport, Mining, QuestionsRequest, Trainee, TrainingData, TuneReport, TuneRequest};
+use lore_tune::{NegativeOptions, TrainOptions};
 
 use crate::output::{Bars, print_json};
 
@@ -20,10 +20,33 @@ pub enum TuneCommand {
     /// Fine-tune a sentence embedder (contrastive loss over in-batch and hard negatives). Use
     /// the result with `--embedder DIR` on a new collection.
     Embedder(TrainArgs),
-    /// Train a cross-encoder reranker from an installed encoder. Use the result with
-    /// `--reranker DIR` (or `reranker = "DIR"` in lore.toml) and a pipeline that reranks, such
-    /// as hybrid-rerank.
+    /// Train a cross-encoder reranker from an installed encoder, then calibrate it on the
+    /// held-out questions (its logit and the search's rank → a probability of relevance,
+    /// saved as calibration.json). Use the result with `--reranker DIR` (or `reranker = "DIR"`
+    /// in lore.toml) and a pipeline that reranks, such as hybrid-rerank.
     Reranker(TrainArgs),
+    /// Fit a trained reranker's calibration again (as `tune reranker` does at the end), on the
+    /// questions its training held out: with --dataset (the one it was trained on), over the
+    /// candidates hybrid-rerank would rerank; without, over the held-out examples.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// The folder `lore tune reranker` wrote.
+    model: PathBuf,
+    /// The BEIR dataset it was trained on.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// The split it was trained on.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// The --limit it was trained with.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print the calibration report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -92,7 +115,7 @@ pub struct TrainArgs {
     /// Hard negatives per question used in training.
     #[arg(long, default_value_t = TrainOptions::default().negatives)]
     negatives: usize,
-    /// Share of the questions held out for validation and early stopping.
+    /// Share of the questions held out for validation, early stopping and (reranker) calibration.
     #[arg(long, default_value_t = TrainOptions::default().validation)]
     validation: f64,
     /// Stop after this many optimiser steps.
@@ -180,8 +203,37 @@ pub fn run(engine: &Engine, command: TuneCommand) -> Result<()> {
         }
         TuneCommand::Embedder(args) => train(engine, Trainee::Embedder, &args, &bars)?,
         TuneCommand::Reranker(args) => train(engine, Trainee::Reranker, &args, &bars)?,
+        TuneCommand::Calibrate(args) => {
+            let dataset = args.dataset.map(|dir| DatasetRequest { dir, split: args.split.clone(), limit: args.limit });
+            let Some(fit) = engine.calibrate_reranker(&args.model, dataset.as_ref(), &bars)? else {
+                bail!(
+                    "{} was trained without held-out questions (--validation 0): nothing to calibrate on",
+                    args.model.display()
+                );
+            };
+            if args.json {
+                return print_json(&fit);
+            }
+            print_calibration(&fit);
+        }
     }
     Ok(())
+}
+
+fn print_calibration(fit: &CalibrationReport) {
+    let search = fit.search_mrr.map(|m| format!("search {m:.4}, ")).unwrap_or_default();
+    let c = &fit.calibration;
+    println!(
+        "calibrated on {} held-out questions: MRR {search}reranker {:.4}, calibrated {:.4}",
+        fit.questions, fit.reranker_mrr, fit.calibrated_mrr
+    );
+    let sign = if c.bias < 0.0 { '−' } else { '+' };
+    println!(
+        "P(relevant) = σ({:.3} · logit − {:.3} · ln rank {sign} {:.3})",
+        c.score_weight,
+        c.rank_weight,
+        c.bias.abs()
+    );
 }
 
 fn train(engine: &Engine, trainee: Trainee, args: &TrainArgs, bars: &Bars) -> Result<()> {
@@ -193,7 +245,8 @@ fn train(engine: &Engine, trainee: Trainee, args: &TrainArgs, bars: &Bars) -> Re
     Ok(())
 }
 
-fn print_report(trainee: Trainee, args: &TrainArgs, report: &TrainReport) {
+fn print_report(trainee: Trainee, args: &TrainArgs, tuned: &TuneReport) {
+    let report = &tuned.training;
     println!(
         "{} trained from {} on {} examples ({} held out): {} steps{}{}",
         trainee.name(),
@@ -217,6 +270,9 @@ fn print_report(trainee: Trainee, args: &TrainArgs, report: &TrainReport) {
         report.sequences_per_second,
         report.peak_memory_mb.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "unknown".into())
     );
+    if let Some(fit) = &tuned.calibration {
+        print_calibration(fit);
+    }
     match trainee {
         Trainee::Reranker => {
             println!("use it: lore eval retrieval --pipeline hybrid-rerank --reranker {} …", args.out.display())

@@ -70,11 +70,21 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
         "--max-length",
         "64",
         "--validation",
-        "0",
+        "0.3",
         "--json",
     ]);
     assert_eq!(trained["kind"], "reranker", "{trained}");
-    assert_eq!(trained["training_examples"].as_u64(), Some(kept));
+    let held_out = trained["validation_examples"].as_u64().unwrap();
+    assert!(held_out >= 1, "{trained}");
+    assert_eq!(trained["training_examples"].as_u64(), Some(kept - held_out));
+    // Calibrated on the held-out questions' hybrid-rerank candidates, saved beside the model.
+    let fit = &trained["calibration"];
+    assert_eq!(fit["questions"].as_u64(), Some(held_out), "{trained}");
+    assert!(fit["search_mrr"].as_f64().unwrap() > 0.0, "{fit}");
+    assert!(model.join("calibration.json").is_file());
+    // Fitting it again from the folder gives the same model.
+    let again = home.json(&["tune", "calibrate", model.to_str().unwrap(), "--dataset", dataset_arg, "--json"]);
+    assert_eq!(again["calibration"], fit["calibration"], "{again}");
     assert!(trained["steps"].as_u64().unwrap() >= 2);
     assert!(trained["finished"].as_bool().unwrap());
     let examples = fs::read_to_string(model.join("examples.jsonl")).unwrap();
@@ -99,7 +109,12 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     let rerank = &found["explanation"]["rerank"];
     assert_eq!(rerank["kind"], "cross-encoder", "{found}");
     assert_eq!(rerank["model"], model_arg);
-    assert_eq!(rerank["scores"].as_array().unwrap().len(), 6, "all six fused candidates are reranked");
+    let scores = rerank["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 6, "all six fused candidates are reranked");
+    for scored in scores {
+        let p = scored["score"].as_f64().unwrap();
+        assert!(p > 0.0 && p < 1.0, "calibrated scores are probabilities: {scored}");
+    }
     // A pipeline that does not rerank is left as it is.
     let plain =
         home.json(&["query", "How long is the Rhine?", "-c", "facts", "--reranker", model_arg, "--explain", "--json"]);
@@ -139,4 +154,13 @@ fn training_input_errors_say_what_to_do() {
     ]);
     assert_eq!(e5.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&e5.stderr).contains("minilm"), "{}", String::from_utf8_lossy(&e5.stderr));
+
+    // Only a folder `lore tune` trained can be calibrated.
+    let untrained = home.lore(&["tune", "calibrate", home.path().to_str().unwrap()]);
+    assert_eq!(untrained.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&untrained.stderr).contains("lore-tune.json"),
+        "{}",
+        String::from_utf8_lossy(&untrained.stderr)
+    );
 }

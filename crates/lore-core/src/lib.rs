@@ -47,7 +47,7 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use filter::{Condition, Filter, GROUPS_FIELD};
 pub use hash::Fnv1a;
 pub use lang::{Language, detect_language, is_cjk};
-pub use rerank::Reranker;
+pub use rerank::{Calibration, Reranker};
 pub use retrieve::{Retriever, RetrieverQuery};
 pub use settings::{Analyzer, AnnMode, AnnSettings, KeywordSettings, SearchSettings};
 pub use store::{DocumentInfo, Manifest, Stats, Store, StoredDocument, UpsertOutcome};

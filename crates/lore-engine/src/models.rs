@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use lore_core::{ChatModel, EmbedKind, Embedder, Generation, GenerationOptions, Message, Reranker, Result, Tokenize};
+use lore_core::{
+    Calibration, ChatModel, EmbedKind, Embedder, Generation, GenerationOptions, Message, Reranker, Result, Tokenize,
+};
 
 /// How many inferences may run on one model at once unless told otherwise. A local model
 /// already uses every core for one inference, so more at once only share the cores and the
@@ -169,5 +171,8 @@ impl<M: Reranker + ?Sized> Reranker for Limited<M> {
     fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
         let _permit = self.permits.acquire();
         self.model.score(query, passages)
+    }
+    fn calibration(&self) -> Option<Calibration> {
+        self.model.calibration()
     }
 }

@@ -8,14 +8,15 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lore_core::{Error, Fnv1a, Result};
+use lore_core::{Calibration, Error, Fnv1a, Hit, PipelineConfig, RerankKind, Result};
+use lore_eval::Query;
 use lore_tune::{
-    Candidate, Example, NegativeOptions, Passage, QuestionCache, TrainEvent, TrainOptions, TrainReport,
-    generate_questions, hard_negatives, read_examples, train_embedder, train_reranker,
+    Candidate, Example, Judged, NegativeOptions, Passage, QuestionCache, TrainEvent, TrainOptions, TrainReport,
+    fit_calibration, generate_questions, hard_negatives, read_examples, train_embedder, train_reranker,
 };
 use serde::Serialize;
 
-use crate::eval::DatasetRequest;
+use crate::eval::{DatasetRequest, EvalIndex};
 use crate::{Engine, Progress};
 
 /// Where training examples come from.
@@ -105,6 +106,46 @@ pub struct QuestionsReport {
     pub seconds: f64,
 }
 
+/// What sees each judged query's search: the query, its relevant documents, the hits and the
+/// collection searched.
+type JudgedSearch<'a> = dyn FnMut(&Query, &HashSet<&str>, &[Hit], &EvalIndex) -> Result<()> + 'a;
+
+/// What [`Engine::tune`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct TuneReport {
+    /// The training run.
+    #[serde(flatten)]
+    pub training: TrainReport,
+    /// The reranker's calibration (a finished reranker run with held-out questions).
+    pub calibration: Option<CalibrationReport>,
+}
+
+/// A reranker's calibration and how each ordering ranks the held-out questions' candidates.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationReport {
+    /// The fitted model, saved as `calibration.json` beside the reranker.
+    pub calibration: Calibration,
+    /// Held-out questions it was fitted on.
+    pub questions: usize,
+    /// MRR of the first-stage search's order (with a dataset).
+    pub search_mrr: Option<f64>,
+    /// MRR of the reranker's raw scores.
+    pub reranker_mrr: f64,
+    /// MRR of the calibrated probabilities, the order pipelines use.
+    pub calibrated_mrr: f64,
+}
+
+/// Mean over `lists` of the reciprocal rank of the first relevant candidate when ordered by
+/// `key`, highest first (0 for a list without one).
+fn mean_reciprocal_rank(lists: &[Vec<Judged>], key: impl Fn(&Judged) -> f32) -> f64 {
+    let reciprocal = |list: &Vec<Judged>| {
+        let mut order: Vec<&Judged> = list.iter().collect();
+        order.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        order.iter().position(|j| j.relevant).map_or(0.0, |at| 1.0 / (at + 1) as f64)
+    };
+    lists.iter().map(reciprocal).sum::<f64>() / lists.len().max(1) as f64
+}
+
 impl Engine {
     /// The training examples of `data`: read, or built from a dataset's labels with negatives
     /// mined from its collection.
@@ -118,32 +159,14 @@ impl Engine {
             TrainingData::Examples(path) => return read_examples(path),
             TrainingData::Dataset(request) => request,
         };
-        let dataset = request.load()?;
-        let Some((queries, qrels)) = request.judged(&dataset) else {
-            return Err(Error::InvalidInput(format!(
-                "{} has no relevance judgements in qrels/{}.tsv to train on",
-                request.dir.display(),
-                request.split
-            )));
-        };
         let (name, mut config) = lore_rag::load_pipeline("hybrid")?;
-        let index = self.eval_index(&request.dir, &dataset, &config, progress)?;
         config.top_k = mining.depth;
-        let session = index.session(self, &name, config, &self.settings().llm_or(&[]), false)?;
-        let pipeline = session.pipeline()?;
         let filter = mining.filter_reranker.as_deref().map(|name| self.models().reranker(name)).transpose()?;
-
-        progress.start("mining hard negatives", queries.len());
         let mut examples = Vec::new();
-        for (done, query) in queries.iter().enumerate() {
-            let hits = pipeline.retrieve(&query.text)?.hits;
-            let relevant: HashSet<&str> = qrels
-                .get(&query.id)
-                .map(|judged| judged.iter().filter(|(_, grade)| **grade > 0).map(|(doc, _)| doc.as_str()).collect())
-                .unwrap_or_default();
+        let mut mine = |query: &Query, relevant: &HashSet<&str>, hits: &[Hit], index: &EvalIndex| {
             let candidates: Vec<Candidate> =
                 hits.iter().map(|h| Candidate { document: h.source.clone(), text: h.text.clone() }).collect();
-            for document in &relevant {
+            for document in relevant {
                 // The relevant document's best-ranked chunk, else its first.
                 let positive = match hits.iter().find(|h| h.source == *document) {
                     Some(hit) => hit.text.clone(),
@@ -155,23 +178,140 @@ impl Engine {
                 let negatives = hard_negatives(
                     &query.text,
                     &positive,
-                    &relevant,
+                    relevant,
                     &candidates,
                     filter.as_deref(),
                     &mining.negatives,
                 )?;
                 examples.push(Example { query: query.text.clone(), positive, negatives });
             }
+            Ok(())
+        };
+        self.search_judged(request, (&name, config), None, "mining hard negatives", progress, &mut mine)?;
+        Ok(examples)
+    }
+
+    /// Runs pipeline `name, config` over a dataset split's judged queries (only those whose text
+    /// is in `only`, when given) in the dataset's collection, and hands `visit` each query, its
+    /// relevant documents and the hits.
+    fn search_judged(
+        &self,
+        request: &DatasetRequest,
+        (name, config): (&str, PipelineConfig),
+        only: Option<&HashSet<&str>>,
+        task: &str,
+        progress: &dyn Progress,
+        visit: &mut JudgedSearch,
+    ) -> Result<()> {
+        let dataset = request.load()?;
+        let Some((mut queries, qrels)) = request.judged(&dataset) else {
+            return Err(Error::InvalidInput(format!(
+                "{} has no relevance judgements in qrels/{}.tsv to train on",
+                request.dir.display(),
+                request.split
+            )));
+        };
+        if let Some(only) = only {
+            queries.retain(|q| only.contains(q.text.as_str()));
+        }
+        let index = self.eval_index(&request.dir, &dataset, &config, progress)?;
+        let session = index.session(self, name, config, &self.settings().llm_or(&[]), false)?;
+        let pipeline = session.pipeline()?;
+        progress.start(task, queries.len());
+        for (done, query) in queries.iter().enumerate() {
+            let hits = pipeline.retrieve(&query.text)?.hits;
+            let relevant: HashSet<&str> = qrels
+                .get(&query.id)
+                .map(|judged| judged.iter().filter(|(_, grade)| **grade > 0).map(|(doc, _)| doc.as_str()).collect())
+                .unwrap_or_default();
+            visit(query, &relevant, &hits, &index)?;
             progress.update(done + 1, "");
         }
         progress.finish();
-        Ok(examples)
+        Ok(())
+    }
+
+    /// Fits the [`Calibration`] of the reranker `lore tune` trained in folder `model` on the
+    /// questions its training held out, and saves it beside the model as `calibration.json`.
+    /// With the `dataset` it was trained on, the candidates are what `hybrid-rerank` would
+    /// rerank, each with its rank there; without, a question's positive and negatives, unranked.
+    /// `None` when the training held no question out.
+    pub fn calibrate_reranker(
+        &self,
+        model: &Path,
+        dataset: Option<&DatasetRequest>,
+        progress: &dyn Progress,
+    ) -> Result<Option<CalibrationReport>> {
+        let options = TrainReport::read(model)?.options;
+        let examples = read_examples(&model.join("examples.jsonl"))?;
+        let (_, held_out) = lore_tune::split_by_query(&examples, options.validation, options.seed);
+        if held_out.is_empty() {
+            return Ok(None);
+        }
+        let reranker = lore_models::load_reranker(&model.to_string_lossy(), self.home())?;
+        let task = "calibrating on held-out questions";
+        let mut lists: Vec<Vec<Judged>> = Vec::new();
+        match dataset {
+            Some(dataset) => {
+                let questions: HashSet<&str> = held_out.iter().map(|e| e.query.as_str()).collect();
+                let (name, mut config) = lore_rag::load_pipeline("hybrid-rerank")?;
+                config.top_k = config.rerank.candidates;
+                config.rerank.kind = RerankKind::None;
+                let mut judge = |query: &Query, relevant: &HashSet<&str>, hits: &[Hit], _: &EvalIndex| {
+                    let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+                    let scores = reranker.score(&query.text, &texts)?;
+                    lists.push(
+                        hits.iter()
+                            .zip(scores)
+                            .enumerate()
+                            .map(|(i, (hit, score))| Judged {
+                                score,
+                                rank: Some(i + 1),
+                                relevant: relevant.contains(hit.source.as_str()),
+                            })
+                            .collect(),
+                    );
+                    Ok(())
+                };
+                self.search_judged(dataset, (&name, config), Some(&questions), task, progress, &mut judge)?;
+            }
+            None => {
+                progress.start(task, held_out.len());
+                for (done, example) in held_out.iter().enumerate() {
+                    let texts: Vec<&str> =
+                        std::iter::once(&example.positive).chain(&example.negatives).map(String::as_str).collect();
+                    let scores = reranker.score(&example.query, &texts)?;
+                    lists.push(
+                        scores
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, score)| Judged { score, rank: None, relevant: i == 0 })
+                            .collect(),
+                    );
+                    progress.update(done + 1, "");
+                }
+                progress.finish();
+            }
+        }
+        let samples: Vec<Judged> = lists.iter().flatten().copied().collect();
+        let calibration = fit_calibration(&samples)?;
+        let path = model.join("calibration.json");
+        let json = serde_json::to_vec_pretty(&calibration).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        std::fs::write(&path, json).map_err(Error::io(&path))?;
+        let ranked = dataset.is_some();
+        Ok(Some(CalibrationReport {
+            calibration,
+            questions: lists.len(),
+            search_mrr: ranked.then(|| mean_reciprocal_rank(&lists, |j| -(j.rank.unwrap_or(0) as f32))),
+            reranker_mrr: mean_reciprocal_rank(&lists, |j| j.score),
+            calibrated_mrr: mean_reciprocal_rank(&lists, |j| calibration.probability(j.score, j.rank.unwrap_or(1))),
+        }))
     }
 
     /// Trains `trainee` as `request` says: examples gathered, the base model found, the run
     /// resumed if `request.out` holds its checkpoint; the mined examples are kept in
-    /// `out/examples.jsonl`.
-    pub fn tune(&self, trainee: Trainee, request: &TuneRequest, progress: &dyn Progress) -> Result<TrainReport> {
+    /// `out/examples.jsonl`. A finished reranker is then calibrated on the held-out questions.
+    pub fn tune(&self, trainee: Trainee, request: &TuneRequest, progress: &dyn Progress) -> Result<TuneReport> {
         let base = self.trainable_base(&request.base)?;
         let examples = self.training_examples(&request.data, &request.mining, progress)?;
         if examples.is_empty() {
@@ -179,6 +319,11 @@ impl Engine {
         }
         std::fs::create_dir_all(&request.out).map_err(Error::io(&request.out))?;
         lore_tune::write_examples(&request.out.join("examples.jsonl"), &examples)?;
+        // A calibration belongs to the model it was fitted for, which this run replaces.
+        let calibration = request.out.join("calibration.json");
+        if calibration.exists() {
+            std::fs::remove_file(&calibration).map_err(Error::io(&calibration))?;
+        }
         let mut observer = |event: &TrainEvent| {
             match event {
                 TrainEvent::Started { step, total } => {
@@ -197,9 +342,19 @@ impl Engine {
             Trainee::Embedder => train_embedder,
             Trainee::Reranker => train_reranker,
         };
-        let report = train(&base, &examples, request.options.clone(), &request.out, &mut observer);
+        let training = train(&base, &examples, request.options.clone(), &request.out, &mut observer);
         progress.finish();
-        report
+        let training = training?;
+        let calibration = if trainee == Trainee::Reranker && training.finished {
+            let dataset = match &request.data {
+                TrainingData::Dataset(dataset) => Some(dataset),
+                TrainingData::Examples(_) => None,
+            };
+            self.calibrate_reranker(&request.out, dataset, progress)?
+        } else {
+            None
+        };
+        Ok(TuneReport { training, calibration })
     }
 
     /// The folder a training starts from: a path, or an installed registry model's folder.

@@ -5,11 +5,11 @@ use std::path::Path;
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use candle_transformers::models::bert::{BertModel, Config};
-use lore_core::{Error, Reranker, Result};
+use lore_core::{Calibration, Error, Reranker, Result};
 use serde::Deserialize;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams, TruncationStrategy};
 
-use crate::embed::{length_batches, read_file, read_json, required_file, tokenizer_error};
+use crate::embed::{length_batches, optional_json, read_file, read_json, required_file, tokenizer_error};
 
 /// A Hugging Face `BertForSequenceClassification` folder (`config.json`, `model.safetensors`,
 /// `tokenizer.json`), as cross-encoders such as `cross-encoder/ms-marco-MiniLM-L-6-v2` ship.
@@ -18,7 +18,8 @@ use crate::embed::{length_batches, read_file, read_json, required_file, tokenize
 /// side cut first to fit the model's positions, or the shorter length `tokenizer.json` sets
 /// (`lore tune reranker` saves the length it trained on). The score is the classifier's logit
 /// applied to BERT's pooler output (`tanh(W·h[CLS] + b)`); with two labels, the logit of
-/// label 1 minus that of label 0 (the log-odds of "relevant").
+/// label 1 minus that of label 0 (the log-odds of "relevant"). A `calibration.json` beside the
+/// weights (a [`Calibration`], as `lore tune reranker` fits it) turns scores into probabilities.
 pub struct CrossEncoder {
     id: String,
     tokenizer: Tokenizer,
@@ -27,6 +28,7 @@ pub struct CrossEncoder {
     classifier: Linear,
     labels: usize,
     pad_id: u32,
+    calibration: Option<Calibration>,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +101,8 @@ impl CrossEncoder {
         let pooler = candle_nn::linear(hidden, hidden, encoder.pp("pooler.dense")).map_err(|e| missing("pooler", e))?;
         let classifier =
             candle_nn::linear(hidden, labels, weights.pp("classifier")).map_err(|e| missing("classifier", e))?;
-        Ok(CrossEncoder { id: id.to_string(), tokenizer, bert, pooler, classifier, labels, pad_id })
+        let calibration = optional_json(&dir.join("calibration.json"))?;
+        Ok(CrossEncoder { id: id.to_string(), tokenizer, bert, pooler, classifier, labels, pad_id, calibration })
     }
 
     fn score_batch(&self, pairs: &[(&[u32], &[u32])]) -> candle_core::Result<Vec<f32>> {
@@ -144,5 +147,9 @@ impl Reranker for CrossEncoder {
             }
         }
         Ok(scores)
+    }
+
+    fn calibration(&self) -> Option<Calibration> {
+        self.calibration
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use lore_core::Reranker;
+use lore_core::{Calibration, Reranker};
 use lore_models::CrossEncoder;
 use tokenizers::Tokenizer;
 
@@ -125,6 +125,20 @@ fn two_label_scores_are_the_log_odds_of_label_one() {
     let scores = CrossEncoder::load(dir.path(), "fresh-head").unwrap().score(QUERY, &PASSAGES[..1]).unwrap();
     let logits = hand_logits(&encoder, QUERY, PASSAGES[0], &weight, &bias);
     assert!((scores[0] - (logits[1] - logits[0])).abs() < 1e-4, "{scores:?} vs {logits:?}");
+}
+
+#[test]
+fn a_calibration_beside_the_weights_is_read_and_a_broken_one_named() {
+    let encoder = minilm();
+    let dir = tempfile::tempdir().unwrap();
+    save_classifier(&encoder, dir.path(), 1);
+    assert_eq!(CrossEncoder::load(dir.path(), "plain").unwrap().calibration(), None);
+    let calibration = Calibration { score_weight: 2.0, rank_weight: 0.5, bias: -1.0 };
+    std::fs::write(dir.path().join("calibration.json"), serde_json::to_string(&calibration).unwrap()).unwrap();
+    assert_eq!(CrossEncoder::load(dir.path(), "calibrated").unwrap().calibration(), Some(calibration));
+    std::fs::write(dir.path().join("calibration.json"), "{\"score_weight\": ").unwrap();
+    let err = CrossEncoder::load(dir.path(), "broken").err().unwrap().to_string();
+    assert!(err.contains("calibration.json"), "{err}");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 use std::time::Instant;
 
 use lore_core::{
-    Answer, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit, PipelineConfig, RerankKind, Reranker,
-    Result, RetrievalMode, Retriever, RetrieverQuery, RewriteKind, Store, Timings, detect_language,
+    Answer, Calibration, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit, PipelineConfig,
+    RerankKind, Reranker, Result, RetrievalMode, Retriever, RetrieverQuery, RewriteKind, Store, Timings,
+    detect_language,
 };
 use serde::Serialize;
 
@@ -94,8 +95,12 @@ pub struct RerankExplanation {
     /// The reranking model (the chat model or cross-encoder); none for MMR.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// The reranked candidates in their new order, with the reranker's scores.
+    /// The reranked candidates in their new order, with the reranker's scores (probabilities of
+    /// relevance when it is calibrated).
     pub scores: Vec<Ranked>,
+    /// How the reranker's raw scores and the fused ranks became those probabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// The question-answering pipeline over one collection, running a [`PipelineConfig`]: rewrite
@@ -483,8 +488,9 @@ impl Search<'_, '_> {
         let rest = fused.split_off(count);
         let texts: Vec<&str> = fused.iter().map(|h| h.text.as_str()).collect();
         let scores = scorer.score(question, &texts)?;
-        for (hit, score) in fused.iter_mut().zip(scores) {
-            hit.score = score;
+        let calibration = scorer.calibration();
+        for (rank, (hit, score)) in fused.iter_mut().zip(scores).enumerate() {
+            hit.score = calibration.map_or(score, |c| c.probability(score, rank + 1));
         }
         // Stable: equal scores keep the fused order.
         fused.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -492,6 +498,7 @@ impl Search<'_, '_> {
             kind,
             model: Some(scorer.id().to_string()),
             scores: fused.iter().map(Ranked::of).collect(),
+            calibration,
         };
         fused.extend(rest);
         fused.truncate(top_k);
@@ -518,8 +525,12 @@ impl Search<'_, '_> {
             .into_iter()
             .map(|(i, value)| Hit { score: value, ..candidates[i].clone() })
             .collect();
-        let explanation =
-            RerankExplanation { kind: RerankKind::Mmr, model: None, scores: picked.iter().map(Ranked::of).collect() };
+        let explanation = RerankExplanation {
+            kind: RerankKind::Mmr,
+            model: None,
+            scores: picked.iter().map(Ranked::of).collect(),
+            calibration: None,
+        };
         picked.extend(rest);
         picked.truncate(config.top_k);
         Ok((picked, Some(explanation)))

@@ -13,7 +13,7 @@ use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
 use lore_core::{Error, Result};
 use serde::Deserialize;
 
-use crate::kernels::masked_softmax;
+use crate::kernels::{gelu, masked_softmax};
 use crate::rng::Rng;
 
 /// The part of a BERT `config.json` the encoder needs.
@@ -320,7 +320,7 @@ impl Bert {
         let context = probabilities.matmul(&v)?.transpose(1, 2)?.reshape((size, width, hidden))?;
         let attended = dropout.apply(&layer.attention_out.forward(&context)?)?;
         let attended = layer.attention_norm.forward(&(attended + x)?)?;
-        let inner = layer.intermediate.forward(&attended)?.gelu_erf()?;
+        let inner = gelu(&layer.intermediate.forward(&attended)?)?;
         let out = dropout.apply(&layer.output.forward(&inner)?)?;
         layer.output_norm.forward(&(out + attended)?)
     }

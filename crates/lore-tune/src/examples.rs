@@ -84,7 +84,9 @@ pub fn write_examples(path: &Path, examples: &[Example]) -> Result<()> {
 
 /// Splits examples into training and validation sets by question, so that no question is in
 /// both: about `fraction` of the questions (at least one when there are two or more) validate.
-pub(crate) fn split_by_query(examples: &[Example], fraction: f64, seed: u64) -> (Vec<&Example>, Vec<&Example>) {
+/// Training splits with [`TrainOptions`](crate::TrainOptions)' `validation` and `seed`; the same
+/// call gives a trained model's held-out questions back.
+pub fn split_by_query(examples: &[Example], fraction: f64, seed: u64) -> (Vec<&Example>, Vec<&Example>) {
     let mut queries: Vec<&str> = examples.iter().map(|e| e.query.as_str()).collect();
     queries.sort_unstable();
     queries.dedup();

@@ -6,7 +6,8 @@
 //! They come from labels (a BEIR split, user feedback as triples) or from
 //! [`generate_questions`]; the engine mines the negatives with [`hard_negatives`] over a
 //! collection's own searches. [`train_reranker`] and [`train_embedder`] start from an HF-layout
-//! BERT folder and write one that Lore's inference models load.
+//! BERT folder and write one that Lore's inference models load; [`fit_calibration`] then turns a
+//! reranker's scores on held-out questions into a probability of relevance.
 //!
 //! ```
 //! use std::collections::HashSet;
@@ -49,6 +50,7 @@
 
 mod base;
 mod bert;
+mod calibrate;
 mod embedder;
 mod examples;
 mod kernels;
@@ -59,8 +61,9 @@ mod reranker;
 mod rng;
 mod train;
 
+pub use calibrate::{Judged, fit_calibration};
 pub use embedder::train_embedder;
-pub use examples::{Example, read_examples, write_examples};
+pub use examples::{Example, read_examples, split_by_query, write_examples};
 pub use negatives::{Candidate, NegativeOptions, hard_negatives};
 pub use queries::{Passage, QuestionCache, generate_questions, parse_questions, question_prompt};
 pub use reranker::train_reranker;

@@ -88,9 +88,10 @@ pub fn question_prompt(passage: &str, count: usize) -> Vec<Message> {
     }
 }
 
-/// The questions in `reply`, cleaned and filtered: list markers removed; too short or too long
-/// ones, copies of the passage (a run of eight of its words) and duplicates dropped; at most
-/// `count`.
+/// The questions in `reply`, cleaned and filtered: list markers removed; statements, questions
+/// about "the passage" rather than its content (they mean nothing to a search), too short or too
+/// long ones, copies of the passage (a run of eight of its words) and duplicates dropped; at
+/// most `count`.
 pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> {
     let passage_runs = word_runs(passage, 8);
     let mut seen = HashSet::new();
@@ -110,7 +111,7 @@ pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> 
         if length < shortest || length > longest {
             continue;
         }
-        if question.to_lowercase().starts_with("passage") || question.starts_with("段落") {
+        if !is_question(question, chinese) || refers_to_the_passage(question) {
             continue;
         }
         if !chinese && !word_runs(question, 8).is_disjoint(&passage_runs) {
@@ -127,6 +128,19 @@ pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> 
         }
     }
     questions
+}
+
+/// A question mark, or (Chinese, where small models often leave it out) a question word.
+fn is_question(text: &str, chinese: bool) -> bool {
+    const WORDS: [&str; 10] = ["吗", "什么", "哪", "如何", "怎么", "为什么", "多少", "谁", "几", "是否"];
+    text.ends_with(['?', '？']) || (chinese && WORDS.iter().any(|w| text.contains(w)))
+}
+
+fn refers_to_the_passage(question: &str) -> bool {
+    const PHRASES: [&str; 10] =
+        ["passage", "the text", "this text", "the article", "this article", "段落", "这段", "本文", "文中", "上文"];
+    let lower = question.to_lowercase();
+    PHRASES.iter().any(|p| lower.contains(p))
 }
 
 fn word_runs(text: &str, n: usize) -> HashSet<String> {
@@ -166,4 +180,25 @@ pub fn generate_questions(
         observer(done + 1, passages.len(), reused);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_questions;
+
+    #[test]
+    fn statements_and_questions_about_the_passage_are_dropped() {
+        let passage = "KOBAS 2.0 annotates genes with pathways and finds enriched pathways in gene lists.";
+        let reply = "1. What is the main purpose of the passage?\n\
+                     2. The main purpose is to describe KOBAS and its uses in drug discovery.\n\
+                     3. What does KOBAS 2.0 annotate genes with?\n\
+                     4. Which tool finds enriched pathways in a gene list?";
+        assert_eq!(
+            parse_questions(reply, passage, 3),
+            ["What does KOBAS 2.0 annotate genes with?", "Which tool finds enriched pathways in a gene list?"]
+        );
+        let chinese = "长江全长约6300公里，是中国最长的河流。";
+        let reply = "1. 这段文字主要讲了什么？\n2. 长江全长大约多少公里\n3. 长江是一条河流。";
+        assert_eq!(parse_questions(reply, chinese, 3), ["长江全长大约多少公里"]);
+    }
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Tensor;
+use candle_core::backprop::GradStore;
 use lore_core::{Error, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bert::{Dropout, Weights, model_error};
@@ -147,7 +149,7 @@ pub enum TrainEvent {
 }
 
 /// A model being trained: how it computes a loss and validates, and how it is saved.
-pub(crate) trait Task {
+pub(crate) trait Task: Sync {
     fn weights(&self) -> &Weights;
     /// The mean loss of `examples`, and the number of sequences the model read for it.
     fn loss(&self, examples: &[&Example], dropout: &mut Dropout) -> Result<(Tensor, usize)>;
@@ -237,15 +239,31 @@ pub(crate) fn run(
         Rng::new(options.seed.wrapping_add(epoch as u64)).shuffle(&mut order);
         while position < order.len() && optimizer.steps < total {
             let batch_end = (position + options.batch_size).min(order.len());
+            let micros: Vec<Vec<&Example>> = order[position..batch_end]
+                .chunks(options.micro_batch)
+                .map(|micro| micro.iter().map(|&i| train[i]).collect())
+                .collect();
+            // Micro-batches run side by side: candle leaves cores idle between and inside its
+            // operations, and parallel micro-batches fill them. Each draws its dropout from its
+            // own generator, seeded in order, so the run stays repeatable.
+            let seeds: Vec<u64> = micros.iter().map(|_| rng.next_u64()).collect();
+            let passes: Vec<Result<(GradStore, f64, usize)>> = micros
+                .par_iter()
+                .zip(&seeds)
+                .map(|(batch, &seed)| {
+                    let mut micro_rng = Rng::new(seed);
+                    let (loss, read) = task.loss(batch, &mut Dropout { rate: options.dropout, rng: &mut micro_rng })?;
+                    let grads = loss.backward().map_err(model_error)?;
+                    let loss = loss.to_scalar::<f32>().map_err(model_error)? as f64 * batch.len() as f64;
+                    Ok((grads, loss, read))
+                })
+                .collect();
             let mut step_loss = 0.0;
-            for micro in order[position..batch_end].chunks(options.micro_batch) {
-                let batch: Vec<&Example> = micro.iter().map(|&i| train[i]).collect();
-                let mut dropout = Dropout { rate: options.dropout, rng: &mut rng };
-                let (loss, read) = task.loss(&batch, &mut dropout)?;
-                sequences += read;
-                let grads = loss.backward().map_err(model_error)?;
+            for pass in passes {
+                let (grads, loss, read) = pass?;
                 optimizer.accumulate(task.weights(), &grads)?;
-                step_loss += loss.to_scalar::<f32>().map_err(model_error)? as f64 * batch.len() as f64;
+                step_loss += loss;
+                sequences += read;
             }
             optimizer.step(task.weights())?;
             let step_loss = step_loss / (batch_end - position) as f64;
@@ -354,7 +372,24 @@ fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint, weights: &Weights, opti
 }
 
 fn write_report(out: &Path, report: &TrainReport) -> Result<()> {
-    write_json(&out.join("lore-tune.json"), report)
+    write_json(&out.join(REPORT_FILE), report)
+}
+
+const REPORT_FILE: &str = "lore-tune.json";
+
+impl TrainReport {
+    /// The report of the finished training that wrote model folder `dir`.
+    pub fn read(dir: &Path) -> Result<TrainReport> {
+        let path = dir.join(REPORT_FILE);
+        let text = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::InvalidInput(format!(
+                "{} has no {REPORT_FILE}: it is not a model `lore tune` finished training",
+                dir.display()
+            )),
+            _ => Error::io(&path)(e),
+        })?;
+        serde_json::from_slice(&text).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))
+    }
 }
 
 /// Writes `value` as pretty JSON through a temporary file.

@@ -162,6 +162,6 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&read_file(path)?).map_err(|e| Error::Model(format!("cannot parse {}: {e}", path.display())))
 }
 
-fn optional_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub(crate) fn optional_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     if path.is_file() { read_json(path).map(Some) } else { Ok(None) }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use lore_core::{Error, Result};
 
 pub use bert::BertEmbedder;
-pub(crate) use bert::{read_json, required_file, tokenizer_error};
+pub(crate) use bert::{optional_json, read_json, required_file, tokenizer_error};
 pub use e5s1::E5s1Embedder;
 pub(crate) use encoder::length_batches;
 

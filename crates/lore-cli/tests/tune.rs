@@ -119,6 +119,16 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     let plain =
         home.json(&["query", "How long is the Rhine?", "-c", "facts", "--reranker", model_arg, "--explain", "--json"]);
     assert!(plain["explanation"]["rerank"].is_null(), "{plain}");
+
+    // A sample asks about two chunks (their replies are cached), yet the corpus keeps all six, so
+    // negatives can be mined from everything.
+    let mut sampled = args.to_vec();
+    sampled.extend(["--limit", "2"]);
+    let report = home.json(&sampled);
+    assert_eq!(report["chunks"], 2, "{report}");
+    assert_eq!(report["cached"], 2, "{report}");
+    let corpus = fs::read_to_string(dataset.join("corpus.jsonl")).unwrap();
+    assert_eq!(corpus.lines().count(), 6);
 }
 
 #[test]

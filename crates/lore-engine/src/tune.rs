@@ -392,6 +392,9 @@ impl Engine {
                 }
             }
         }
+        // A sample asks about some chunks, but the corpus keeps them all: the negatives mined for
+        // training should come from everything the collection holds.
+        let corpus = chunks.clone();
         if let Some(limit) = request.limit {
             chunks = lore_eval::sample(&chunks, limit, |(id, _)| id.as_str());
         }
@@ -450,7 +453,7 @@ impl Engine {
             }
         }
         progress.finish();
-        write_question_dataset(&request.out, &chunks, &kept)?;
+        write_question_dataset(&request.out, &corpus, &kept)?;
         Ok(QuestionsReport {
             out: request.out.clone(),
             chunks: chunks.len(),
@@ -472,8 +475,8 @@ impl Trainee {
     }
 }
 
-/// The BEIR files of synthetic questions: the chunks as the corpus, each kept question judged
-/// relevant to its chunk in the `train` split.
+/// The BEIR files of synthetic questions: all the collection's chunks as the corpus, each kept
+/// question judged relevant to its chunk in the `train` split.
 fn write_question_dataset(out: &Path, chunks: &[(String, String)], kept: &[(String, String)]) -> Result<()> {
     let write = |name: &str, lines: Vec<String>| -> Result<()> {
         let path = out.join(name);

@@ -295,9 +295,7 @@ impl Engine {
         }
         let samples: Vec<Judged> = lists.iter().flatten().copied().collect();
         let calibration = fit_calibration(&samples)?;
-        let path = model.join("calibration.json");
-        let json = serde_json::to_vec_pretty(&calibration).map_err(|e| Error::InvalidInput(e.to_string()))?;
-        std::fs::write(&path, json).map_err(Error::io(&path))?;
+        lore_tune::write_calibration(model, &calibration)?;
         let ranked = dataset.is_some();
         Ok(Some(CalibrationReport {
             calibration,
@@ -384,20 +382,18 @@ impl Engine {
     pub fn tune_questions(&self, request: &QuestionsRequest, progress: &dyn Progress) -> Result<QuestionsReport> {
         let started = Instant::now();
         let store = self.catalog().open(&request.collection)?;
-        let mut chunks: Vec<(String, String)> = Vec::new();
+        let mut corpus: Vec<(String, String)> = Vec::new();
         for document in store.documents()? {
             if let Some(stored) = store.stored_document(&document.source)? {
                 for chunk in stored.chunks {
-                    chunks.push((format!("{}#{}", document.source, chunk.ordinal), chunk.text));
+                    corpus.push((format!("{}#{}", document.source, chunk.ordinal), chunk.text));
                 }
             }
         }
         // A sample asks about some chunks, but the corpus keeps them all: the negatives mined for
         // training should come from everything the collection holds.
-        let corpus = chunks.clone();
-        if let Some(limit) = request.limit {
-            chunks = lore_eval::sample(&chunks, limit, |(id, _)| id.as_str());
-        }
+        let sampled = request.limit.map(|limit| lore_eval::sample(&corpus, limit, |(id, _)| id.as_str()));
+        let chunks = sampled.as_deref().unwrap_or(&corpus);
         std::fs::create_dir_all(request.out.join("qrels")).map_err(Error::io(&request.out))?;
         let mut cache = QuestionCache::open(&request.out.join("questions-cache.jsonl"))?;
         let chat = self.models().chat(&self.settings().llm_or(&[request.llm.as_deref()]))?;

@@ -1,6 +1,8 @@
 //! Fitting a reranker's [`Calibration`] on held-out questions: logistic regression of relevance
 //! on its score and the first-stage rank.
 
+use std::path::Path;
+
 use lore_core::{Calibration, Error, Result};
 
 /// A candidate of a held-out question: the reranker's score, its 1-based rank in the search
@@ -13,6 +15,12 @@ pub struct Judged {
     pub rank: Option<usize>,
     /// Whether the candidate is relevant.
     pub relevant: bool,
+}
+
+/// Saves `calibration` beside the reranker in model folder `dir`, as the `calibration.json` that
+/// `lore-models` reads with it; written whole or not at all.
+pub fn write_calibration(dir: &Path, calibration: &Calibration) -> Result<()> {
+    crate::train::write_json(&dir.join("calibration.json"), calibration)
 }
 
 /// Fits a [`Calibration`] to `samples` by maximum likelihood (Newton's method). A small L2

@@ -61,7 +61,7 @@ mod reranker;
 mod rng;
 mod train;
 
-pub use calibrate::{Judged, fit_calibration};
+pub use calibrate::{Judged, fit_calibration, write_calibration};
 pub use embedder::train_embedder;
 pub use examples::{Example, read_examples, split_by_query, write_examples};
 pub use negatives::{Candidate, NegativeOptions, hard_negatives};

@@ -60,7 +60,8 @@ pub struct QueriesArgs {
     /// Chat model writing them: a model name, GGUF path or openai:MODEL@URL [default: qwen-0.5b].
     #[arg(long, env = "LORE_LLM")]
     llm: Option<String>,
-    /// Only a fixed sample of N chunks (the same N on every run).
+    /// Ask about a fixed sample of N chunks (the same N on every run); the dataset's corpus
+    /// still holds every chunk, for mining negatives.
     #[arg(long)]
     limit: Option<usize>,
     /// Keep a question only if hybrid search finds its chunk in this many hits (0 keeps all).

@@ -16,8 +16,8 @@ pub struct RetrievalArgs {
     /// Collection to search.
     #[arg(short, long, env = "LORE_COLLECTION")]
     pub collection: Option<String>,
-    /// Pipeline preset (dense, bm25, hybrid, hybrid-zscore, hybrid-rerank, hyde, multi-query,
-    /// step-back, tutorial) or a TOML file of pipeline settings [default: `pipeline` in lore.toml,
+    /// Pipeline preset (dense, bm25, hybrid, hybrid-zscore, graph, hybrid-graph, hybrid-rerank,
+    /// hyde, multi-query, step-back, multi-hop, tutorial) or a TOML file of pipeline settings [default: `pipeline` in lore.toml,
     /// else dense].
     #[arg(long, env = "LORE_PIPELINE")]
     pub pipeline: Option<String>,

@@ -43,7 +43,8 @@ pub enum CollectionsCommand {
     /// Change how a collection is searched: KEY=VALUE pairs over the search settings that
     /// `collections info` shows under manifest.search, e.g. `ann.ef_search=512` (HNSW recall
     /// against latency), `ann.mode=on`, `keyword.k1=1.5`, `keyword.analyzer=chinese` (rebuilds the
-    /// keyword index on the next search). Nothing is re-embedded.
+    /// keyword index on the next search), `graph.extractor=names` (keeps an entity graph for the
+    /// graph and hybrid-graph pipelines; `off` drops it). Nothing is re-embedded.
     Set {
         name: String,
         #[arg(required = true, value_name = "KEY=VALUE")]

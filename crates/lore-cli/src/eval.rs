@@ -50,12 +50,12 @@ impl DatasetArgs {
 pub struct EvalRetrievalArgs {
     #[command(flatten)]
     dataset: DatasetArgs,
-    /// Pipeline preset (dense, bm25, hybrid, hybrid-zscore, hybrid-rerank, hyde, multi-query,
-    /// step-back, tutorial) or a TOML file of pipeline settings.
+    /// Pipeline preset (dense, bm25, hybrid, hybrid-zscore, graph, hybrid-graph, hybrid-rerank,
+    /// hyde, multi-query, step-back, multi-hop, tutorial) or a TOML file of pipeline settings.
     #[arg(long, default_value = "dense")]
     pipeline: String,
     /// Chat model for pipelines that rewrite queries or rerank with the LLM (hyde, multi-query,
-    /// step-back, hybrid-rerank), overriding the pipeline's [default: qwen-0.5b].
+    /// step-back, multi-hop, hybrid-rerank), overriding the pipeline's [default: qwen-0.5b].
     #[arg(long, env = "LORE_LLM")]
     llm: Option<String>,
     /// Print one JSON object instead of a table.
@@ -127,7 +127,8 @@ pub struct ArenaArgs {
     #[command(flatten)]
     dataset: DatasetArgs,
     /// A built-in arena (tutorial: the RAG tutorial's baseline and variants; retrieval: dense,
-    /// bm25, hybrid, hybrid-zscore, hybrid-rerank, hyde, multi-query) or an arena TOML file: one
+    /// bm25, hybrid, hybrid-zscore, graph, hybrid-graph, hybrid-rerank, hyde, multi-query,
+    /// multi-hop) or an arena TOML file: one
     /// [NAME] table of pipeline settings per contender, `preset = "NAME"` to start from a
     /// pipeline preset.
     #[arg(long, default_value = "tutorial")]

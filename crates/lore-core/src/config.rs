@@ -236,6 +236,10 @@ pub struct RetrievalConfig {
     pub dense_weight: f32,
     /// How much the keyword list counts in fusion.
     pub keyword_weight: f32,
+    /// Candidates taken from the graph retriever before fusion or reranking.
+    pub graph_depth: usize,
+    /// How much the graph list counts in fusion.
+    pub graph_weight: f32,
 }
 
 impl Default for RetrievalConfig {
@@ -248,6 +252,8 @@ impl Default for RetrievalConfig {
             keyword_depth: 50,
             dense_weight: 1.0,
             keyword_weight: 1.0,
+            graph_depth: 50,
+            graph_weight: 1.0,
         }
     }
 }
@@ -263,6 +269,28 @@ pub enum RetrievalMode {
     Keyword,
     /// Both, fused.
     Hybrid,
+    /// The collection's entity graph alone: the chunks linked to the entities the query names,
+    /// and to the entities those chunks name (see [`crate::GraphSettings`]).
+    Graph,
+    /// Dense, BM25 and the graph, fused.
+    HybridGraph,
+}
+
+impl RetrievalMode {
+    /// Whether the dense retriever runs.
+    pub fn dense(self) -> bool {
+        matches!(self, RetrievalMode::Dense | RetrievalMode::Hybrid | RetrievalMode::HybridGraph)
+    }
+
+    /// Whether the keyword (BM25) retriever runs.
+    pub fn keyword(self) -> bool {
+        matches!(self, RetrievalMode::Keyword | RetrievalMode::Hybrid | RetrievalMode::HybridGraph)
+    }
+
+    /// Whether the graph retriever runs.
+    pub fn graph(self) -> bool {
+        matches!(self, RetrievalMode::Graph | RetrievalMode::HybridGraph)
+    }
 }
 
 /// How ranked lists of hits are merged into one.
@@ -286,11 +314,13 @@ pub struct RewriteConfig {
     pub kind: RewriteKind,
     /// How many rewrites `multi-query` asks for (the original question is always searched too).
     pub queries: usize,
+    /// How many follow-up searches `multi-hop` may make, one per round.
+    pub rounds: usize,
 }
 
 impl Default for RewriteConfig {
     fn default() -> Self {
-        RewriteConfig { kind: RewriteKind::None, queries: 3 }
+        RewriteConfig { kind: RewriteKind::None, queries: 3, rounds: 2 }
     }
 }
 
@@ -307,6 +337,10 @@ pub enum RewriteKind {
     MultiQuery,
     /// Search a more general question alongside the original.
     StepBack,
+    /// Search, have the chat model read the best passages and name what they still lack (the
+    /// bridge entity of a multi-hop question, or a follow-up question), search that too, for at
+    /// most `rounds` rounds, and fuse every list.
+    MultiHop,
 }
 
 /// Reordering of the retrieved candidates before the top `top_k` are kept.

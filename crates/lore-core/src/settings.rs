@@ -14,6 +14,31 @@ pub struct SearchSettings {
     pub keyword: KeywordSettings,
     /// The dense index's approximate search.
     pub ann: AnnSettings,
+    /// The graph of entities named in the chunks, for graph retrieval.
+    pub graph: GraphSettings,
+}
+
+/// Whether a collection keeps a graph of the entities its chunks name: each entity linked to
+/// the chunks that mention it, and to the chunks of documents about it (titled by it). Graph
+/// retrieval (`mode = "graph"` or `"hybrid-graph"`) walks it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphSettings {
+    /// How entities are found in chunks. Turning it on extracts them from every stored chunk;
+    /// after that each write updates the graph with the chunks it adds or removes.
+    pub extractor: GraphExtractor,
+}
+
+/// How a collection finds the entities its chunks name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphExtractor {
+    /// No graph is kept.
+    #[default]
+    Off,
+    /// Names found without a model: capitalised phrases in alphabetic scripts, jieba's person,
+    /// place, organisation and other proper-noun words in Chinese, and each document's title.
+    Names,
 }
 
 /// How a collection's keyword (BM25) index cuts and weighs terms.

@@ -76,6 +76,43 @@ pub struct Stats {
     pub dimension: usize,
     /// What the collection takes in storage.
     pub bytes_on_disk: u64,
+    /// Entities in its graph (0 when it keeps none).
+    #[serde(default)]
+    pub entities: usize,
+    /// Links between those entities and chunks.
+    #[serde(default)]
+    pub links: usize,
+}
+
+/// An entity of a collection's graph: a name some chunks mention or some document is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    /// Its id in this collection; it lasts while some chunk links to it.
+    pub id: i64,
+    /// Its key: the name as `lore_graph::entity_key` writes it (lower case, aliases merged).
+    pub name: String,
+    /// How many chunks link to it: the rarer, the more a link through it says.
+    pub chunks: usize,
+}
+
+/// A chunk's link to an entity of the graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The entity.
+    pub entity: Entity,
+    /// The chunk.
+    pub chunk_id: i64,
+    /// The chunk belongs to a document about the entity (titled by it), rather than naming it.
+    pub about: bool,
+}
+
+/// Which links [`Store::links`] returns.
+#[derive(Clone, Copy, Debug)]
+pub enum LinkQuery<'a> {
+    /// The links of these entities (by id) to every chunk.
+    Entities(&'a [i64]),
+    /// The links of these chunks (by id) to every entity.
+    Chunks(&'a [i64]),
 }
 
 /// A collection: documents, their chunks with one vector each, searched by vector and by
@@ -131,8 +168,29 @@ pub trait Store: Send + Sync {
     /// Removes a document and its chunks as one unit; false if there was no document from `source`.
     fn delete_document(&self, source: &str) -> Result<bool>;
 
-    /// Changes how the collection is indexed and searched, and keeps the change.
+    /// Changes how the collection is indexed and searched, and keeps the change. Turning the
+    /// graph on ([`crate::GraphSettings`]) extracts the entities of every stored chunk.
     fn configure(&self, settings: SearchSettings) -> Result<()>;
+
+    /// The entities of the collection's graph whose keys are among `keys`. An error when the
+    /// collection keeps no graph.
+    fn entities(&self, keys: &[String]) -> Result<Vec<Entity>>;
+
+    /// Links of the collection's graph, by entity or by chunk, each with its entity. An error
+    /// when the collection keeps no graph.
+    fn links(&self, query: LinkQuery<'_>) -> Result<Vec<Link>>;
+
+    /// Error unless the collection keeps a graph of entities.
+    fn check_graph(&self) -> Result<()> {
+        if self.manifest().search.graph.extractor != crate::GraphExtractor::Off {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(
+            "this collection keeps no entity graph, which graph retrieval walks: turn it on with \
+             `lore collections set NAME graph.extractor=names` (extracts from every stored chunk)"
+                .into(),
+        ))
+    }
 
     /// Error unless vectors from `embedder` with `dimension` are comparable with the stored ones.
     fn check_embedder(&self, embedder: &str, dimension: usize) -> Result<()> {

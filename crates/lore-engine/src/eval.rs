@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lore_core::{Embedder, Error, PipelineConfig, Result, Store};
+use lore_core::{Embedder, Error, GraphExtractor, PipelineConfig, Result, Store};
 use lore_eval::{
     AnsweredQuestion, CUTOFFS, Dataset, Grounding, Judge, JudgeSummary, Judgement, Mean, QaItem, QaReport, Qrels,
     Query, Unscored, answer_question, answer_retrieved, as_run, chunk_depth, collection_name, evaluate,
@@ -234,6 +234,12 @@ impl Engine {
                 "collection {name} cuts documents with {built:?}, not {chunking:?}: delete it with \
                  `lore collections delete {name}`"
             )));
+        }
+        if config.retrieval.mode.graph() && store.manifest().search.graph.extractor == GraphExtractor::Off {
+            // An evaluation collection is the engine's own: it gains the graph the pipeline walks.
+            let mut search = store.manifest().search;
+            search.graph.extractor = GraphExtractor::Names;
+            store.configure(search)?;
         }
         let wanted: HashSet<&str> = dataset.documents().iter().map(|d| d.source.as_str()).collect();
         for stale in store.documents()?.into_iter().filter(|d| !wanted.contains(d.source.as_str())) {

@@ -62,7 +62,21 @@ fn built_in_arenas_parse_and_the_tutorial_baseline_comes_first() {
     assert_eq!(preset.chunking, Some(ChunkConfig::ParagraphMerge { chunk_size: 512, drop_remainder: true }));
     let (_, retrieval) = load_arena("retrieval").expect("retrieval");
     let names: Vec<&str> = retrieval.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["dense", "bm25", "hybrid", "hybrid-zscore", "hybrid-rerank", "hyde", "multi-query"]);
+    assert_eq!(
+        names,
+        [
+            "dense",
+            "bm25",
+            "hybrid",
+            "hybrid-zscore",
+            "graph",
+            "hybrid-graph",
+            "hybrid-rerank",
+            "hyde",
+            "multi-query",
+            "multi-hop"
+        ]
+    );
 }
 
 fn answered(item: &QaItem, text: &str, judge: Option<u8>) -> AnsweredQuestion {

@@ -4,6 +4,7 @@
 //! cargo run --release -p lore-index --example search_bench -- bm25 [DATASET_DIR]
 //! cargo run --release -p lore-index --example search_bench -- hnsw COLLECTION_DIR [EF_CONSTRUCTION]
 //! cargo run --release -p lore-index --example search_bench -- hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION]
+//! cargo run --release -p lore-index --example search_bench -- graph [DATASET_DIR]
 //! ```
 //! `bm25` (DATASET_DIR defaults to `../shared/datasets/scifact`, BEIR layout): ingest time,
 //! single-thread queries/s of `search_keyword`, nDCG@10 over the test queries for several k1/b,
@@ -12,7 +13,9 @@
 //! vectors of an existing collection (real embeddings, e.g. one `lore eval` built), every 17th
 //! held out as a query. `hnsw-copies`: the same on COPIES (default 1,000,000) noisy copies of
 //! those vectors ([`lore_testkit::NoisyCopies`]). `crates/lore-pg/examples/ann_bench.rs` runs
-//! the same copies through pgvector's HNSW beside Lore's.
+//! the same copies through pgvector's HNSW beside Lore's. `graph`: the entity graph's cost on a
+//! BEIR corpus (titles as documents' titles): extraction when it is turned on, its size, the
+//! time to add and to delete one document with it on and off, and graph retrieval's latency.
 
 use std::collections::{HashMap, HashSet};
 use std::env;
@@ -20,8 +23,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lore_core::{Chunk, ChunkConfig, Document, Hit, Metadata, Section};
+use lore_core::{
+    Chunk, ChunkConfig, Document, EmbedKind, Embedder, GraphExtractor, Hit, Metadata, Retriever, RetrieverQuery,
+    Section,
+};
 use lore_index::{AnnMode, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings, Store};
+use lore_testkit::WordHash;
 use serde_json::Value;
 
 /// Any failure, the library's or the file system's.
@@ -349,6 +356,80 @@ fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<
     compare_graph_with_exact(dir.path(), &queries)
 }
 
+fn graph(dataset: &Path) -> Result<()> {
+    let beir = read_beir(dataset)?;
+    let documents: Vec<(Document, Vec<Chunk>, Vec<Vec<f32>>)> = beir
+        .corpus
+        .iter()
+        .map(|(id, text)| {
+            let mut doc = Document::new(id.clone(), vec![Section::new(vec![], text.clone())]);
+            doc.title = text.split_once('\n').map(|(title, _)| title.to_string()).filter(|t| !t.is_empty());
+            let vectors = WordHash.embed(&[text.as_str()], EmbedKind::Passage).expect("word hashes");
+            (doc, one_chunk(text), vectors)
+        })
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let collection = Collection::create(dir.path(), WordHash.id(), WordHash.dimension(), ChunkConfig::Whole)?;
+    let started = Instant::now();
+    for (doc, chunks, vectors) in &documents {
+        collection.upsert(doc, chunks, vectors)?;
+    }
+    let ingest = started.elapsed().as_secs_f64();
+    let bytes_before = collection.stats()?.bytes_on_disk;
+    // Each document's one write, timed: added under a new source, then deleted.
+    let add_and_delete = |collection: &Collection| -> Result<(f64, f64)> {
+        let (mut add, mut delete) = (Vec::new(), Vec::new());
+        for (doc, chunks, vectors) in documents.iter().step_by(documents.len().div_ceil(50)) {
+            let mut copy = doc.clone();
+            copy.source = format!("copy-{}", doc.source);
+            let started = Instant::now();
+            collection.upsert(&copy, chunks, vectors)?;
+            add.push(started.elapsed().as_secs_f64() * 1e3);
+            let started = Instant::now();
+            collection.delete_document(&copy.source)?;
+            delete.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok((median(&mut add), median(&mut delete)))
+    };
+    let (add_off, delete_off) = add_and_delete(&collection)?;
+    let mut settings = collection.manifest().search;
+    settings.graph.extractor = GraphExtractor::Names;
+    let started = Instant::now();
+    collection.configure(settings)?;
+    let extraction = started.elapsed().as_secs_f64();
+    let stats = collection.stats()?;
+    let (add_on, delete_on) = add_and_delete(&collection)?;
+    let retriever = lore_graph::GraphRetriever::new(&collection);
+    let search = |q: usize| {
+        let query = RetrieverQuery { text: &beir.queries[q].1, vector: None };
+        retriever.retrieve(query, 50, None).expect("graph search");
+    };
+    let qps = throughput(beir.queries.len(), search);
+    println!(
+        "{} documents ({} chunks) ingested in {ingest:.1} s without the graph ({:.1} MB)",
+        stats.documents,
+        stats.chunks,
+        bytes_before as f64 / 1e6
+    );
+    println!(
+        "graph turned on: {extraction:.2} s, {:.0} µs per chunk; {} entities, {} links ({:.1} per chunk), {:.1} MB on disk",
+        extraction * 1e6 / stats.chunks as f64,
+        stats.entities,
+        stats.links,
+        stats.links as f64 / stats.chunks as f64,
+        stats.bytes_on_disk as f64 / 1e6
+    );
+    println!("add one document: {add_off:.2} ms without the graph, {add_on:.2} ms with it (median of 50)");
+    println!("delete one document: {delete_off:.2} ms without the graph, {delete_on:.2} ms with it");
+    println!("graph retrieval, 50 hits: {:.2} ms per query (single thread)", 1e3 / qps);
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     let number = |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
@@ -358,8 +439,9 @@ fn main() -> Result<()> {
         Some("bm25") => bm25(&path),
         Some("hnsw") => hnsw(&path, None, number(2, ef_construction)),
         Some("hnsw-copies") => hnsw(&path, Some(number(2, 1_000_000)), number(3, ef_construction)),
+        Some("graph") => graph(&path),
         _ => Err("usage: search_bench bm25 [DATASET_DIR] | hnsw COLLECTION_DIR [EF_CONSTRUCTION] | \
-                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION]"
+                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION] | graph [DATASET_DIR]"
             .into()),
     }
 }

@@ -6,16 +6,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lore_core::{
-    Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, GROUPS_FIELD, Hit, Manifest, Metadata, Result,
-    SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
+    Chunk, ChunkConfig, Document, DocumentInfo, Entity, Error, Filter, GROUPS_FIELD, GraphExtractor, Hit, Link,
+    LinkQuery, Manifest, Metadata, Result, SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::dense::DenseIndex;
 use crate::filter::{ChunkSet, matching_chunks};
+use crate::graph;
 use crate::keyword::{KEYWORD_FOLDER, KeywordIndex};
 use crate::store::{
     AtCollection, FILE_SETTINGS, LATER_TABLES, NOW, SCHEMA, STORE_FILE, connect, json_column, read_generation,
+    read_settings,
 };
 use crate::vectors::unit_vector;
 
@@ -231,8 +233,10 @@ impl Store for Collection {
     }
 
     /// A new analyzer (or user dictionary) rebuilds the keyword index at its next use, new
-    /// HNSW settings rebuild the graph; BM25's k1 and b and `ef_search` apply at once. Other
-    /// open handles keep their settings until they are opened again.
+    /// HNSW settings rebuild the graph; BM25's k1 and b and `ef_search` apply at once. A new
+    /// graph extractor re-extracts the entity graph from every chunk, in the same transaction.
+    /// Other open handles keep their search settings until they are opened again; their writes
+    /// follow the stored graph setting at once.
     fn configure(&self, settings: SearchSettings) -> Result<()> {
         settings.check()?;
         // Opening reads the user dictionary, so a bad one is refused before anything changes.
@@ -241,6 +245,7 @@ impl Store for Collection {
             .map_err(|e| Error::InvalidInput(format!("search settings {settings:?}: {e}")))?;
         let mut conn = lock(&self.writer);
         let write = WriteTransaction::begin(&mut conn).at(&self.dir)?;
+        let graph_before = read_settings(&write.tx).at(&self.dir)?.graph.extractor;
         write
             .tx
             .execute(
@@ -249,6 +254,7 @@ impl Store for Collection {
                 [json],
             )
             .at(&self.dir)?;
+        graph::reconfigure(&write.tx, graph_before, settings.graph.extractor).at(&self.dir)?;
         let now = write.commit().at(&self.dir)?;
         {
             let mut manifest = exclusive(&self.manifest);
@@ -345,11 +351,14 @@ impl Store for Collection {
     }
 
     fn stats(&self) -> Result<Stats> {
-        let (documents, chunks) = self
+        let (documents, chunks, entities, links) = self
             .reader()?
-            .query_row("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
+            .query_row(
+                "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks),
+                        (SELECT count(*) FROM entities), (SELECT count(*) FROM links)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
             .at(&self.dir)?;
         let mut bytes_on_disk = 0;
         for folder in [self.dir.clone(), self.dir.join(KEYWORD_FOLDER)] {
@@ -361,7 +370,8 @@ impl Store for Collection {
                 }
             }
         }
-        Ok(Stats { documents, chunks, dimension: shared(&self.manifest).dimension, bytes_on_disk })
+        let dimension = shared(&self.manifest).dimension;
+        Ok(Stats { documents, chunks, dimension, bytes_on_disk, entities, links })
     }
 
     /// Exact (every vector is compared) unless the collection's HNSW graph is in use (see
@@ -406,6 +416,16 @@ impl Store for Collection {
                 Ok(bytes.map(|bytes| vector_from_bytes(&bytes)))
             })
             .collect()
+    }
+
+    fn entities(&self, keys: &[String]) -> Result<Vec<Entity>> {
+        self.check_graph()?;
+        graph::entities(&*self.reader()?, keys).at(&self.dir)
+    }
+
+    fn links(&self, query: LinkQuery<'_>) -> Result<Vec<Link>> {
+        self.check_graph()?;
+        graph::links(&*self.reader()?, query).at(&self.dir)
     }
 }
 
@@ -559,7 +579,8 @@ impl<'a> PreparedDocument<'a> {
         Ok(PreparedDocument { doc, metadata: to_json(&doc.metadata)?, chunks })
     }
 
-    /// Inserts the document and its chunks.
+    /// Inserts the document and its chunks, linked to the entities they name when the
+    /// collection keeps a graph.
     fn insert(&self, tx: &Transaction, now: &str) -> rusqlite::Result<()> {
         let doc = self.doc;
         tx.execute(
@@ -572,10 +593,20 @@ impl<'a> PreparedDocument<'a> {
             "INSERT INTO chunks (document_id, ordinal, text, metadata, vector)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
+        let mut ids = Vec::with_capacity(self.chunks.len());
         for prepared in &self.chunks {
             let bytes: Vec<u8> = prepared.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
             let chunk = prepared.chunk;
             insert.execute(params![document_id, chunk.ordinal, chunk.text, prepared.metadata, bytes])?;
+            ids.push(tx.last_insert_rowid());
+        }
+        // The stored setting, not this handle's: another process may have turned the graph on.
+        if read_settings(tx)?.graph.extractor != GraphExtractor::Off {
+            let title = doc.title.as_deref();
+            graph::link_chunks(
+                tx,
+                ids.into_iter().zip(&self.chunks).map(|(id, c)| (id, title, c.chunk.text.as_str())),
+            )?;
         }
         Ok(())
     }
@@ -611,7 +642,7 @@ impl<'c> WriteTransaction<'c> {
     }
 }
 
-/// Deletes the document from `source` and its chunks, logging them as deleted by the write
+/// Deletes the document from `source`, its chunks and their links in the graph, logging them as deleted by the write
 /// that makes `generation`; false if there was no such document.
 fn delete_rows(tx: &Transaction, source: &str, generation: i64) -> rusqlite::Result<bool> {
     let Some(document_id): Option<i64> =
@@ -624,6 +655,7 @@ fn delete_rows(tx: &Transaction, source: &str, generation: i64) -> rusqlite::Res
          SELECT ?1, id FROM chunks WHERE document_id = ?2",
         [generation, document_id],
     )?;
+    graph::unlink_document(tx, document_id)?;
     tx.execute("DELETE FROM chunks WHERE document_id = ?1", [document_id])?;
     tx.execute("DELETE FROM documents WHERE id = ?1", [document_id])?;
     Ok(true)
@@ -660,14 +692,7 @@ fn read_manifest(conn: &Connection, dir: &Path) -> Result<Manifest> {
             |row| row.get(0),
         )
         .at(dir)?;
-    let search: SearchSettings = if has_settings {
-        conn.query_row("SELECT settings FROM search_settings", [], |row| json_column(row, 0))
-            .optional()
-            .at(dir)?
-            .unwrap_or_default()
-    } else {
-        SearchSettings::default()
-    };
+    let search = if has_settings { read_settings(conn).at(dir)? } else { SearchSettings::default() };
     let manifest = conn
         .query_row("SELECT embedder, dimension, chunking, created_at, updated_at FROM manifest", [], |row| {
             Ok(Manifest {

@@ -41,6 +41,7 @@
 mod collection;
 mod dense;
 mod filter;
+mod graph;
 mod hnsw;
 mod keyword;
 mod store;

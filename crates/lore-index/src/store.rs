@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lore_core::{Error, Result};
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, types::Type};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, types::Type};
 use serde::de::DeserializeOwned;
 
 pub(crate) const STORE_FILE: &str = "store.sqlite";
@@ -51,6 +51,8 @@ CREATE INDEX chunks_by_document ON chunks(document_id, ordinal);
 /// older generation catches up without comparing every id: it drops the chunks logged after
 /// its generation and adds the chunks above the largest id it has (ids only grow).
 /// `search_settings` holds the collection's `SearchSettings` as JSON (defaults when absent).
+/// `entities` and `links` are the entity graph, empty unless the settings turn it on; a link
+/// of a chunk goes with the chunk, in the same transaction.
 pub(crate) const LATER_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS deleted_chunks (
     generation INTEGER NOT NULL,
@@ -61,6 +63,17 @@ CREATE TABLE IF NOT EXISTS search_settings (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     settings TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS entities (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS links (
+    entity_id INTEGER NOT NULL,
+    chunk_id INTEGER NOT NULL,
+    about INTEGER NOT NULL,
+    PRIMARY KEY (entity_id, chunk_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_by_chunk ON links (chunk_id, entity_id);
 ";
 
 /// The current time as RFC 3339 UTC, from SQLite so that no date code is needed here.
@@ -88,6 +101,12 @@ pub(crate) fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connect
 
 pub(crate) fn read_generation(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT generation FROM manifest")?.query_row([], |row| row.get(0))
+}
+
+/// The stored search settings (defaults when none were stored).
+pub(crate) fn read_settings(conn: &Connection) -> rusqlite::Result<lore_core::SearchSettings> {
+    let stored = conn.query_row("SELECT settings FROM search_settings", [], |row| json_column(row, 0)).optional()?;
+    Ok(stored.unwrap_or_default())
 }
 
 pub(crate) fn json_column<T: DeserializeOwned>(row: &Row, idx: usize) -> rusqlite::Result<T> {

@@ -27,14 +27,15 @@
 
 mod connection;
 mod filter;
+mod graph;
 mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
 
 use lore_core::{
-    AnnMode, Chunk, ChunkConfig, Document, DocumentInfo, Error, Filter, GROUPS_FIELD, Hit, Manifest, Metadata, Result,
-    SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
+    AnnMode, Chunk, ChunkConfig, Document, DocumentInfo, Entity, Error, Filter, GROUPS_FIELD, GraphExtractor, Hit,
+    Link, LinkQuery, Manifest, Metadata, Result, SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
 };
 use lore_index::{TermAnalyzer, bm25_length};
 use pgvector::Vector;
@@ -235,7 +236,8 @@ impl Store for PgCollection {
                 &format!(
                     "SELECT (SELECT count(*) FROM {s}.documents), m.chunks,
                         (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r')
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'),
+                        (SELECT count(*) FROM {s}.entities), (SELECT count(*) FROM {s}.links)
                      FROM {s}.manifest m"
                 ),
                 &[&schema],
@@ -246,6 +248,8 @@ impl Store for PgCollection {
             chunks: row.get::<_, i64>(1) as usize,
             dimension: self.manifest().dimension,
             bytes_on_disk: row.get::<_, i64>(2) as u64,
+            entities: row.get::<_, i64>(3) as usize,
+            links: row.get::<_, i64>(4) as usize,
         })
     }
 
@@ -439,6 +443,12 @@ impl Store for PgCollection {
                 &format!("UPDATE {s}.manifest SET chunks = chunks + $1, total_length = total_length + $2"),
                 &[&(ids.len() as i64), &added_length],
             )?;
+            if graph::extractor(tx, s)? != GraphExtractor::Off {
+                let title = doc.title.as_deref();
+                let linked: Vec<(i64, Option<&str>, &str)> =
+                    ids.iter().zip(&texts).map(|(id, text)| (*id, title, *text)).collect();
+                graph::link_chunks(tx, s, &linked)?;
+            }
             Ok(replaced)
         })?;
         Ok(if replaced { UpsertOutcome::Replaced } else { UpsertOutcome::Added })
@@ -448,8 +458,10 @@ impl Store for PgCollection {
         self.write(|tx, s| remove_document(tx, s, source))
     }
 
-    /// New HNSW parameters rebuild the index, a new analyzer cuts every chunk again, all in one
-    /// transaction; other open handles keep their settings until they are opened again.
+    /// New HNSW parameters rebuild the index, a new analyzer cuts every chunk again, a new graph
+    /// extractor extracts the entity graph again, all in one transaction; other open handles
+    /// keep their search settings until they are opened again (their writes follow the stored
+    /// graph setting at once).
     fn configure(&self, settings: SearchSettings) -> Result<()> {
         settings.check()?;
         let mut manifest = self.manifest();
@@ -485,10 +497,24 @@ impl Store for PgCollection {
                     &[],
                 )?;
             }
-            tx.execute(&format!("UPDATE {s}.manifest SET manifest = $1"), &[&json])
+            let graph_before = graph::extractor(tx, s)?;
+            tx.execute(&format!("UPDATE {s}.manifest SET manifest = $1"), &[&json])?;
+            graph::reconfigure(tx, s, graph_before, new.graph.extractor)
         })?;
         *self.manifest.write().unwrap_or_else(PoisonError::into_inner) = manifest;
         Ok(())
+    }
+
+    fn entities(&self, keys: &[String]) -> Result<Vec<Entity>> {
+        self.check_graph()?;
+        let s = &self.schema;
+        self.in_transaction(self.readers(), true, |tx| graph::entities(tx, s, keys))
+    }
+
+    fn links(&self, query: LinkQuery<'_>) -> Result<Vec<Link>> {
+        self.check_graph()?;
+        let s = &self.schema;
+        self.in_transaction(self.readers(), true, |tx| graph::links(tx, s, query))
     }
 }
 
@@ -510,7 +536,8 @@ impl Postings {
     }
 }
 
-/// Removes document `source` (its chunks and postings go with it) and takes its chunks out of
+/// Removes document `source` (its chunks, postings and graph links go with it, and the
+/// entities only it named) and takes its chunks out of
 /// the running totals; false if there was none. Inside a write.
 fn remove_document(tx: &mut Transaction<'_>, s: &str, source: &str) -> std::result::Result<bool, postgres::Error> {
     let Some(row) = tx.query_opt(
@@ -523,7 +550,10 @@ fn remove_document(tx: &mut Transaction<'_>, s: &str, source: &str) -> std::resu
     else {
         return Ok(false);
     };
-    tx.execute(&format!("DELETE FROM {s}.documents WHERE id = $1"), &[&row.get::<_, i64>(0)])?;
+    let document_id: i64 = row.get(0);
+    let entities = graph::entities_of_document(tx, s, document_id)?;
+    tx.execute(&format!("DELETE FROM {s}.documents WHERE id = $1"), &[&document_id])?;
+    graph::drop_orphans(tx, s, &entities)?;
     tx.execute(
         &format!("UPDATE {s}.manifest SET chunks = chunks - $1, total_length = total_length - $2"),
         &[&row.get::<_, i64>(1), &row.get::<_, i64>(2)],

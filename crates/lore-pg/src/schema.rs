@@ -5,7 +5,7 @@ use lore_core::Manifest;
 
 /// Each migration's SQL for the schema `s` (quoted) of a collection with `manifest`; a
 /// collection is at version N when the first N have run. Append, never edit.
-const MIGRATIONS: &[fn(&str, &Manifest) -> String] = &[first_tables];
+const MIGRATIONS: &[fn(&str, &Manifest) -> String] = &[first_tables, graph_tables];
 
 /// The version a collection is at once every migration has run.
 pub(crate) const LATEST: i32 = MIGRATIONS.len() as i32;
@@ -49,5 +49,16 @@ fn first_tables(s: &str, manifest: &Manifest) -> String {
          CREATE INDEX chunks_hnsw ON {s}.chunks USING hnsw (embedding vector_cosine_ops)
              WITH (m = {}, ef_construction = {});",
         ann.m, ann.ef_construction
+    )
+}
+
+/// The entity graph: entities by key, and their links to chunks, gone with the chunk.
+fn graph_tables(s: &str, _: &Manifest) -> String {
+    format!(
+        "CREATE TABLE {s}.entities (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE);
+         CREATE TABLE {s}.links (entity_id bigint NOT NULL REFERENCES {s}.entities(id),
+             chunk_id bigint NOT NULL REFERENCES {s}.chunks(id) ON DELETE CASCADE, about boolean NOT NULL,
+             PRIMARY KEY (entity_id, chunk_id));
+         CREATE INDEX ON {s}.links (chunk_id);"
     )
 }

@@ -2,7 +2,7 @@
 //! ranking and scores, the same dense hits, and filters (document groups included) apply
 //! inside both searches. Needs a server: `LORE_TEST_PG=$(scripts/pg start)`.
 
-use lore_core::{Chunk, ChunkConfig, Document, Filter, Metadata, Section, Store};
+use lore_core::{Chunk, ChunkConfig, Document, Filter, Metadata, Retriever, Section, Store};
 use lore_index::Collection;
 use lore_pg::PgCollection;
 use serde_json::json;
@@ -107,4 +107,69 @@ fn documents_are_replaced_and_deleted_whole() {
         PgCollection::open(&url(), None, "whole-documents").err().unwrap().kind(),
         lore_core::ErrorKind::NotFound
     );
+}
+
+/// Titled passages for the graph: a film naming an actress who has a passage of her own.
+const TITLED: [(&str, &str, &str); 3] = [
+    (
+        "film",
+        "Kiss and Tell (1945 film)",
+        "Kiss and Tell is a 1945 comedy film starring Shirley Temple as Corliss Archer.",
+    ),
+    ("actress", "Shirley Temple", "Shirley Temple Black served as Chief of Protocol of the United States."),
+    ("radio", "Meet Corliss Archer", "Meet Corliss Archer is a radio sitcom about Corliss Archer."),
+];
+
+#[test]
+fn postgres_keeps_the_same_entity_graph() {
+    let pg = fresh("entity-graph", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = Collection::create(dir.path(), "test-embedder", 2, ChunkConfig::Whole).unwrap();
+    let question = "Which office did the star of Kiss and Tell hold?";
+    let graph_hits = |store: &dyn Store| {
+        let retriever = lore_graph::GraphRetriever::new(store);
+        let hits = retriever.retrieve(lore_core::RetrieverQuery { text: question, vector: None }, 5, None).unwrap();
+        hits.into_iter().map(|h| (h.source, h.score, h.metadata[lore_graph::PATH_FIELD].clone())).collect::<Vec<_>>()
+    };
+    for (i, store) in [&pg as &dyn Store, &embedded].into_iter().enumerate() {
+        // One store has the graph on before its documents come, the other after.
+        let turn_on = || {
+            let mut settings = store.manifest().search;
+            settings.graph.extractor = lore_core::GraphExtractor::Names;
+            store.configure(settings).unwrap();
+        };
+        if i == 0 {
+            turn_on();
+        }
+        for (source, title, text) in TITLED {
+            let mut doc = Document::new(source, vec![Section::new(vec![], text)]);
+            doc.title = Some(title.into());
+            let chunk = Chunk { text: text.into(), ordinal: 0, metadata: Metadata::new() };
+            store.upsert(&doc, &[chunk], &[vec![1.0, 0.0]]).unwrap();
+        }
+        if i == 1 {
+            turn_on();
+        }
+    }
+    let hits = graph_hits(&pg);
+    assert_eq!(hits.iter().take(2).map(|h| h.0.as_str()).collect::<Vec<_>>(), ["film", "actress"]);
+    assert_eq!(
+        hits.iter().map(|(source, score, _)| (source, score)).collect::<Vec<_>>(),
+        graph_hits(&embedded).iter().map(|(source, score, _)| (source, score)).collect::<Vec<_>>()
+    );
+    let (pg_stats, embedded_stats) = (pg.stats().unwrap(), embedded.stats().unwrap());
+    assert_eq!((pg_stats.entities, pg_stats.links), (embedded_stats.entities, embedded_stats.links));
+
+    // Deleting the film takes its entities and links, and leaves the shared ones.
+    assert!(pg.delete_document("film").unwrap());
+    let keys = |names: &[&str]| names.iter().map(|n| lore_graph::entity_key(n)).collect::<Vec<_>>();
+    let left: Vec<(String, usize)> = pg
+        .entities(&keys(&["Kiss and Tell", "Corliss Archer", "Shirley Temple"]))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.chunks))
+        .collect();
+    assert_eq!(left, [("corliss archer".to_string(), 1), ("shirley temple".to_string(), 1)]);
+    assert!(graph_hits(&pg).iter().all(|h| h.0 != "film"));
+    PgCollection::delete(&url(), "entity-graph").unwrap();
 }

@@ -17,6 +17,7 @@ impl fmt::Display for Explanation {
             let retriever = match list.retriever.as_str() {
                 "dense" => "dense (cosine)",
                 "keyword" => "keyword (BM25)",
+                "graph" => "graph (entities)",
                 other => other,
             };
             writeln!(f, "{retriever} hits for [{}], {} in all:", list.query, list.hits.len())?;
@@ -38,6 +39,9 @@ impl fmt::Display for Explanation {
 fn write_ranked(f: &mut fmt::Formatter<'_>, ranked: &[Ranked]) -> fmt::Result {
     for (i, r) in ranked.iter().take(SHOWN).enumerate() {
         writeln!(f, "  {:>3}. {:>9.4}  {}  (chunk {})", i + 1, r.score, r.source, r.chunk_id)?;
+        if let Some(path) = &r.path {
+            writeln!(f, "       via {path}")?;
+        }
     }
     if ranked.len() > SHOWN {
         writeln!(f, "       … {} more", ranked.len() - SHOWN)?;

@@ -61,5 +61,5 @@ pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
 pub use rerank::{LlmReranker, mmr, truncate};
 pub use retrievers::{DenseRetriever, KeywordRetriever};
-pub use rewrite::{QueryRole, SearchQuery, parse_rewrites, rewrite, standalone_question};
+pub use rewrite::{QueryRole, SearchQuery, follow_up, parse_rewrites, rewrite, standalone_question};
 pub use support::lexical_support;

@@ -7,12 +7,18 @@ use lore_core::{
 };
 use serde::Serialize;
 
+use lore_graph::{GraphRetriever, PATH_FIELD};
+
 use crate::fusion::{WeightedList, fuse};
 use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, recheck_prompt, refusal};
 use crate::rerank::{LlmReranker, mmr};
 use crate::retrievers::{DenseRetriever, KeywordRetriever};
-use crate::rewrite::{QueryRole, SearchQuery, rewrite};
+use crate::rewrite::{QueryRole, SearchQuery, follow_up, rewrite};
 use crate::support::lexical_support;
+
+/// How many of the best passages found so far the chat model reads to name what a multi-hop
+/// question still lacks: the first hop is usually among them, and each costs prompt tokens.
+const FOLLOW_UP_PASSAGES: usize = 3;
 
 /// What retrieval found for a query, how, and how long each stage took.
 #[derive(Clone, Debug, Serialize)]
@@ -85,6 +91,9 @@ pub struct Ranked {
     pub source: String,
     /// The list's score for it.
     pub score: f32,
+    /// How the graph retriever reached it (its best path from the query's entities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The reranking stage of an [`Explanation`].
@@ -131,16 +140,16 @@ impl<'a> Pipeline<'a> {
     /// configuration contradicts itself.
     pub fn new(collection: &'a dyn Store, embedder: &'a dyn Embedder, config: PipelineConfig) -> Result<Self> {
         collection.check_embedder(embedder.id(), embedder.dimension())?;
-        if config.rewrite.kind == RewriteKind::Hyde && config.retrieval.mode == RetrievalMode::Keyword {
+        if config.rewrite.kind == RewriteKind::Hyde && !config.retrieval.mode.dense() {
             return Err(Error::InvalidInput(
-                "rewrite kind 'hyde' replaces what the dense retriever searches, but retrieval mode is 'keyword': \
-                 use mode 'dense' or 'hybrid' with it"
+                "rewrite kind 'hyde' replaces what the dense retriever searches, but this retrieval mode has none: \
+                 use mode 'dense', 'hybrid' or 'hybrid-graph' with it"
                     .into(),
             ));
         }
         let retrieval = &config.retrieval;
         let mut retrievers = Vec::new();
-        if matches!(retrieval.mode, RetrievalMode::Dense | RetrievalMode::Hybrid) {
+        if retrieval.mode.dense() {
             let dense = DenseRetriever::new(collection, config.min_score);
             retrievers.push(Slot {
                 retriever: Box::new(dense),
@@ -148,12 +157,20 @@ impl<'a> Pipeline<'a> {
                 depth: retrieval.dense_depth,
             });
         }
-        if matches!(retrieval.mode, RetrievalMode::Keyword | RetrievalMode::Hybrid) {
+        if retrieval.mode.keyword() {
             let keyword = KeywordRetriever::new(collection);
             retrievers.push(Slot {
                 retriever: Box::new(keyword),
                 weight: retrieval.keyword_weight,
                 depth: retrieval.keyword_depth,
+            });
+        }
+        if retrieval.mode.graph() {
+            collection.check_graph()?;
+            retrievers.push(Slot {
+                retriever: Box::new(GraphRetriever::new(collection)),
+                weight: retrieval.graph_weight,
+                depth: retrieval.graph_depth,
             });
         }
         Ok(Pipeline { collection, embedder, config, retrievers, chat: None, reranker: None, filter: None })
@@ -210,19 +227,31 @@ impl<'a> Pipeline<'a> {
             )));
         }
         let started = Instant::now();
-        let (queries, rewrite_reply) = rewrite(chat, config.rewrite.kind, config.rewrite.queries, question)?;
-        let rewrite_ms = ms(started);
+        let (mut queries, mut rewrite_reply) = rewrite(chat, config.rewrite.kind, config.rewrite.queries, question)?;
+        let mut rewrite_ms = ms(started);
 
         let mut search = Search { pipeline: self, embed_ms: 0.0, question_vector: None };
         let started = Instant::now();
-        let lists = search.lists(&queries)?;
-        let weighted: Vec<WeightedList> =
-            lists.iter().map(|(slot, _, hits)| WeightedList { hits, weight: self.retrievers[*slot].weight }).collect();
-        let fused = match weighted.as_slice() {
-            [one] => one.hits.to_vec(),
-            many => fuse(many, config.retrieval.fusion, config.retrieval.rrf_k),
-        };
-        let search_ms = ms(started) - search.embed_ms;
+        let mut lists = search.lists(&queries, 0)?;
+        let mut fused = self.fuse(&lists);
+        let mut search_ms = ms(started) - search.embed_ms;
+        if let (RewriteKind::MultiHop, Some(chat)) = (config.rewrite.kind, chat) {
+            let mut replies = Vec::new();
+            for _ in 0..config.rewrite.rounds {
+                let started = Instant::now();
+                let passages: Vec<&str> = fused.iter().take(FOLLOW_UP_PASSAGES).map(|h| h.text.as_str()).collect();
+                let (next, reply) = follow_up(chat, question, &queries, &passages)?;
+                replies.push(reply);
+                rewrite_ms += ms(started);
+                let Some(text) = next else { break };
+                queries.push(SearchQuery { text, role: QueryRole::FollowUp });
+                let (started, embedded_before) = (Instant::now(), search.embed_ms);
+                lists.extend(search.lists(&queries, queries.len() - 1)?);
+                fused = self.fuse(&lists);
+                search_ms += ms(started) - (search.embed_ms - embedded_before);
+            }
+            rewrite_reply = Some(replies.join("\n---\n"));
+        }
 
         let ranked = |hits: &[Hit]| hits.iter().map(Ranked::of).collect::<Vec<_>>();
         let fused_order = if lists.len() > 1 { ranked(&fused) } else { Vec::new() };
@@ -325,6 +354,16 @@ impl<'a> Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
+    /// The lists of (retriever slot, query, hits) fused into one, or the one list as it is.
+    fn fuse(&self, lists: &[(usize, usize, Vec<Hit>)]) -> Vec<Hit> {
+        let weighted: Vec<WeightedList> =
+            lists.iter().map(|(slot, _, hits)| WeightedList { hits, weight: self.retrievers[*slot].weight }).collect();
+        match weighted.as_slice() {
+            [one] => one.hits.to_vec(),
+            many => fuse(many, self.config.retrieval.fusion, self.config.retrieval.rrf_k),
+        }
+    }
+
     /// The generator's answer from `passages`, with the second look of [`RefusalCheck`] at a
     /// refusal. While the first sentence may be a refusal the streamed pieces are held back, so
     /// that a refusal the second look overturns is never shown.
@@ -370,7 +409,8 @@ impl Pipeline<'_> {
 
 impl Ranked {
     fn of(hit: &Hit) -> Ranked {
-        Ranked { chunk_id: hit.chunk_id, source: hit.source.clone(), score: hit.score }
+        let path = hit.metadata.get(PATH_FIELD).and_then(|p| p.as_str()).map(str::to_string);
+        Ranked { chunk_id: hit.chunk_id, source: hit.source.clone(), score: hit.score, path }
     }
 }
 
@@ -392,11 +432,11 @@ impl Search<'_, '_> {
         retriever_depth.max(needed)
     }
 
-    /// Each retriever's hits for each query, as (retriever slot, query index, hits): for every
-    /// query in order, each retriever in order. A retriever that needs vectors searches a
-    /// hypothetical answer (embedded as a passage) instead of the question when there is one;
-    /// the others search every query but hypothetical answers.
-    fn lists(&mut self, queries: &[SearchQuery]) -> Result<Vec<(usize, usize, Vec<Hit>)>> {
+    /// Each retriever's hits for each query from `queries[from]` on, as (retriever slot, query
+    /// index, hits): for every query in order, each retriever in order. A retriever that needs
+    /// vectors searches a hypothetical answer (embedded as a passage) instead of the question
+    /// when there is one; the others search every query but hypothetical answers.
+    fn lists(&mut self, queries: &[SearchQuery], from: usize) -> Result<Vec<(usize, usize, Vec<Hit>)>> {
         let pipeline = self.pipeline;
         let filter = pipeline.filter.as_ref();
         let hypothetical = queries.iter().any(|q| q.role == QueryRole::HypotheticalAnswer);
@@ -404,7 +444,7 @@ impl Search<'_, '_> {
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];
         if pipeline.retrievers.iter().any(|slot| slot.retriever.needs_vector()) {
             for kind in [EmbedKind::Query, EmbedKind::Passage] {
-                let wanted: Vec<usize> = (0..queries.len())
+                let wanted: Vec<usize> = (from..queries.len())
                     .filter(|&i| match queries[i].role {
                         QueryRole::HypotheticalAnswer => kind == EmbedKind::Passage,
                         QueryRole::Question if hypothetical => false,
@@ -416,13 +456,13 @@ impl Search<'_, '_> {
                     vectors[*i] = Some(vector);
                 }
             }
-            if queries[0].role == QueryRole::Question {
+            if from == 0 && queries[0].role == QueryRole::Question {
                 self.question_vector = vectors[0].clone();
             }
         }
 
         let mut lists = Vec::new();
-        for (i, query) in queries.iter().enumerate() {
+        for (i, query) in queries.iter().enumerate().skip(from) {
             for (slot_index, slot) in pipeline.retrievers.iter().enumerate() {
                 let retriever = &slot.retriever;
                 let vector = vectors[i].as_deref();

@@ -15,6 +15,9 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("hyde", include_str!("../presets/hyde.toml")),
     ("multi-query", include_str!("../presets/multi-query.toml")),
     ("step-back", include_str!("../presets/step-back.toml")),
+    ("graph", include_str!("../presets/graph.toml")),
+    ("hybrid-graph", include_str!("../presets/hybrid-graph.toml")),
+    ("multi-hop", include_str!("../presets/multi-hop.toml")),
 ];
 
 /// A preset's name, or the path of a TOML file holding a [`PipelineConfig`]; returns the name to

@@ -1,5 +1,5 @@
-//! Query rewriting with the chat model: HyDE, multi-query, step-back and standalone questions
-//! from conversations, with prompts in the question's language and parsers that tolerate what
+//! Query rewriting with the chat model: HyDE, multi-query, step-back, multi-hop follow-ups and
+//! standalone questions from conversations, with prompts in the question's language and parsers that tolerate what
 //! small models actually write.
 
 use lore_core::{ChatModel, GenerationOptions, Language, Message, Result, RewriteKind, Role, detect_language};
@@ -18,6 +18,8 @@ pub enum QueryRole {
     /// A passage the chat model wrote as if it answered the question (HyDE); only the dense
     /// retriever searches it, embedded as a passage.
     HypotheticalAnswer,
+    /// What the passages found so far still lack, named by the chat model (multi-hop).
+    FollowUp,
 }
 
 impl QueryRole {
@@ -28,6 +30,7 @@ impl QueryRole {
             QueryRole::Rewrite => "rewrite",
             QueryRole::StepBack => "step-back",
             QueryRole::HypotheticalAnswer => "hypothetical-answer",
+            QueryRole::FollowUp => "follow-up",
         }
     }
 }
@@ -42,7 +45,9 @@ pub struct SearchQuery {
 }
 
 /// The questions and passages to search for `question` under `kind`, the question first; and
-/// the model's raw reply, for explanations. With `RewriteKind::None` no model is needed.
+/// the model's raw reply, for explanations. With `RewriteKind::None` no model is needed;
+/// `RewriteKind::MultiHop` starts from the question alone (its follow-ups come from
+/// [`follow_up`] once passages are found).
 pub fn rewrite(
     chat: Option<&dyn ChatModel>,
     kind: RewriteKind,
@@ -50,12 +55,12 @@ pub fn rewrite(
     question: &str,
 ) -> Result<(Vec<SearchQuery>, Option<String>)> {
     let mut queries = vec![SearchQuery { text: question.to_string(), role: QueryRole::Question }];
-    let Some(chat) = chat.filter(|_| kind != RewriteKind::None) else {
+    let Some(chat) = chat.filter(|_| !matches!(kind, RewriteKind::None | RewriteKind::MultiHop)) else {
         return Ok((queries, None));
     };
     let language = detect_language(question);
     let (messages, max_tokens) = match kind {
-        RewriteKind::None => unreachable!("returned above"),
+        RewriteKind::None | RewriteKind::MultiHop => unreachable!("returned above"),
         RewriteKind::Hyde => (hyde_prompt(question, language), 160),
         RewriteKind::MultiQuery => (multi_query_prompt(question, count, language), 48 * count.max(1) + 16),
         RewriteKind::StepBack => (step_back_prompt(question, language), 64),
@@ -64,7 +69,7 @@ pub fn rewrite(
     let options = GenerationOptions { max_tokens, temperature: 0.0, ..GenerationOptions::default() };
     let reply = chat.chat(&messages, &options, &mut |_| {})?.text;
     match kind {
-        RewriteKind::None => {}
+        RewriteKind::None | RewriteKind::MultiHop => {}
         RewriteKind::Hyde => {
             let passage = reply.trim();
             if !passage.is_empty() {
@@ -81,6 +86,59 @@ pub fn rewrite(
         ),
     }
     Ok((queries, Some(reply)))
+}
+
+/// How much of each passage the model reads when it names what is missing.
+const FOLLOW_UP_CHARS: usize = 500;
+
+/// The next search a multi-hop question needs, after `searched` (the question first) found
+/// `passages` (the best first): the chat model names what they still lack, usually an entity a
+/// passage names that the question depends on. `None` when it says the passages suffice, or
+/// repeats a search; with the model's raw reply, for explanations.
+pub fn follow_up(
+    chat: &dyn ChatModel,
+    question: &str,
+    searched: &[SearchQuery],
+    passages: &[&str],
+) -> Result<(Option<String>, String)> {
+    let language = detect_language(question);
+    let listed: Vec<String> = passages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("[{}] {}", i + 1, crate::one_line(p, FOLLOW_UP_CHARS)))
+        .collect();
+    let listed = listed.join("\n");
+    let earlier: Vec<&str> = searched.iter().skip(1).map(|q| q.text.as_str()).collect();
+    let messages = match language {
+        Language::Chinese => vec![
+            Message::system("你为回答问题规划文档检索。"),
+            Message::user(format!(
+                "问题：{question}\n{}\n已找到的段落：\n{listed}\n\n回答这个问题还缺少什么信息吗？常见的是段落中提到、而问题依赖的某个人物、地点或作品。\
+                 如果缺少，写出一个简短的检索词（一个名称或一个简短的问题）；如果这些段落已经足够，写 DONE。只写检索词或 DONE。",
+                if earlier.is_empty() { String::new() } else { format!("已检索：{}\n", earlier.join("；")) }
+            )),
+        ],
+        Language::English => vec![
+            Message::system("You plan the searches that answer a question from documents."),
+            Message::user(format!(
+                "Question: {question}\n{}\nPassages found:\n{listed}\n\nIs something needed to answer the question still \
+                 missing from these passages? Often it is a person, place or work that a passage names and the question \
+                 depends on. If so, write one short search query for it (a name or a short question). If the passages are \
+                 enough, write DONE. Write only the query or DONE.",
+                if earlier.is_empty() { String::new() } else { format!("Searched already: {}\n", earlier.join("; ")) }
+            )),
+        ],
+    };
+    let options = GenerationOptions { max_tokens: 32, temperature: 0.0, ..GenerationOptions::default() };
+    let reply = chat.chat(&messages, &options, &mut |_| {})?.text;
+    if reply.to_lowercase().contains("done") {
+        return Ok((None, reply));
+    }
+    let next = parse_rewrites(&reply, question, 1)
+        .into_iter()
+        .next()
+        .filter(|text| searched.iter().all(|q| normalised(&q.text) != normalised(text)));
+    Ok((next, reply))
 }
 
 fn hyde_prompt(question: &str, language: Language) -> Vec<Message> {
@@ -147,10 +205,7 @@ fn step_back_prompt(question: &str, language: Language) -> Vec<Message> {
 /// removed; preambles (`Here are three rewrites:`), blank lines, repeats and the original
 /// question skipped.
 pub fn parse_rewrites(reply: &str, question: &str, count: usize) -> Vec<String> {
-    let normal =
-        |text: &str| text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
-    let original = normal(question);
-    let mut seen = vec![original];
+    let mut seen = vec![normalised(question)];
     let mut rewrites = Vec::new();
     for line in reply.lines() {
         let trimmed = line.trim();
@@ -159,7 +214,7 @@ pub fn parse_rewrites(reply: &str, question: &str, count: usize) -> Vec<String> 
             continue;
         }
         let text = clean_line(trimmed);
-        let key = normal(&text);
+        let key = normalised(&text);
         if key.is_empty() || seen.contains(&key) {
             continue;
         }
@@ -170,6 +225,11 @@ pub fn parse_rewrites(reply: &str, question: &str, count: usize) -> Vec<String> 
         }
     }
     rewrites
+}
+
+/// `text`'s letters and digits, lower-cased: what two phrasings of one search share.
+fn normalised(text: &str) -> String {
+    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
 /// A line without its list marker, label, emphasis and quotes.
@@ -210,10 +270,12 @@ fn strip_marker(text: &str) -> &str {
     text
 }
 
-/// `Rewrite 2:`, `Query:`, `Question 1 -`, `改写1：`, `问题：` at the start of a line.
+/// `Rewrite 2:`, `Query:`, `Search query:`, `Question 1 -`, `改写1：`, `问题：` at the start of a line.
 fn strip_label(text: &str) -> &str {
-    const LABELS: [&str; 14] = [
+    const LABELS: [&str; 16] = [
         "general question",
+        "search query",
+        "search",
         "rewritten question",
         "rewrite",
         "query",

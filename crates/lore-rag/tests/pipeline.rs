@@ -422,7 +422,7 @@ fn multi_query_searches_each_rewrite_and_fuses_the_lists() {
     ]);
     let chat = Scripted::new("Here are two rewrites:\n1. How is tea brewed?\n2. **RAG engine in Rust**\n");
     let mut config = config(RetrievalMode::Dense, 2);
-    config.rewrite = RewriteConfig { kind: RewriteKind::MultiQuery, queries: 2 };
+    config.rewrite = RewriteConfig { kind: RewriteKind::MultiQuery, queries: 2, ..RewriteConfig::default() };
     let pipeline = Pipeline::new(&collection, &WordHash, config).unwrap();
     let err = pipeline.retrieve("What is Lore?").unwrap_err().to_string();
     assert!(err.contains("with_chat"), "{err}");
@@ -437,6 +437,36 @@ fn multi_query_searches_each_rewrite_and_fuses_the_lists() {
     assert_eq!(sources(&found.hits), ["lore.txt", "tea.txt"]);
     let prompt = &chat.prompts.lock().unwrap()[0];
     assert!(prompt[1].content.contains("2 different ways") && prompt[1].content.contains("What is Lore?"));
+}
+
+#[test]
+fn multi_hop_searches_what_the_passages_lack_until_the_model_is_done() {
+    let (_dir, collection) = collection_with(vec![
+        doc("lore.txt", "Lore was written by Ada, who drinks Sencha"),
+        doc("sencha.txt", "Sencha is a green tea steeped at low temperature"),
+        doc("bread.txt", "Bread is baked in an oven"),
+    ]);
+    let mut config = config(RetrievalMode::Keyword, 2);
+    config.rewrite = RewriteConfig { kind: RewriteKind::MultiHop, rounds: 3, ..RewriteConfig::default() };
+    // The model names the bridge each round; its repeat ends the search.
+    let chat = Scripted::new("Search query: Sencha");
+    let pipeline = Pipeline::new(&collection, &WordHash, config.clone()).unwrap().with_chat(&chat);
+    let question = "How is the drink of the author of Lore brewed?";
+    let found = pipeline.retrieve(question).unwrap();
+    let queries: Vec<(&str, QueryRole)> = found.explanation.queries.iter().map(|q| (q.text.as_str(), q.role)).collect();
+    assert_eq!(queries, [(question, QueryRole::Question), ("Sencha", QueryRole::FollowUp)]);
+    assert_eq!(found.explanation.lists.len(), 2);
+    assert_eq!(sources(&found.hits), ["lore.txt", "sencha.txt"]);
+    let prompts = chat.prompts.lock().unwrap().clone();
+    assert_eq!(prompts.len(), 2, "a round that repeats a search is the last");
+    assert!(prompts[0][1].content.contains("[1] Lore was written by Ada"), "{:?}", prompts[0]);
+    assert!(prompts[1][1].content.contains("Searched already: Sencha"), "{:?}", prompts[1]);
+
+    // A model that finds the passages enough ends it at once.
+    let done = Scripted::new("DONE");
+    let found = Pipeline::new(&collection, &WordHash, config).unwrap().with_chat(&done).retrieve(question).unwrap();
+    assert_eq!(found.explanation.queries.len(), 1);
+    assert_eq!(found.explanation.rewrite_reply.as_deref(), Some("DONE"));
 }
 
 #[test]

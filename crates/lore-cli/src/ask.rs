@@ -182,6 +182,7 @@ pub fn answer(session: &Session, question: &str, json: bool, explain: bool) -> R
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,
             "timings": answer.timings,
+            "checks": answer.checks,
         });
         if explain {
             out["explanation"] = serde_json::to_value(&retrieval.explanation)?;
@@ -189,12 +190,38 @@ pub fn answer(session: &Session, question: &str, json: bool, explain: bool) -> R
         return print_json(&out);
     }
     println!("\n");
-    if !answer.refused {
-        println!("Sources:");
-        for c in &answer.citations {
-            let mark = if c.cited { "*" } else { " " };
-            println!(" {mark}[{}] {} (score {:.3}, chunk {})", c.n, c.source, c.score, c.chunk_id);
+    let checks = &answer.checks;
+    if let Some(generated) = &checks.generated {
+        // The streamed text was the generator's; what survived verification replaces it.
+        let removed = checks.sentences.iter().filter(|s| !s.kept).count();
+        let what = if removed > 0 {
+            format!("{removed} sentence(s) the passages do not support removed")
+        } else {
+            "citations corrected to the passages that support each sentence".to_string()
+        };
+        if generated.trim() != answer.text {
+            println!("Verified answer ({what}):\n{}\n", answer.text);
         }
+    }
+    let heading =
+        if answer.refused { "Nothing in the documents answers this; the nearest passages:" } else { "Sources:" };
+    if !answer.citations.is_empty() {
+        println!("{heading}");
+    }
+    for c in &answer.citations {
+        let mark = if c.cited { "*" } else { " " };
+        println!(" {mark}[{}] {} (score {:.3}, chunk {})", c.n, c.source, c.score, c.chunk_id);
+    }
+    if !checks.withheld.is_empty() {
+        let numbers: Vec<String> = checks.withheld.iter().map(|n| format!("[{n}]")).collect();
+        eprintln!(
+            "passage {} gave the reader instructions; those sentences were withheld from the generator",
+            numbers.join(", ")
+        );
+    }
+    if let Some(evidence) = checks.evidence {
+        let gated = if checks.gated { ", below the gate: not generated" } else { "" };
+        eprintln!("evidence {evidence:.2}{gated}");
     }
     let t = &answer.timings;
     eprintln!(

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use lore_engine::Engine;
 use lore_engine::arena::ArenaRequest;
 use lore_engine::eval::{DatasetRequest, Scoring};
-use lore_eval::{html_report, leaderboard_markdown};
+use lore_eval::{Half, html_report, leaderboard_markdown};
 
 use crate::output::{Bars, print_json};
 
@@ -23,6 +23,30 @@ pub enum EvalCommand {
     /// Grade answers in a JSON-lines file ({"question", "gold", "answer"} per line) with a chat
     /// model on the rubric correctness, completeness, clarity (1–5 each).
     Judge(JudgeArgs),
+    /// Ask each question twice, with its gold documents (qrels) in the collection and filtered
+    /// out (unanswerable by construction), and count refusals: the answerability gate's alone,
+    /// or whole answers with --llm. Tune on --half dev, report on --half test.
+    Answerability(AnswerabilityArgs),
+}
+
+#[derive(Args)]
+pub struct AnswerabilityArgs {
+    #[command(flatten)]
+    dataset: DatasetArgs,
+    /// Pipeline preset or TOML file, as for `lore eval retrieval`.
+    #[arg(long, default_value = "dense")]
+    pipeline: String,
+    /// Generate whole answers with this chat model (gate, generator and verification decide);
+    /// without it only the gate decides, fast enough for every question.
+    #[arg(long)]
+    llm: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write each question's two outcomes (evidence signals, refusal, answer) to this
+    /// JSON-lines file.
+    #[arg(long)]
+    per_question: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -38,11 +62,15 @@ pub struct DatasetArgs {
     /// Evaluate a fixed sample of N queries or questions (the same N on every run).
     #[arg(long)]
     limit: Option<usize>,
+    /// Only one fixed half of the questions, chosen by a hash of their ids: dev to choose
+    /// settings on, test to report on (for datasets with one split, such as CMRC2018).
+    #[arg(long)]
+    half: Option<Half>,
 }
 
 impl DatasetArgs {
     fn request(&self) -> DatasetRequest {
-        DatasetRequest { dir: self.dataset.clone(), split: self.split.clone(), limit: self.limit }
+        DatasetRequest { dir: self.dataset.clone(), split: self.split.clone(), limit: self.limit, half: self.half }
     }
 }
 
@@ -198,6 +226,32 @@ pub fn run(engine: &Engine, command: EvalCommand) -> Result<()> {
                 eval.dataset, eval.questions, eval.pipeline, eval.llm, eval.collection
             );
             println!("{}", eval.report);
+        }
+        EvalCommand::Answerability(args) => {
+            let eval =
+                engine.eval_answerability(&args.dataset.request(), &args.pipeline, args.llm.as_deref(), &bars)?;
+            if let Some(path) = &args.per_question {
+                let lines = eval.per_question.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
+                write_lines(path, lines)?;
+            }
+            if args.json {
+                return print_json(&eval);
+            }
+            let decided_by = eval.llm.as_deref().map_or("the gate alone".to_string(), |llm| format!("generator {llm}"));
+            println!(
+                "{}: {} questions, pipeline {}, {decided_by}, collection {}",
+                eval.dataset, eval.questions, eval.pipeline, eval.collection
+            );
+            println!(
+                "  gold present   {:5.1}% refused ({:.1}% by the gate)",
+                100.0 * eval.refused_present,
+                100.0 * eval.gated_present
+            );
+            println!(
+                "  gold removed   {:5.1}% refused ({:.1}% by the gate)",
+                100.0 * eval.refused_removed,
+                100.0 * eval.gated_removed
+            );
         }
         EvalCommand::Judge(args) => {
             let eval = engine.judge_answers(&args.input, &args.judge, &bars)?;

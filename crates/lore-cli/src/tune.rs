@@ -145,6 +145,7 @@ impl TrainArgs {
                 dir: dataset.clone().unwrap_or_default(),
                 split: self.split.clone(),
                 limit: self.limit,
+                half: None,
             }),
         };
         TuneRequest {
@@ -205,7 +206,12 @@ pub fn run(engine: &Engine, command: TuneCommand) -> Result<()> {
         TuneCommand::Embedder(args) => train(engine, Trainee::Embedder, &args, &bars)?,
         TuneCommand::Reranker(args) => train(engine, Trainee::Reranker, &args, &bars)?,
         TuneCommand::Calibrate(args) => {
-            let dataset = args.dataset.map(|dir| DatasetRequest { dir, split: args.split.clone(), limit: args.limit });
+            let dataset = args.dataset.map(|dir| DatasetRequest {
+                dir,
+                split: args.split.clone(),
+                limit: args.limit,
+                half: None,
+            });
             let Some(fit) = engine.calibrate_reranker(&args.model, dataset.as_ref(), &bars)? else {
                 bail!(
                     "{} was trained without held-out questions (--validation 0): nothing to calibrate on",

@@ -149,4 +149,47 @@ pub struct Answer {
     pub completion_tokens: usize,
     /// Where the time went.
     pub timings: Timings,
+    /// How the answer was checked against its passages.
+    #[serde(default)]
+    pub checks: AnswerChecks,
+}
+
+/// What decided an answer: the evidence before generating, and each generated sentence's check
+/// against the passages.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AnswerChecks {
+    /// The evidence score, from 0 to 1, that the passages answer the question; `None` when the
+    /// answerability gate is off.
+    pub evidence: Option<f32>,
+    /// Lore refused without generating: the evidence score was below the gate's threshold. The
+    /// citations are then the nearest passages, none of them cited.
+    pub gated: bool,
+    /// The generator's text, when verification changed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+    /// Each sentence of the generated answer, with its check; empty when nothing was verified.
+    pub sentences: Vec<CheckedSentence>,
+    /// Passages (numbered as the citations) that held sentences giving the reader orders
+    /// ("ignore the instructions above"); those sentences were withheld from the generator.
+    pub withheld: Vec<usize>,
+}
+
+/// One sentence of a generated answer, checked against the passages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckedSentence {
+    /// The sentence, without its citation marks.
+    pub text: String,
+    /// The passages the generator cited for it.
+    pub cited: Vec<usize>,
+    /// The passages credited after the check (the cited one when it supports the sentence,
+    /// else the one that supports it best); empty when none does.
+    pub supported_by: Vec<usize>,
+    /// The share of the sentence's own words found in the passage credited (or, when none
+    /// is, the best passage).
+    pub support: f32,
+    /// How the sentence was checked (`lexical`).
+    pub method: String,
+    /// The sentence stays in the answer.
+    pub kept: bool,
 }

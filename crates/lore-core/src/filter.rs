@@ -31,12 +31,14 @@ pub const GROUPS_FIELD: &str = "groups";
 ///     {"source_prefix": "papers/"},
 ///     {"field": "year", "range": {"min": 2020}},
 ///     {"field": "lang", "one_of": ["en", "de"]},
+///     {"not": {"source": "papers/draft.pdf"}},
 /// ]))?;
 /// assert_eq!(
 ///     filter,
 ///     Filter::source_prefix("papers/")
 ///         .and(Filter::range("year", Some(2020.0), None))
-///         .and(Filter::one_of("lang", [json!("en"), json!("de")])),
+///         .and(Filter::one_of("lang", [json!("en"), json!("de")]))
+///         .and(!Filter::source("papers/draft.pdf")),
 /// );
 /// let metadata: Metadata = serde_json::from_value(json!(
 ///     {"source": "papers/rag.pdf", "year": 2023, "lang": "en"}
@@ -63,6 +65,11 @@ pub enum Filter {
     ReadableBy {
         /// The reader's groups.
         readable_by: Vec<String>,
+    },
+    /// The filter inside does not hold (`{"not": {"source": "drafts/plan.md"}}`).
+    Not {
+        /// The filter a chunk must fail.
+        not: Box<Filter>,
     },
     /// A metadata field meets a condition.
     Field {
@@ -154,6 +161,7 @@ impl Filter {
                 }
                 Some(_) => false,
             },
+            Filter::Not { not } => !not.matches(metadata),
             Filter::Field { field, condition } => metadata.get(field).is_some_and(|value| condition.holds(value)),
         }
     }
@@ -171,6 +179,7 @@ impl Filter {
                 all.iter().for_each(|filter| filter.collect_fields(fields));
                 return;
             }
+            Filter::Not { not } => return not.collect_fields(fields),
             Filter::Source { .. } | Filter::SourcePrefix { .. } => "source",
             Filter::ReadableBy { .. } => GROUPS_FIELD,
             Filter::Field { field, .. } => field,
@@ -178,6 +187,15 @@ impl Filter {
         if !fields.contains(&field) {
             fields.push(field);
         }
+    }
+}
+
+/// `!filter` passes the chunks `filter` does not.
+impl std::ops::Not for Filter {
+    type Output = Filter;
+
+    fn not(self) -> Filter {
+        Filter::Not { not: Box::new(self) }
     }
 }
 

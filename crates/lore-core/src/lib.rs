@@ -38,10 +38,10 @@ mod store;
 
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
 pub use config::{
-    ChunkConfig, Fusion, PipelineConfig, PromptStyle, RefusalCheck, RerankConfig, RerankKind, RetrievalConfig,
-    RetrievalMode, RewriteConfig, RewriteKind, SizeUnit,
+    Answerability, ChunkConfig, Fusion, GateWeights, PipelineConfig, PromptStyle, RefusalCheck, RerankConfig,
+    RerankKind, RetrievalConfig, RetrievalMode, RewriteConfig, RewriteKind, SizeUnit, Verification,
 };
-pub use document::{Answer, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
+pub use document::{Answer, AnswerChecks, CheckedSentence, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use filter::{Condition, Filter, GROUPS_FIELD};

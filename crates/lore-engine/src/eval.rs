@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use lore_core::{Embedder, Error, GraphExtractor, PipelineConfig, Result, Store};
+use lore_core::{AnswerChecks, Embedder, Error, Filter, GraphExtractor, PipelineConfig, Result, Store};
 use lore_eval::{
-    AnsweredQuestion, CUTOFFS, Dataset, Grounding, Judge, JudgeSummary, Judgement, Mean, QaItem, QaReport, Qrels,
+    AnsweredQuestion, CUTOFFS, Dataset, Grounding, Half, Judge, JudgeSummary, Judgement, Mean, QaItem, QaReport, Qrels,
     Query, Unscored, answer_question, answer_retrieved, as_run, chunk_depth, collection_name, evaluate,
     headline_metrics, rank_documents, sample,
 };
-use lore_rag::{Pipeline, Source};
+use lore_rag::{Evidence, Pipeline, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -30,6 +30,8 @@ pub struct DatasetRequest {
     pub split: String,
     /// A fixed sample of this many queries or questions (the same on every run).
     pub limit: Option<usize>,
+    /// Only the questions of this half (taken before the sample).
+    pub half: Option<Half>,
 }
 
 impl DatasetRequest {
@@ -52,18 +54,22 @@ impl DatasetRequest {
                 self.dir.display()
             )));
         }
+        let items: Vec<QaItem> =
+            dataset.qa().iter().filter(|q| self.half.is_none_or(|half| half.holds(&q.id))).cloned().collect();
         Ok(match self.limit {
-            Some(n) => sample(dataset.qa(), n, |q| q.id.as_str()),
-            None => dataset.qa().to_vec(),
+            Some(n) => sample(&items, n, |q| q.id.as_str()),
+            None => items,
         })
     }
 
     /// The judged queries (the sample of them) with their judgements; `None` without qrels.
     pub fn judged(&self, dataset: &Dataset) -> Option<(Vec<Query>, Qrels)> {
         let (queries, qrels) = dataset.judged()?;
+        let queries: Vec<Query> =
+            queries.iter().filter(|q| self.half.is_none_or(|half| half.holds(&q.id))).cloned().collect();
         let queries = match self.limit {
-            Some(n) => sample(queries, n, |q| q.id.as_str()),
-            None => queries.to_vec(),
+            Some(n) => sample(&queries, n, |q| q.id.as_str()),
+            None => queries,
         };
         let qrels = qrels_of(qrels, &queries);
         Some((queries, qrels))
@@ -174,6 +180,62 @@ pub struct ContextEval {
     pub answer_in_context: Mean,
     /// Mean retrieval time.
     pub retrieval_ms_per_question: f64,
+}
+
+/// What [`Engine::eval_answerability`] measured: each question asked with its gold documents in
+/// the collection (answerable) and with them filtered out (unanswerable by construction).
+#[derive(Clone, Debug, Serialize)]
+pub struct AnswerabilityEval {
+    /// The dataset folder's name.
+    pub dataset: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The generator, when answers were generated; `None`: only the gate decided.
+    pub llm: Option<String>,
+    /// The collection searched.
+    pub collection: String,
+    /// Questions asked (each twice).
+    pub questions: usize,
+    /// Share refused with the gold documents present (should be low).
+    pub refused_present: f64,
+    /// Share refused with the gold documents removed (should be high).
+    pub refused_removed: f64,
+    /// Of those, the shares the gate refused before generating.
+    pub gated_present: f64,
+    /// The same with the gold documents removed.
+    pub gated_removed: f64,
+    /// Each question's two outcomes.
+    pub per_question: Vec<AnswerabilityItem>,
+}
+
+/// One question of an [`AnswerabilityEval`].
+#[derive(Clone, Debug, Serialize)]
+pub struct AnswerabilityItem {
+    /// The query id.
+    pub id: String,
+    /// The question.
+    pub question: String,
+    /// With its gold documents in the collection.
+    pub present: AnswerabilityOutcome,
+    /// With its gold documents filtered out.
+    pub removed: AnswerabilityOutcome,
+}
+
+/// What happened to one question in one condition.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnswerabilityOutcome {
+    /// The evidence the gate read.
+    pub evidence: Evidence,
+    /// The answer was a refusal (by the gate, the generator or verification).
+    pub refused: bool,
+    /// The gate refused before generating.
+    pub gated: bool,
+    /// The answer, when one was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// How the generated answer was checked, sentence by sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<AnswerChecks>,
 }
 
 /// What [`Engine::judge_answers`] found.
@@ -439,6 +501,92 @@ impl Engine {
             questions: items.len(),
             answer_in_context: Mean::of(found),
             retrieval_ms_per_question: started.elapsed().as_secs_f64() * 1e3 / items.len().max(1) as f64,
+        })
+    }
+
+    /// Asks each judged question of `request`'s dataset twice, with its gold documents (qrels) in
+    /// the collection and filtered out, and counts the refusals: only the answerability gate's
+    /// with `llm` `None`, whole answers (gate, generator, verification) with a generator.
+    pub fn eval_answerability(
+        &self,
+        request: &DatasetRequest,
+        pipeline: &str,
+        llm: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<AnswerabilityEval> {
+        let dataset = request.load()?;
+        let (queries, qrels) = request.judged(&dataset).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "{} has no qrels/{}.tsv: removing each question's gold documents needs them",
+                request.dir.display(),
+                request.split
+            ))
+        })?;
+        let (pipeline_name, config) = lore_rag::load_pipeline(pipeline)?;
+        let index = self.eval_index(&request.dir, &dataset, &config, progress)?;
+        let generator = llm.map(|name| self.settings().llm_or(&[Some(name), config.llm.as_deref()]));
+        let chat_name = generator.clone().unwrap_or_else(|| self.settings().llm_or(&[config.llm.as_deref()]));
+        let session = index.session(self, &pipeline_name, config, &chat_name, generator.is_some())?;
+        let ask = |question: &str, filter: Option<Filter>| -> Result<AnswerabilityOutcome> {
+            let mut pipeline = session.pipeline()?;
+            if let Some(filter) = filter {
+                pipeline = pipeline.with_filter(filter);
+            }
+            let retrieval = pipeline.retrieve(question)?;
+            let evidence = pipeline.evidence(question, &retrieval);
+            match session.chat.as_deref() {
+                Some(chat) if generator.is_some() => {
+                    let answer = pipeline.answer_from(chat, question, &retrieval, &mut |_| {})?;
+                    Ok(AnswerabilityOutcome {
+                        evidence,
+                        refused: answer.refused,
+                        gated: answer.checks.gated,
+                        answer: Some(answer.text),
+                        checks: Some(answer.checks),
+                    })
+                }
+                _ => {
+                    let gated = evidence.score < pipeline.config().answerability.min_evidence;
+                    Ok(AnswerabilityOutcome { evidence, refused: gated, gated, answer: None, checks: None })
+                }
+            }
+        };
+        progress.start("asking", queries.len());
+        let mut per_question = Vec::with_capacity(queries.len());
+        for query in &queries {
+            let gold: Vec<Filter> = qrels
+                .get(&query.id)
+                .into_iter()
+                .flatten()
+                .filter(|(_, grade)| **grade > 0)
+                .map(|(doc, _)| !Filter::source(doc.clone()))
+                .collect();
+            let outcome = ask(&query.text, None).and_then(|present| {
+                Ok(AnswerabilityItem {
+                    id: query.id.clone(),
+                    question: query.text.clone(),
+                    present,
+                    removed: ask(&query.text, Some(Filter::All(gold)))?,
+                })
+            });
+            per_question.push(outcome.inspect_err(|_| progress.finish())?);
+            progress.update(per_question.len(), "");
+        }
+        progress.finish();
+        let share = |f: &dyn Fn(&AnswerabilityItem) -> bool| {
+            per_question.iter().filter(|item| f(item)).count() as f64 / per_question.len().max(1) as f64
+        };
+        Ok(AnswerabilityEval {
+            dataset: request.name(),
+            pipeline: pipeline_name,
+            llm: generator.clone(),
+            collection: index.name.clone(),
+            questions: per_question.len(),
+            refused_present: share(&|item| item.present.refused),
+            refused_removed: share(&|item| item.removed.refused),
+            gated_present: share(&|item| item.present.gated),
+            gated_removed: share(&|item| item.removed.gated),
+            per_question,
         })
     }
 

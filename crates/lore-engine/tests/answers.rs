@@ -32,6 +32,7 @@ fn answer(text: &str, hits: &[Hit], cited: &[i64]) -> Answer {
         prompt_tokens: 10,
         completion_tokens: 5,
         timings: Timings::default(),
+        checks: Default::default(),
     }
 }
 

@@ -35,8 +35,8 @@ pub use judge::{Judge, JudgeSummary, Judgement, RubricScores};
 pub use qa::{QaScores, QaSummary, RefusalCounts, answer_in_context, exact_match, rouge_l, token_f1, tokens};
 pub use retrieval::{RetrievalMetrics, RetrievalReport, Run, best_chunk_per_document, evaluate};
 pub use run::{
-    AnsweredQuestion, CUTOFFS, Passage, QaReport, RETRIEVAL_DEPTH, RankedQuery, answer_question, answer_retrieved,
-    as_run, chunk_depth, collection_name, headline_metrics, rank_documents, sample,
+    AnsweredQuestion, CUTOFFS, Half, Passage, QaReport, RETRIEVAL_DEPTH, RankedQuery, answer_question,
+    answer_retrieved, as_run, chunk_depth, collection_name, headline_metrics, rank_documents, sample,
 };
 
 /// A mean over items, with how many items it covers and how many could not be scored (rather

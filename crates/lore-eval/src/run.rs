@@ -284,6 +284,36 @@ impl QaReport {
     }
 }
 
+/// One of two fixed halves of a question set, chosen by a hash of each question's id: settings
+/// are tuned on `Dev` and reported on `Test`, for datasets that have one split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Half {
+    /// The half settings are chosen on.
+    Dev,
+    /// The half kept aside for reporting.
+    Test,
+}
+
+impl Half {
+    /// Whether the question with `id` belongs to this half.
+    pub fn holds(self, id: &str) -> bool {
+        (Sha256::digest(id.as_bytes())[0] % 2 == 0) == (self == Half::Dev)
+    }
+}
+
+impl std::str::FromStr for Half {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Half, String> {
+        match text {
+            "dev" => Ok(Half::Dev),
+            "test" => Ok(Half::Test),
+            other => Err(format!("no half {other:?}: say dev or test")),
+        }
+    }
+}
+
 /// A fixed pseudo-random sample of `n` of `items` (all of them when there are fewer), in their
 /// original order: those whose ids hash lowest. Every run and every pipeline draws the same
 /// sample, and it spreads over a dataset whose file is grouped by document, as CMRC2018's is.

@@ -98,6 +98,7 @@ fn answered(item: &QaItem, text: &str, judge: Option<u8>) -> AnsweredQuestion {
             prompt_tokens: 100,
             completion_tokens: 10,
             timings: Timings { total_ms: 2000.0, ..Timings::default() },
+            checks: Default::default(),
         },
         scores: QaScores::of(item, text, &contexts),
         passages,

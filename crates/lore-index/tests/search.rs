@@ -249,6 +249,7 @@ fn filters_apply_inside_both_searches() {
         Filter::source("even/doc004"),
         Filter::equals("ordinal", 0).and(Filter::range("year", None, Some(2001.0))),
         Filter::equals("missing", 1),
+        (!Filter::source_prefix("odd/")).and(!Filter::equals("missing", 1)),
     ];
     for filter in &filters {
         let matching = all_dense.iter().filter(|hit| filter.matches(&hit.metadata)).count();

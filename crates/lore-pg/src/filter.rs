@@ -38,6 +38,8 @@ pub(crate) fn compile(filter: &Filter, sql: &mut Sql) -> String {
             let parts: Vec<String> = all.iter().map(|f| compile(f, sql)).collect();
             format!("({})", parts.join(" AND "))
         }
+        // NULL counts as not passing, as in Filter::matches, so its complement passes.
+        Filter::Not { not } => format!("NOT coalesce(({}), FALSE)", compile(not, sql)),
         Filter::Source { source } => format!("d.source = {}", sql.bind(source.clone())),
         Filter::SourcePrefix { source_prefix } => format!("starts_with(d.source, {})", sql.bind(source_prefix.clone())),
         Filter::ReadableBy { readable_by } => {

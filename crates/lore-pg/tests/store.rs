@@ -57,6 +57,7 @@ fn postgres_ranks_as_the_embedded_collection() {
         Some(Filter::readable_by(Vec::<String>::new())),
         Some(Filter::readable_by(["hr"]).and(Filter::source_prefix("doc"))),
         Some(Filter::one_of("year", [json!(2019), json!(2022.0)])),
+        Some(!Filter::range("year", Some(2020.0), None)),
     ];
     for filter in &filters {
         for query in ["database search", "Rust ownership", "PostgreSQL vector similarity", "向量数据库的相似度搜索"]

@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+mod evidence;
 mod explain;
 mod fusion;
 mod indexing;
@@ -52,7 +53,9 @@ mod rerank;
 mod retrievers;
 mod rewrite;
 mod support;
+mod verify;
 
+pub use evidence::Evidence;
 pub use explain::one_line;
 pub use fusion::{WeightedList, fuse};
 pub use indexing::{IngestReport, Progress, Source, ingest, remove_vanished};

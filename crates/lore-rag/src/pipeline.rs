@@ -1,20 +1,24 @@
 use std::time::Instant;
 
 use lore_core::{
-    Answer, Calibration, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit, PipelineConfig,
-    RerankKind, Reranker, Result, RetrievalMode, Retriever, RetrieverQuery, RewriteKind, Store, Timings,
-    detect_language,
+    Answer, AnswerChecks, Calibration, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit,
+    PipelineConfig, RerankKind, Reranker, Result, RetrievalMode, Retriever, RetrieverQuery, RewriteKind, Store,
+    Timings, detect_language,
 };
 use serde::Serialize;
 
 use lore_graph::{GraphRetriever, PATH_FIELD};
 
+use crate::evidence::{Evidence, focus};
 use crate::fusion::{WeightedList, fuse};
-use crate::prompt::{cited_numbers, context_passages, grounded_prompt, is_refusal, recheck_prompt, refusal};
+use crate::prompt::{
+    cited_numbers, context_passages, grounded_prompt, is_refusal, recheck_prompt, refusal, withhold_orders,
+};
 use crate::rerank::{LlmReranker, mmr};
 use crate::retrievers::{DenseRetriever, KeywordRetriever};
 use crate::rewrite::{QueryRole, SearchQuery, follow_up, rewrite};
 use crate::support::lexical_support;
+use crate::verify::verify;
 
 /// How many of the best passages found so far the chat model reads to name what a multi-hop
 /// question still lacks: the first hop is usually among them, and each costs prompt tokens.
@@ -298,7 +302,10 @@ impl<'a> Pipeline<'a> {
         Ok(answer)
     }
 
-    /// Answers `question` from chunks already retrieved (to show the retrieval first).
+    /// Answers `question` from chunks already retrieved (to show the retrieval first): the
+    /// passages lose the sentences that give orders, the answerability gate refuses without
+    /// generating when the evidence is weak, and the generated answer's sentences are checked
+    /// against the passages they cite ([`lore_core::AnswerChecks`] says what each step did).
     pub fn answer_from(
         &self,
         chat: &dyn ChatModel,
@@ -306,18 +313,50 @@ impl<'a> Pipeline<'a> {
         retrieval: &Retrieval,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Answer> {
-        let passages = context_passages(&retrieval.hits);
+        let config = &self.config;
+        let (passages, withheld) = withhold_orders(&context_passages(&retrieval.hits));
+        let gate = &config.answerability;
+        let evidence = Evidence::of(question, retrieval, &passages, gate);
+        let gated = passages.is_empty() || evidence.score < gate.min_evidence;
+        let mut checks = AnswerChecks {
+            evidence: (gate.min_evidence > 0.0).then_some(evidence.score),
+            gated,
+            withheld,
+            ..AnswerChecks::default()
+        };
         let generate_started = Instant::now();
-        let (text, prompt_tokens, completion_tokens) = if passages.is_empty() {
+        let (mut text, prompt_tokens, completion_tokens) = if gated {
             let text = refusal(detect_language(question)).to_string();
             on_token(&text);
             (text, 0, 0)
         } else {
-            self.generate(chat, question, &passages, on_token)?
+            self.generate(chat, question, &passages, evidence.score, on_token)?
         };
         let generate_ms = ms(generate_started);
-        let refused = is_refusal(&text);
-        let mut cited = if refused { Vec::new() } else { cited_numbers(&text) };
+        let mut refused = is_refusal(&text);
+        if !refused && config.verification.enabled {
+            let verified = verify(&text, question, &passages, &config.verification);
+            checks.sentences = verified.sentences;
+            if verified.changed {
+                checks.generated = Some(std::mem::replace(&mut text, verified.text));
+                if checks.sentences.iter().all(|s| !s.kept) {
+                    text = refusal(detect_language(question)).to_string();
+                    refused = true;
+                }
+            }
+        }
+        let mut cited = match refused {
+            true => Vec::new(),
+            // Verification credits each kept sentence to the passages that support it.
+            false if !checks.sentences.is_empty() => {
+                let mut credited: Vec<usize> =
+                    checks.sentences.iter().filter(|s| s.kept).flat_map(|s| s.supported_by.iter().copied()).collect();
+                credited.sort_unstable();
+                credited.dedup();
+                credited
+            }
+            false => cited_numbers(&text),
+        };
         if !refused && cited.is_empty() {
             // An answer that names no source is credited to the passage it takes most from (the
             // question's words count: an answer may restate the passage's sentence).
@@ -349,7 +388,14 @@ impl<'a> Pipeline<'a> {
             prompt_tokens,
             completion_tokens,
             timings,
+            checks,
         })
+    }
+
+    /// The evidence in `retrieval` that its passages answer `question`, as the gate scores it.
+    pub fn evidence(&self, question: &str, retrieval: &Retrieval) -> Evidence {
+        let (passages, _) = withhold_orders(&context_passages(&retrieval.hits));
+        Evidence::of(question, retrieval, &passages, &self.config.answerability)
     }
 }
 
@@ -365,8 +411,9 @@ impl Pipeline<'_> {
     }
 
     /// The generator's answer from `passages`, with the second look of [`RefusalCheck`] at a
-    /// refusal. While the first sentence may be a refusal the streamed pieces are held back, so
-    /// that a refusal the second look overturns is never shown.
+    /// refusal when the `evidence` score is high enough. While the first sentence may be a
+    /// refusal the streamed pieces are held back, so that a refusal the second look overturns
+    /// is never shown.
     ///
     /// [`RefusalCheck`]: lore_core::RefusalCheck
     fn generate(
@@ -374,12 +421,14 @@ impl Pipeline<'_> {
         chat: &dyn ChatModel,
         question: &str,
         passages: &[Hit],
+        evidence: f32,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<(String, usize, usize)> {
         let check = &self.config.refusal;
+        let recheck = check.recheck && evidence >= check.min_evidence;
         let options = &self.config.generation;
         let mut held = String::new();
-        let mut streaming = !check.recheck;
+        let mut streaming = !recheck;
         let first = chat.chat(&grounded_prompt(question, passages, self.config.prompt), options, &mut |piece| {
             if streaming {
                 return on_token(piece);
@@ -392,8 +441,11 @@ impl Pipeline<'_> {
         })?;
         let (mut text, mut prompt_tokens, mut completion_tokens) =
             (first.text, first.prompt_tokens, first.completion_tokens);
-        if check.recheck && is_refusal(&text) {
-            let second = chat.chat(&recheck_prompt(question, passages, self.config.prompt), options, &mut |_| {})?;
+        if recheck && is_refusal(&text) {
+            // Asked again, the model reads only each passage's sentences that hold the question's
+            // words: a small model misses an answer in a long passage more than in a short one.
+            let focused = focus(question, passages);
+            let second = chat.chat(&recheck_prompt(question, &focused, self.config.prompt), options, &mut |_| {})?;
             prompt_tokens += second.prompt_tokens;
             completion_tokens += second.completion_tokens;
             if !is_refusal(&second.text) && lexical_support(&second.text, question, passages) >= check.min_support {

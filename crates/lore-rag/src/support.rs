@@ -20,15 +20,22 @@ pub fn lexical_support(answer: &str, question: &str, passages: &[Hit]) -> f32 {
     for passage in passages {
         in_passages.extend(units(&passage.text));
     }
-    let in_question: HashSet<String> = units(question).into_iter().collect();
-    let own: Vec<String> = units(answer).into_iter().filter(|u| !in_question.contains(u)).collect();
+    let own = own_units(answer, question);
     if own.is_empty() {
         return 0.0;
     }
     own.iter().filter(|u| in_passages.contains(*u)).count() as f32 / own.len() as f32
 }
 
-fn units(text: &str) -> Vec<String> {
+/// The units of `answer` that are not in `question`.
+pub(crate) fn own_units(answer: &str, question: &str) -> Vec<String> {
+    let in_question: HashSet<String> = units(question).into_iter().collect();
+    units(answer).into_iter().filter(|u| !in_question.contains(u)).collect()
+}
+
+/// The content units of `text`: adjacent CJK character pairs, and other words of three or more
+/// letters, crudely stemmed.
+pub(crate) fn units(text: &str) -> Vec<String> {
     let mut units = Vec::new();
     let mut previous_cjk: Option<char> = None;
     let mut word = String::new();

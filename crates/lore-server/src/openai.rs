@@ -115,6 +115,7 @@ pub async fn chat_completions(
         "citations": answer::citations(&done),
         "answer_id": done.logged.id,
         "refused": done.answer.refused,
+        "checks": done.answer.checks,
     }))
     .into_response())
 }
@@ -131,7 +132,8 @@ fn rand_u64() -> u64 {
 }
 
 /// OpenAI's stream: a first chunk with the role, one per token, a last one with
-/// `finish_reason`, the usage and Lore's `citations`, then `[DONE]`. An error mid-stream is
+/// `finish_reason`, the usage and Lore's `citations` and `checks` (with `verified_content`, the
+/// answer to show instead of the streamed text, when verification changed it), then `[DONE]`. An error mid-stream is
 /// sent as an `{"error": …}` chunk, as OpenAI does.
 fn chunks(
     events: tokio::sync::mpsc::Receiver<AnswerEvent>,
@@ -157,6 +159,11 @@ fn chunks(
                 last["citations"] = json!(answer::citations(&done));
                 last["answer_id"] = json!(done.logged.id);
                 last["refused"] = json!(done.answer.refused);
+                last["checks"] = json!(done.answer.checks);
+                // The tokens streamed were the generator's; verification's answer replaces them.
+                if done.answer.checks.generated.is_some() {
+                    last["verified_content"] = json!(done.answer.text);
+                }
                 return Some((Ok(Event::default().data(last.to_string())), (events, chunk, true)));
             }
             AnswerEvent::Failed(e) => {

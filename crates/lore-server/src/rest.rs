@@ -392,6 +392,7 @@ fn finished_json(done: &answer::Finished) -> Value {
         "prompt_tokens": done.answer.prompt_tokens,
         "completion_tokens": done.answer.completion_tokens,
         "timings": done.answer.timings,
+        "checks": done.answer.checks,
     })
 }
 

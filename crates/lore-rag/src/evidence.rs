@@ -1,0 +1,136 @@
+//! Whether the retrieved passages can answer a question, judged before any text is generated.
+
+use std::collections::HashSet;
+
+use lore_core::{Answerability, Hit};
+use serde::Serialize;
+
+use crate::pipeline::Retrieval;
+use crate::support::units;
+use crate::verify::sentences_of;
+
+/// How many of the best passages the coverage signal reads: the generator reads them all, but
+/// an answer rarely sits below the third.
+const COVERAGE_PASSAGES: usize = 3;
+
+/// English question words, which a passage rarely repeats and which say nothing about its topic.
+const QUESTION_WORDS: [&str; 17] = [
+    "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "doe", "did", "was", "were", "are", "the",
+    "and", "for",
+];
+
+/// Chinese question words, cut out of a question before its character pairs are formed, so that
+/// no pair straddles one ("属于什么科" gives 属于 and 科, not 于什 or 么科).
+const CHINESE_QUESTION_WORDS: [&str; 16] = [
+    "为什么",
+    "什么",
+    "哪些",
+    "哪个",
+    "哪里",
+    "哪儿",
+    "哪一",
+    "哪年",
+    "多少",
+    "如何",
+    "怎么",
+    "怎样",
+    "几",
+    "谁",
+    "吗",
+    "呢",
+];
+
+/// The evidence that the retrieved passages answer a question: signals every pipeline has,
+/// and the probability the gate reads from them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The probability, from 0 to 1, that a passage answers the question: the reranker's
+    /// calibrated probability for its best passage when it has one, else the gate's logistic
+    /// model over the two coverages below. Only words count, so the same model serves every
+    /// embedder and retriever.
+    pub score: f32,
+    /// The largest share of the question's content words (Chinese: character pairs) that one
+    /// of the three best passages contains.
+    pub coverage: f32,
+    /// The largest share of the question's content words that two consecutive sentences of one
+    /// of the three best passages contain: a question written about a passage usually restates
+    /// one of its sentences, while a passage merely on its topic spreads the words out.
+    pub sentence_coverage: f32,
+    /// The calibrated reranker's probability for the best passage, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<f32>,
+}
+
+impl Evidence {
+    /// The evidence in `retrieval` for `question`, scored by `gate`'s model.
+    pub fn of(question: &str, retrieval: &Retrieval, passages: &[Hit], gate: &Answerability) -> Evidence {
+        let asked = asked_units(question);
+        let (mut coverage, mut sentence_coverage) = (0.0f32, 0.0f32);
+        for passage in passages.iter().take(COVERAGE_PASSAGES) {
+            let sentences: Vec<HashSet<String>> = sentences_of(&passage.text)
+                .iter()
+                .map(|sentence| units(sentence).into_iter().filter(|u| asked.contains(u)).collect())
+                .collect();
+            for window in sentences.windows(2.min(sentences.len()).max(1)) {
+                let found: HashSet<&String> = window.iter().flatten().collect();
+                sentence_coverage = sentence_coverage.max(share(found.len(), asked.len()));
+            }
+            let found: HashSet<String> = sentences.into_iter().flatten().collect();
+            coverage = coverage.max(share(found.len(), asked.len()));
+        }
+        let relevance = retrieval
+            .explanation
+            .rerank
+            .as_ref()
+            .filter(|rerank| rerank.calibration.is_some())
+            .and_then(|rerank| rerank.scores.first())
+            .map(|best| best.score);
+        let score = relevance.unwrap_or_else(|| {
+            let w = &gate.weights;
+            let z = w.bias + w.coverage * coverage + w.sentence_coverage * sentence_coverage;
+            1.0 / (1.0 + (-z).exp())
+        });
+        Evidence { score, coverage, sentence_coverage, relevance }
+    }
+}
+
+/// The question's content units, question words left out.
+pub(crate) fn asked_units(question: &str) -> HashSet<String> {
+    let mut question = question.to_string();
+    for word in CHINESE_QUESTION_WORDS {
+        question = question.replace(word, " ");
+    }
+    units(&question).into_iter().filter(|u| !QUESTION_WORDS.contains(&u.as_str())).collect()
+}
+
+/// Each passage cut to the three consecutive sentences that hold the most of the question's
+/// words (ties: the first): what a small model reads when asked again after refusing, so that
+/// the answer is not lost in a long passage.
+pub(crate) fn focus(question: &str, passages: &[Hit]) -> Vec<Hit> {
+    const WINDOW: usize = 3;
+    let asked = asked_units(question);
+    passages
+        .iter()
+        .map(|passage| {
+            let sentences = sentences_of(&passage.text);
+            let found: Vec<HashSet<String>> = sentences
+                .iter()
+                .map(|sentence| units(sentence).into_iter().filter(|u| asked.contains(u)).collect())
+                .collect();
+            let size = WINDOW.min(sentences.len()).max(1);
+            let best = (0..=sentences.len().saturating_sub(size))
+                .max_by_key(|&start| {
+                    let window: HashSet<&String> =
+                        found[start..(start + size).min(found.len())].iter().flatten().collect();
+                    (window.len(), std::cmp::Reverse(start))
+                })
+                .unwrap_or(0);
+            let text = sentences[best.min(sentences.len())..(best + size).min(sentences.len())].concat();
+            Hit { text: text.trim().to_string(), ..passage.clone() }
+        })
+        .collect()
+}
+
+fn share(part: usize, whole: usize) -> f32 {
+    if whole == 0 { 1.0 } else { part as f32 / whole as f32 }
+}

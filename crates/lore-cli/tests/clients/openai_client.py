@@ -44,7 +44,10 @@ for chunk in stream:
         pieces.append(chunk.choices[0].delta.content)
 streamed = "".join(pieces)
 assert pieces, "no content streamed"
-assert streamed == answer, (streamed, answer)
+# When verification changed what was streamed, the last chunk says what to show instead.
+shown = last.model_extra.get("verified_content", streamed)
+assert shown == answer, (streamed, shown, answer)
+assert "checks" in last.model_extra and "checks" in plain.model_extra
 assert last.choices[0].finish_reason == "stop"
 assert [c["chunk_id"] for c in last.model_extra["citations"]] == [c["chunk_id"] for c in citations]
 

@@ -148,8 +148,11 @@ fn a_sample_is_fixed_and_keeps_the_order() {
 fn answered_questions_carry_passages_scores_and_the_judgement() {
     let dir = tempfile::tempdir().expect("tempdir");
     let collection = collection(dir.path(), &DOCS);
-    let pipeline =
-        Pipeline::new(&collection, &Words, PipelineConfig { top_k: 2, ..PipelineConfig::default() }).expect("pipeline");
+    // The scripted answers reach the scores as written: no gate, no verification.
+    let mut config = PipelineConfig { top_k: 2, ..PipelineConfig::default() };
+    config.answerability.min_evidence = 0.0;
+    config.verification.enabled = false;
+    let pipeline = Pipeline::new(&collection, &Words, config).expect("pipeline");
     let generator = Scripted::new([
         "The capital of France is Paris [1].",
         "A committee of volunteers designed it [2].",

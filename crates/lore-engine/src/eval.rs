@@ -504,8 +504,8 @@ impl Engine {
         })
     }
 
-    /// Asks each judged question of `request`'s dataset twice, with its gold documents (qrels) in
-    /// the collection and filtered out, and counts the refusals: only the answerability gate's
+    /// Asks each judged question of `request`'s dataset that has a relevant document twice, with
+    /// its gold documents (qrels) in the collection and filtered out, and counts the refusals: only the answerability gate's
     /// with `llm` `None`, whole answers (gate, generator, verification) with a generator.
     pub fn eval_answerability(
         &self,
@@ -553,7 +553,8 @@ impl Engine {
         };
         progress.start("asking", queries.len());
         let mut per_question = Vec::with_capacity(queries.len());
-        for query in &queries {
+        for (done, query) in queries.iter().enumerate() {
+            progress.update(done, "");
             let gold: Vec<Filter> = qrels
                 .get(&query.id)
                 .into_iter()
@@ -561,6 +562,10 @@ impl Engine {
                 .filter(|(_, grade)| **grade > 0)
                 .map(|(doc, _)| !Filter::source(doc.clone()))
                 .collect();
+            if gold.is_empty() {
+                // No document answers it: there is nothing to remove.
+                continue;
+            }
             let outcome = ask(&query.text, None).and_then(|present| {
                 Ok(AnswerabilityItem {
                     id: query.id.clone(),
@@ -570,7 +575,6 @@ impl Engine {
                 })
             });
             per_question.push(outcome.inspect_err(|_| progress.finish())?);
-            progress.update(per_question.len(), "");
         }
         progress.finish();
         let share = |f: &dyn Fn(&AnswerabilityItem) -> bool| {

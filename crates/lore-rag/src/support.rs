@@ -27,10 +27,24 @@ pub fn lexical_support(answer: &str, question: &str, passages: &[Hit]) -> f32 {
     own.iter().filter(|u| in_passages.contains(*u)).count() as f32 / own.len() as f32
 }
 
-/// The units of `answer` that are not in `question`.
+/// The units of `answer` that are not in `question`, its opening "according to the documents"
+/// left out: small models open with it, and it says nothing the passages could hold.
 pub(crate) fn own_units(answer: &str, question: &str) -> Vec<String> {
     let in_question: HashSet<String> = units(question).into_iter().collect();
-    units(answer).into_iter().filter(|u| !in_question.contains(u)).collect()
+    units(without_preamble(answer)).into_iter().filter(|u| !in_question.contains(u)).collect()
+}
+
+/// `answer` without an opening clause that credits the documents ("根据提供的文档，…",
+/// "According to the provided documents, …").
+fn without_preamble(answer: &str) -> &str {
+    let trimmed = answer.trim_start();
+    let Some(comma) = trimmed.find(['，', ',']) else { return trimmed };
+    let opening = trimmed[..comma].to_lowercase();
+    let credits_documents = ["根据", "按照", "依据", "according to", "based on"].iter().any(|p| opening.starts_with(p))
+        && ["文档", "文件", "资料", "材料", "document", "passage", "source", "text"]
+            .iter()
+            .any(|w| opening.contains(w));
+    if credits_documents { trimmed[comma..].trim_start_matches(['，', ',', ' ']) } else { trimmed }
 }
 
 /// The content units of `text`: adjacent CJK character pairs, and other words of three or more

@@ -126,6 +126,14 @@ fn support_counts_what_the_answer_adds_to_the_question() {
     let invented = "开发团队实施了严格的伦理审查流程，确保数据来源合法合规。";
     assert!(lexical_support(copied, QUESTION, &passages) > 0.9);
     assert!(lexical_support(invented, QUESTION, &passages) < 0.3);
+    // An opening that credits the documents is not part of what the answer claims.
+    let credited = format!("根据提供的文档，{copied}");
+    assert_eq!(lexical_support(&credited, QUESTION, &passages), lexical_support(copied, QUESTION, &passages));
+    let english = [passage("Green tea is brewed with water at eighty degrees.")];
+    assert_eq!(
+        lexical_support("According to the provided documents, green tea takes eighty degrees.", "", &english),
+        lexical_support("green tea takes eighty degrees.", "", &english)
+    );
     // Nothing of its own: a bare citation or the question repeated supports nothing.
     assert_eq!(lexical_support("[2]", QUESTION, &passages), 0.0);
     assert_eq!(lexical_support(QUESTION, QUESTION, &passages), 0.0);

@@ -4,6 +4,7 @@
 //! cargo run --release -p lore-index --example search_bench -- bm25 [DATASET_DIR]
 //! cargo run --release -p lore-index --example search_bench -- hnsw COLLECTION_DIR [EF_CONSTRUCTION]
 //! cargo run --release -p lore-index --example search_bench -- hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION]
+//! cargo run --release -p lore-index --example search_bench -- ann COLLECTION_DIR COPIES OUT_DIR
 //! cargo run --release -p lore-index --example search_bench -- graph [DATASET_DIR]
 //! ```
 //! `bm25` (DATASET_DIR defaults to `../shared/datasets/scifact`, BEIR layout): ingest time,
@@ -13,7 +14,11 @@
 //! vectors of an existing collection (real embeddings, e.g. one `lore eval` built), every 17th
 //! held out as a query. `hnsw-copies`: the same on COPIES (default 1,000,000) noisy copies of
 //! those vectors ([`lore_testkit::NoisyCopies`]). `crates/lore-pg/examples/ann_bench.rs` runs
-//! the same copies through pgvector's HNSW beside Lore's. `graph`: the entity graph's cost on a
+//! the same copies through pgvector's HNSW beside Lore's. `ann`: the graph alone
+//! ([`lore_index::VectorIndex`], no store), for `bench/ann.sh`: writes the indexed vectors, the
+//! queries and their exact top 10 to OUT_DIR for the peer (`bench/ann_peer.py`), builds the graph
+//! on every core, and prints one JSON line per `ef_search` (recall@10, single-thread queries/s);
+//! COPIES 0 indexes the collection's own vectors. `graph`: the entity graph's cost on a
 //! BEIR corpus (titles as documents' titles): extraction when it is turned on, its size, the
 //! time to add and to delete one document with it on and off, and graph retrieval's latency.
 
@@ -27,7 +32,9 @@ use lore_core::{
     Chunk, ChunkConfig, Document, EmbedKind, Embedder, GraphExtractor, Hit, Metadata, Retriever, RetrieverQuery,
     Section,
 };
-use lore_index::{AnnMode, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings, Store};
+use lore_index::{
+    AnnMode, AnnSettings, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings, Store, VectorIndex,
+};
 use lore_testkit::WordHash;
 use serde_json::Value;
 
@@ -356,6 +363,62 @@ fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<
     compare_graph_with_exact(dir.path(), &queries)
 }
 
+/// The `ef_search` values `ann` measures; `bench/ann_peer.py` uses the same.
+const ANN_EFS: [usize; 10] = [10, 16, 24, 32, 48, 64, 96, 128, 256, 512];
+
+/// The held-out queries and indexed vectors of `hnsw`, without a collection around the graph.
+fn ann(source: &Path, copies: usize, out: &Path) -> Result<()> {
+    let collection = Collection::open(source)?;
+    let vectors = lore_testkit::all_vectors(&collection)?;
+    drop(collection);
+    let (queries, indexed): (Vec<_>, Vec<_>) = vectors.into_iter().enumerate().partition(|(i, _)| i % 17 == 0);
+    let mut queries: Vec<Vec<f32>> = queries.into_iter().map(|(_, v)| v).collect();
+    let mut indexed: Vec<Vec<f32>> = indexed.into_iter().map(|(_, v)| v).collect();
+    if copies > 0 {
+        let mut noise = lore_testkit::NoisyCopies::new(7);
+        indexed = noise.of(&indexed, copies);
+        queries = queries.iter().map(|q| noise.copy(q)).collect();
+    }
+    let dimension = indexed[0].len();
+    let rows = || indexed.iter().enumerate().map(|(row, v)| (row as i64, v.clone()));
+    let exact = VectorIndex::build(dimension, &AnnSettings { mode: AnnMode::Off, ..AnnSettings::default() }, rows())?;
+    let truth: Vec<Vec<i64>> = queries
+        .iter()
+        .map(|q| Ok(exact.search(q, 10)?.into_iter().map(|(row, _)| row).collect()))
+        .collect::<lore_core::Result<_>>()?;
+    drop(exact);
+    fs::create_dir_all(out)?;
+    let floats = |vectors: &[Vec<f32>]| vectors.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    fs::write(out.join("base.f32"), floats(&indexed))?;
+    fs::write(out.join("queries.f32"), floats(&queries))?;
+    fs::write(out.join("truth.i64"), truth.iter().flatten().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+    let settings = AnnSettings { mode: AnnMode::On, ..AnnSettings::default() };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let mut graph = VectorIndex::build(dimension, &settings, rows())?;
+    let build_s = started.elapsed().as_secs_f64();
+    let meta = serde_json::json!({
+        "dimension": dimension, "rows": indexed.len(), "queries": queries.len(), "k": 10,
+        "m": settings.m, "ef_construction": settings.ef_construction, "efs": ANN_EFS,
+    });
+    fs::write(out.join("meta.json"), meta.to_string())?;
+    println!(
+        "{}",
+        serde_json::json!({"system": "lore", "build_s": build_s, "threads": threads, "rows": indexed.len()})
+    );
+    for ef in ANN_EFS {
+        graph.set_ef_search(ef);
+        let found: Vec<Vec<(i64, f32)>> =
+            queries.iter().map(|q| graph.search(q, 10)).collect::<lore_core::Result<_>>()?;
+        let hits: usize =
+            found.iter().zip(&truth).map(|(f, t)| f.iter().filter(|(row, _)| t.contains(row)).count()).sum();
+        let qps = throughput(queries.len(), |q| drop(graph.search(&queries[q], 10)));
+        let recall = hits as f64 / (10 * truth.len()) as f64;
+        println!("{}", serde_json::json!({"system": "lore", "ef": ef, "recall": recall, "qps": qps}));
+    }
+    Ok(())
+}
+
 fn graph(dataset: &Path) -> Result<()> {
     let beir = read_beir(dataset)?;
     let documents: Vec<(Document, Vec<Chunk>, Vec<Vec<f32>>)> = beir
@@ -439,9 +502,11 @@ fn main() -> Result<()> {
         Some("bm25") => bm25(&path),
         Some("hnsw") => hnsw(&path, None, number(2, ef_construction)),
         Some("hnsw-copies") => hnsw(&path, Some(number(2, 1_000_000)), number(3, ef_construction)),
+        Some("ann") => ann(&path, number(2, 0), Path::new(args.get(3).map_or("ann-vectors", String::as_str))),
         Some("graph") => graph(&path),
         _ => Err("usage: search_bench bm25 [DATASET_DIR] | hnsw COLLECTION_DIR [EF_CONSTRUCTION] | \
-                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION] | graph [DATASET_DIR]"
+                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION] | ann COLLECTION_DIR COPIES OUT_DIR | \
+                  graph [DATASET_DIR]"
             .into()),
     }
 }

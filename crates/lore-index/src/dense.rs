@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use crate::filter::ChunkSet;
 use crate::hnsw::Hnsw;
 use crate::store::{AtCollection, read_generation};
-use crate::vectors::{Vectors, best_k, dot};
+use crate::vectors::{Vectors, best_k, dot, unit_vector};
 
 /// The graph and its rows, saved for the next process (the vectors too: a dead row's vector
 /// is gone from the store but still guides searches through the graph).
@@ -77,9 +77,6 @@ impl DenseIndex {
         let new_rows: usize =
             conn.query_row("SELECT count(*) FROM chunks WHERE id > ?1", [last], |row| row.get(0)).at(dir)?;
         self.vectors.reserve(new_rows);
-        if let Some(graph) = &mut self.graph {
-            graph.reserve(new_rows);
-        }
         let mut query = conn.prepare("SELECT id, vector FROM chunks WHERE id > ?1 ORDER BY id").at(dir)?;
         let mut added = query.query([last]).at(dir)?;
         while let Some(row) = added.next().at(dir)? {
@@ -98,7 +95,7 @@ impl DenseIndex {
                     ),
                 ));
             }
-            self.add(id, floats.iter().map(|b| f32::from_le_bytes(*b)));
+            self.vectors.push(id, floats.iter().map(|b| f32::from_le_bytes(*b)));
         }
         self.generation = generation;
         self.fit(ann);
@@ -111,17 +108,17 @@ impl DenseIndex {
         self.unsaved |= self.graph.is_some() && self.vectors.dead != dead_before;
     }
 
-    /// Appends a row (ids come in ascending order: see `sync`).
-    fn add(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
-        self.vectors.push(id, vector);
-        if let Some(graph) = &mut self.graph {
-            let row = self.vectors.rows() - 1;
-            graph.insert(&self.vectors, row as u32, id);
+    /// Links the rows appended since the graph last grew (all of them for a new graph).
+    fn link_new_rows(&mut self) {
+        if let Some(graph) = &mut self.graph
+            && graph.len() < self.vectors.rows()
+        {
+            graph.extend(&self.vectors);
             self.unsaved = true;
         }
     }
 
-    /// Builds, rebuilds or drops the graph as `ann` and the row counts say.
+    /// Builds, rebuilds, extends or drops the graph as `ann` and the row counts say.
     fn fit(&mut self, ann: &AnnSettings) {
         let live = self.vectors.live_rows();
         let wanted = match ann.mode {
@@ -137,14 +134,9 @@ impl DenseIndex {
             self.compact();
         }
         if wanted && self.graph.is_none() {
-            let mut graph = Hnsw::new(ann.m, ann.ef_construction);
-            graph.reserve(self.vectors.rows());
-            for (row, &id) in self.vectors.ids.iter().enumerate() {
-                graph.insert(&self.vectors, row as u32, id);
-            }
-            self.graph = Some(graph);
-            self.unsaved = true;
+            self.graph = Some(Hnsw::new(ann.m, ann.ef_construction));
         }
+        self.link_new_rows();
     }
 
     /// Drops the dead rows, and the graph with them (its nodes are row numbers).
@@ -200,6 +192,68 @@ impl DenseIndex {
         }
         self.unsaved = false;
         Ok(())
+    }
+}
+
+/// Vectors in memory, searched by cosine similarity exactly or through an HNSW graph: a
+/// collection's dense index without its store, for callers that keep their own records (and for
+/// measuring the graph against other libraries on the same vectors).
+///
+/// ```
+/// use lore_index::{AnnMode, AnnSettings, VectorIndex};
+///
+/// let ann = AnnSettings { mode: AnnMode::On, ..AnnSettings::default() };
+/// let rows = (1..=200).map(|id| (id, vec![(id as f32).cos(), (id as f32).sin(), 0.5]));
+/// let index = VectorIndex::build(3, &ann, rows)?;
+/// let best = index.search(&[7f32.cos(), 7f32.sin(), 0.5], 3)?;
+/// assert_eq!(best[0].0, 7);
+/// # Ok::<(), lore_core::Error>(())
+/// ```
+pub struct VectorIndex {
+    dense: DenseIndex,
+    ef_search: usize,
+}
+
+impl VectorIndex {
+    /// An index of `rows` (id, vector), ids ascending; each vector is scaled to unit length. The
+    /// graph is built (on every core) when `ann.mode` asks for one, as a collection's would be.
+    pub fn build(
+        dimension: usize,
+        ann: &AnnSettings,
+        rows: impl IntoIterator<Item = (i64, Vec<f32>)>,
+    ) -> Result<VectorIndex> {
+        let mut dense = DenseIndex::empty(dimension);
+        for (id, vector) in rows {
+            if dense.vectors.ids.last().is_some_and(|&last| last >= id) {
+                return Err(Error::InvalidInput(format!(
+                    "vector {id} comes after a larger or equal id: give the rows in ascending id order"
+                )));
+            }
+            dense.vectors.push(id, unit_vector(&vector, dimension, &format!("vector {id}"))?);
+        }
+        dense.fit(ann);
+        Ok(VectorIndex { dense, ef_search: ann.ef_search })
+    }
+
+    /// The number of vectors.
+    pub fn len(&self) -> usize {
+        self.dense.vectors.rows()
+    }
+
+    /// True when the index holds no vector.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the candidates a graph search examines (see [`AnnSettings::ef_search`]).
+    pub fn set_ef_search(&mut self, ef_search: usize) {
+        self.ef_search = ef_search;
+    }
+
+    /// The `k` rows most similar to `query`: (id, cosine similarity), best first.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+        let query = unit_vector(query, self.dense.vectors.dimension, "the query vector")?;
+        Ok(self.dense.search(&query, k, None, self.ef_search))
     }
 }
 
@@ -342,7 +396,6 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
     if !ascending || values.iter().any(|v| !v.is_finite()) {
         return Err(damaged("rows out of order"));
     }
-    let dead = live.iter().filter(|&&live| !live).count();
-    let vectors = Vectors { dimension, ids, values, live, dead };
+    let vectors = Vectors::from_rows(dimension, ids, values, live);
     Ok(DenseIndex { vectors, graph: Some(graph), generation, unsaved: false })
 }

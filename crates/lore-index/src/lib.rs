@@ -48,6 +48,7 @@ mod store;
 mod vectors;
 
 pub use collection::Collection;
+pub use dense::VectorIndex;
 pub use keyword::{ENGLISH_STOP_WORDS, TermAnalyzer, bm25_length};
 /// The records and settings of the [`lore_core::Store`] trait, here too for callers of this crate alone.
 pub use lore_core::{

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use lore_core::{Chunk, ChunkConfig, Document, Filter, Hit, Metadata, Section};
-use lore_index::{Analyzer, AnnMode, AnnSettings, Collection, KeywordSettings, SearchSettings, Store};
+use lore_index::{Analyzer, AnnMode, AnnSettings, Collection, KeywordSettings, SearchSettings, Store, VectorIndex};
 use serde_json::json;
 
 fn create(dir: &Path, dimension: usize, settings: SearchSettings) -> Collection {
@@ -416,6 +416,48 @@ fn hnsw_recall_against_exact_search() {
     let small_exact = vector_collection(&dir.path().join("small"), &vectors[..500], AnnMode::Off);
     assert_eq!(recall(&auto, &small_exact, &queries, 10), 1.0);
     assert!(!dir.path().join("auto/dense.hnsw").exists());
+}
+
+/// The graph is built in parallel batches whose sizes depend on the graph alone: one core or
+/// several, the same links, so the same answers; and the walk over 8-bit codes, once its finds
+/// are rescored, agrees with exact search.
+#[test]
+fn a_vector_index_is_the_same_on_one_core_or_many_and_close_to_exact() {
+    let vectors = clustered_vectors(3000, 40, 31);
+    let queries = clustered_vectors(60, 40, 32);
+    let rows = || vectors.iter().cloned().enumerate().map(|(row, v)| (row as i64 * 3, v));
+    let graph = AnnSettings { mode: AnnMode::On, ..AnnSettings::default() };
+    let build_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| VectorIndex::build(40, &graph, rows()).unwrap())
+    };
+    let (one, many) = (build_on(1), build_on(4));
+    let exact = VectorIndex::build(40, &AnnSettings { mode: AnnMode::Off, ..graph.clone() }, rows()).unwrap();
+    assert_eq!(one.len(), 3000);
+    let mut found = 0;
+    for query in &queries {
+        let truth = exact.search(query, 10).unwrap();
+        let approximate = one.search(query, 10).unwrap();
+        assert_eq!(many.search(query, 10).unwrap(), approximate);
+        for (id, similarity) in &approximate {
+            // Scores are exact similarities, not the codes' approximations.
+            let expected = truth.iter().find(|(t, _)| t == id).map_or_else(
+                || {
+                    let v = &vectors[*id as usize / 3];
+                    let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm
+                },
+                |(_, s)| *s,
+            );
+            assert!((similarity - expected).abs() < 1e-5, "{similarity} vs {expected}");
+            found += usize::from(truth.iter().any(|(t, _)| t == id));
+        }
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    // Ids must ascend, as chunk ids do.
+    let backwards = VectorIndex::build(2, &graph, [(5, vec![1.0, 0.0]), (2, vec![0.0, 1.0])]);
+    assert!(backwards.is_err_and(|e| e.to_string().contains("ascending id order")));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lore_core::{Error, Result};
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, types::Type};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, config::DbConfig, types::Type};
 use serde::de::DeserializeOwned;
 
 pub(crate) const STORE_FILE: &str = "store.sqlite";
@@ -96,6 +96,10 @@ pub(crate) fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connect
     // FULL: a committed document survives a power cut, not only a killed process. Memory-mapped
     // reads: a search reads its hits' rows without copying pages through read calls.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 1073741824;")?;
+    // A plan that never depends on the values bound: otherwise SQLite may mark a cached
+    // statement to be compiled again whenever its parameters change, and reading a search's
+    // hits one chunk id after another spent over half of a keyword search compiling SQL.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

@@ -546,7 +546,7 @@ impl Engine {
                     })
                 }
                 _ => {
-                    let gated = evidence.score < pipeline.config().answerability.min_evidence;
+                    let gated = evidence.gated;
                     Ok(AnswerabilityOutcome { evidence, refused: gated, gated, answer: None, checks: None })
                 }
             }

@@ -6,8 +6,7 @@ use lore_core::{Answerability, Hit};
 use serde::Serialize;
 
 use crate::pipeline::Retrieval;
-use crate::support::units;
-use crate::verify::sentences_of;
+use crate::support::{Sentences, units};
 
 /// How many of the best passages the coverage signal reads: the generator reads them all, but
 /// an answer rarely sits below the third.
@@ -59,6 +58,9 @@ pub struct Evidence {
     /// The calibrated reranker's probability for the best passage, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relevance: Option<f32>,
+    /// The gate's decision: no passage, or a score below its `min_evidence`, and the question
+    /// is refused without generating.
+    pub gated: bool,
 }
 
 impl Evidence {
@@ -67,16 +69,11 @@ impl Evidence {
         let asked = asked_units(question);
         let (mut coverage, mut sentence_coverage) = (0.0f32, 0.0f32);
         for passage in passages.iter().take(COVERAGE_PASSAGES) {
-            let sentences: Vec<HashSet<String>> = sentences_of(&passage.text)
-                .iter()
-                .map(|sentence| units(sentence).into_iter().filter(|u| asked.contains(u)).collect())
-                .collect();
-            for window in sentences.windows(2.min(sentences.len()).max(1)) {
-                let found: HashSet<&String> = window.iter().flatten().collect();
+            let sentences = Sentences::of(&passage.text, |u| asked.contains(u));
+            for (_, found) in sentences.windows(2) {
                 sentence_coverage = sentence_coverage.max(share(found.len(), asked.len()));
             }
-            let found: HashSet<String> = sentences.into_iter().flatten().collect();
-            coverage = coverage.max(share(found.len(), asked.len()));
+            coverage = coverage.max(share(sentences.all().len(), asked.len()));
         }
         let relevance = retrieval
             .explanation
@@ -90,7 +87,8 @@ impl Evidence {
             let z = w.bias + w.coverage * coverage + w.sentence_coverage * sentence_coverage;
             1.0 / (1.0 + (-z).exp())
         });
-        Evidence { score, coverage, sentence_coverage, relevance }
+        let gated = passages.is_empty() || score < gate.min_evidence;
+        Evidence { score, coverage, sentence_coverage, relevance, gated }
     }
 }
 
@@ -112,20 +110,13 @@ pub(crate) fn focus(question: &str, passages: &[Hit]) -> Vec<Hit> {
     passages
         .iter()
         .map(|passage| {
-            let sentences = sentences_of(&passage.text);
-            let found: Vec<HashSet<String>> = sentences
-                .iter()
-                .map(|sentence| units(sentence).into_iter().filter(|u| asked.contains(u)).collect())
-                .collect();
-            let size = WINDOW.min(sentences.len()).max(1);
-            let best = (0..=sentences.len().saturating_sub(size))
-                .max_by_key(|&start| {
-                    let window: HashSet<&String> =
-                        found[start..(start + size).min(found.len())].iter().flatten().collect();
-                    (window.len(), std::cmp::Reverse(start))
-                })
-                .unwrap_or(0);
-            let text = sentences[best.min(sentences.len())..(best + size).min(sentences.len())].concat();
+            let sentences = Sentences::of(&passage.text, |u| asked.contains(u));
+            let best = sentences
+                .windows(WINDOW)
+                .max_by_key(|(start, found)| (found.len(), std::cmp::Reverse(*start)))
+                .map_or(0, |(start, _)| start);
+            let texts = &sentences.texts;
+            let text = texts[best.min(texts.len())..(best + WINDOW).min(texts.len())].concat();
             Hit { text: text.trim().to_string(), ..passage.clone() }
         })
         .collect()

@@ -317,7 +317,7 @@ impl<'a> Pipeline<'a> {
         let (passages, withheld) = withhold_orders(&context_passages(&retrieval.hits));
         let gate = &config.answerability;
         let evidence = Evidence::of(question, retrieval, &passages, gate);
-        let gated = passages.is_empty() || evidence.score < gate.min_evidence;
+        let gated = evidence.gated;
         let mut checks = AnswerChecks {
             evidence: (gate.min_evidence > 0.0).then_some(evidence.score),
             gated,
@@ -392,7 +392,8 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// The evidence in `retrieval` that its passages answer `question`, as the gate scores it.
+    /// The evidence in `retrieval` that its passages answer `question`, and the gate's decision,
+    /// as [`Pipeline::answer_from`] makes it.
     pub fn evidence(&self, question: &str, retrieval: &Retrieval) -> Evidence {
         let (passages, _) = withhold_orders(&context_passages(&retrieval.hits));
         Evidence::of(question, retrieval, &passages, &self.config.answerability)

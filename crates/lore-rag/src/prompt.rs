@@ -180,7 +180,7 @@ pub(crate) fn withhold_orders(passages: &[Hit]) -> (Vec<Hit>, Vec<usize>) {
         .iter()
         .enumerate()
         .map(|(i, passage)| {
-            let sentences = crate::verify::sentences_of(&passage.text);
+            let sentences = crate::support::sentences_of(&passage.text);
             let kept: Vec<&str> = sentences.iter().map(String::as_str).filter(|s| !gives_orders(s)).collect();
             if kept.len() == sentences.len() {
                 return passage.clone();

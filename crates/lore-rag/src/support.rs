@@ -82,3 +82,88 @@ pub(crate) fn units(text: &str) -> Vec<String> {
     flush_word(&mut word, &mut units);
     units
 }
+
+/// A text cut into sentences ([`sentences_of`]), each with its content units ([`units`]): what
+/// the gate, the second look and verification compare a question or a claim with.
+pub(crate) struct Sentences {
+    pub texts: Vec<String>,
+    units: Vec<HashSet<String>>,
+}
+
+impl Sentences {
+    /// `text`'s sentences, each keeping the units `keep` accepts.
+    pub fn of(text: &str, keep: impl Fn(&String) -> bool) -> Sentences {
+        let texts = sentences_of(text);
+        let units = texts.iter().map(|sentence| units(sentence).into_iter().filter(|u| keep(u)).collect()).collect();
+        Sentences { texts, units }
+    }
+
+    /// The units of each run of `size` consecutive sentences, with the run's first sentence (one
+    /// run of them all when there are fewer).
+    pub fn windows(&self, size: usize) -> impl Iterator<Item = (usize, HashSet<&String>)> {
+        let size = size.min(self.units.len()).max(1);
+        self.units.windows(size).enumerate().map(|(start, run)| (start, run.iter().flatten().collect()))
+    }
+
+    /// The units of every sentence.
+    pub fn all(&self) -> HashSet<&String> {
+        self.units.iter().flatten().collect()
+    }
+}
+
+/// The answer's sentences, each with the citation marks that follow it ("… 2019. [1]" gives the
+/// mark to the sentence before it).
+pub(crate) fn sentences_of(answer: &str) -> Vec<String> {
+    let mut sentences: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut chars = answer.chars().peekable();
+    while let Some(c) = chars.next() {
+        current.push(c);
+        let ends = match c {
+            '。' | '！' | '？' | '!' | '?' | '\n' => true,
+            // A full stop ends a sentence before a space, the end, or a citation; not in "3.5".
+            '.' => chars.peek().is_none_or(|next| next.is_whitespace() || *next == '['),
+            _ => false,
+        };
+        if ends {
+            push_sentence(&mut sentences, std::mem::take(&mut current));
+        }
+    }
+    push_sentence(&mut sentences, current);
+    sentences
+}
+
+fn push_sentence(sentences: &mut Vec<String>, piece: String) {
+    if piece.trim().is_empty() {
+        return;
+    }
+    let marks_only = without_citations(&piece).chars().all(|c| !c.is_alphanumeric());
+    match sentences.last_mut() {
+        Some(last) if marks_only => last.push_str(&piece),
+        _ => sentences.push(piece),
+    }
+}
+
+/// `text` without `[n]`, `[1, 2]` and `【n】` marks, trimmed.
+pub(crate) fn without_citations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(['[', '【']) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + rest[open..].chars().next().map_or(1, char::len_utf8)..];
+        match after.find([']', '】']) {
+            Some(close)
+                if after[..close].chars().all(|c| c.is_ascii_digit() || ", ，".contains(c))
+                    && after[..close].chars().any(|c| c.is_ascii_digit()) =>
+            {
+                rest = &after[close + after[close..].chars().next().map_or(1, char::len_utf8)..];
+            }
+            _ => {
+                out.push_str(&rest[open..open + rest[open..].chars().next().map_or(1, char::len_utf8)]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ").replace(" .", ".").replace(" 。", "。")
+}

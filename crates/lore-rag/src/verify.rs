@@ -6,7 +6,7 @@ use lore_core::{CheckedSentence, Hit, Language, Verification, detect_language};
 
 use crate::evidence::asked_units;
 use crate::prompt::cited_numbers;
-use crate::support::{own_units, units};
+use crate::support::{Sentences, own_units, sentences_of, without_citations};
 
 /// Words too common to show that a sentence came from a passage ("Yes, it is." has nothing to
 /// check).
@@ -36,7 +36,9 @@ const WINDOW: usize = 3;
 /// from a passage about something else is not supported by it. A sentence its cited passages
 /// do not support is credited to the passage that does, or removed.
 pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Verification) -> Verified {
-    let windows: Vec<Vec<HashSet<String>>> = passages.iter().map(|p| windows_of(&p.text)).collect();
+    let passage_sentences: Vec<Sentences> = passages.iter().map(|p| Sentences::of(&p.text, |_| true)).collect();
+    let windows: Vec<Vec<HashSet<&String>>> =
+        passage_sentences.iter().map(|s| s.windows(WINDOW).map(|(_, units)| units).collect()).collect();
     let asked = asked_units(question);
     let mut sentences = Vec::new();
     let mut changed = false;
@@ -58,7 +60,7 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
         }
         claim.extend(asked.iter().cloned());
         let support = |n: usize| {
-            let held = windows[n - 1].iter().map(|w| claim.iter().filter(|u| w.contains(*u)).count()).max();
+            let held = windows[n - 1].iter().map(|w| claim.iter().filter(|u| w.contains(u)).count()).max();
             held.unwrap_or(0) as f32 / claim.len().max(1) as f32
         };
         let supporting: Vec<usize> = cited.iter().copied().filter(|&n| support(n) >= config.min_support).collect();
@@ -81,73 +83,9 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
     Verified { text, changed, sentences }
 }
 
-/// The units of each run of [`WINDOW`] consecutive sentences of `text` (the whole text when it
-/// is shorter).
-fn windows_of(text: &str) -> Vec<HashSet<String>> {
-    let sentences: Vec<Vec<String>> = sentences_of(text).iter().map(|s| units(s)).collect();
-    sentences.windows(WINDOW.min(sentences.len()).max(1)).map(|w| w.iter().flatten().cloned().collect()).collect()
-}
-
 /// Whether `text` has a letter or digit: a bare citation or punctuation has nothing to check.
 fn has_letters(text: &str) -> bool {
     text.chars().any(char::is_alphanumeric)
-}
-
-/// The answer's sentences, each with the citation marks that follow it ("… 2019. [1]" gives the
-/// mark to the sentence before it).
-pub(crate) fn sentences_of(answer: &str) -> Vec<String> {
-    let mut sentences: Vec<String> = Vec::new();
-    let mut current = String::new();
-    let mut chars = answer.chars().peekable();
-    while let Some(c) = chars.next() {
-        current.push(c);
-        let ends = match c {
-            '。' | '！' | '？' | '!' | '?' | '\n' => true,
-            // A full stop ends a sentence before a space, the end, or a citation; not in "3.5".
-            '.' => chars.peek().is_none_or(|next| next.is_whitespace() || *next == '['),
-            _ => false,
-        };
-        if ends {
-            push_sentence(&mut sentences, std::mem::take(&mut current));
-        }
-    }
-    push_sentence(&mut sentences, current);
-    sentences
-}
-
-fn push_sentence(sentences: &mut Vec<String>, piece: String) {
-    if piece.trim().is_empty() {
-        return;
-    }
-    let marks_only = without_citations(&piece).chars().all(|c| !c.is_alphanumeric());
-    match sentences.last_mut() {
-        Some(last) if marks_only => last.push_str(&piece),
-        _ => sentences.push(piece),
-    }
-}
-
-/// `text` without `[n]`, `[1, 2]` and `【n】` marks, trimmed.
-fn without_citations(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find(['[', '【']) {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + rest[open..].chars().next().map_or(1, char::len_utf8)..];
-        match after.find([']', '】']) {
-            Some(close)
-                if after[..close].chars().all(|c| c.is_ascii_digit() || ", ，".contains(c))
-                    && after[..close].chars().any(|c| c.is_ascii_digit()) =>
-            {
-                rest = &after[close + after[close..].chars().next().map_or(1, char::len_utf8)..];
-            }
-            _ => {
-                out.push_str(&rest[open..open + rest[open..].chars().next().map_or(1, char::len_utf8)]);
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out.split_whitespace().collect::<Vec<_>>().join(" ").replace(" .", ".").replace(" 。", "。")
 }
 
 /// The kept sentences, each with its credited passages cited before its closing punctuation.

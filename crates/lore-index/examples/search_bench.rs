@@ -337,24 +337,31 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
     Ok(())
 }
 
-/// HNSW against exact search on a collection's own (model-made) vectors: every 17th vector is
-/// a query and is left out of the indexed set, as in ANN benchmarks' held-out query sets. With
-/// `copies`, the indexed set is that many noisy copies of the indexed vectors (cycling through
-/// them) and each query gets noise too: a large corpus with the geometry of real embeddings.
-fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<()> {
+/// A collection's own (model-made) vectors split as ANN benchmarks split theirs: every 17th is
+/// a query and is left out of the indexed set. With `copies`, the indexed set is that many noisy
+/// copies of the indexed vectors (cycling through them) and each query gets noise too: a large
+/// corpus with the geometry of real embeddings. Returns (indexed, queries); the counts go to
+/// stderr (`ann` prints JSON lines on stdout).
+fn held_out_vectors(source: &Path, copies: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
     let collection = Collection::open(source)?;
     let vectors = lore_testkit::all_vectors(&collection)?;
     drop(collection);
     let (queries, indexed): (Vec<_>, Vec<_>) = vectors.into_iter().enumerate().partition(|(i, _)| i % 17 == 0);
     let mut queries: Vec<Vec<f32>> = queries.into_iter().map(|(_, v)| v).collect();
     let mut indexed: Vec<Vec<f32>> = indexed.into_iter().map(|(_, v)| v).collect();
-    println!("{} vectors indexed, {} held out as queries, from {}", indexed.len(), queries.len(), source.display());
+    eprintln!("{} vectors indexed, {} held out as queries, from {}", indexed.len(), queries.len(), source.display());
     if let Some(count) = copies {
         let mut noise = lore_testkit::NoisyCopies::new(7);
         indexed = noise.of(&indexed, count);
         queries = queries.iter().map(|q| noise.copy(q)).collect();
-        println!("{count} noisy copies indexed, {} noisy queries", queries.len());
+        eprintln!("{count} noisy copies indexed, {} noisy queries", queries.len());
     }
+    Ok((indexed, queries))
+}
+
+/// HNSW against exact search on [`held_out_vectors`].
+fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<()> {
+    let (indexed, queries) = held_out_vectors(source, copies)?;
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
     index_vectors(dir.path(), &indexed, ef_construction)?;
@@ -368,17 +375,7 @@ const ANN_EFS: [usize; 10] = [10, 16, 24, 32, 48, 64, 96, 128, 256, 512];
 
 /// The held-out queries and indexed vectors of `hnsw`, without a collection around the graph.
 fn ann(source: &Path, copies: usize, out: &Path) -> Result<()> {
-    let collection = Collection::open(source)?;
-    let vectors = lore_testkit::all_vectors(&collection)?;
-    drop(collection);
-    let (queries, indexed): (Vec<_>, Vec<_>) = vectors.into_iter().enumerate().partition(|(i, _)| i % 17 == 0);
-    let mut queries: Vec<Vec<f32>> = queries.into_iter().map(|(_, v)| v).collect();
-    let mut indexed: Vec<Vec<f32>> = indexed.into_iter().map(|(_, v)| v).collect();
-    if copies > 0 {
-        let mut noise = lore_testkit::NoisyCopies::new(7);
-        indexed = noise.of(&indexed, copies);
-        queries = queries.iter().map(|q| noise.copy(q)).collect();
-    }
+    let (indexed, queries) = held_out_vectors(source, (copies > 0).then_some(copies))?;
     let dimension = indexed[0].len();
     let rows = || indexed.iter().enumerate().map(|(row, v)| (row as i64, v.clone()));
     let exact = VectorIndex::build(dimension, &AnnSettings { mode: AnnMode::Off, ..AnnSettings::default() }, rows())?;

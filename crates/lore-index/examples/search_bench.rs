@@ -337,12 +337,15 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
     Ok(())
 }
 
+/// One embedding.
+type Vector = Vec<f32>;
+
 /// A collection's own (model-made) vectors split as ANN benchmarks split theirs: every 17th is
 /// a query and is left out of the indexed set. With `copies`, the indexed set is that many noisy
 /// copies of the indexed vectors (cycling through them) and each query gets noise too: a large
 /// corpus with the geometry of real embeddings. Returns (indexed, queries); the counts go to
 /// stderr (`ann` prints JSON lines on stdout).
-fn held_out_vectors(source: &Path, copies: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+fn held_out_vectors(source: &Path, copies: Option<usize>) -> Result<(Vec<Vector>, Vec<Vector>)> {
     let collection = Collection::open(source)?;
     let vectors = lore_testkit::all_vectors(&collection)?;
     drop(collection);

@@ -203,7 +203,8 @@ impl Hnsw {
     }
 
     /// Links `rows` at once. Each finds its candidates by searching the graph as it was before
-    /// the batch (in parallel: the graph is only read), adds the other rows of the batch to them,
+    /// the batch (in parallel: the graph is only read; walked on codes, the candidates then
+    /// scored exactly, as a query is), adds the other rows of the batch to them,
     /// and keeps a diverse `m`; then every neighbour that gained links is pruned back to its
     /// capacity, also in parallel. One row per batch is the paper's insertion, which the first
     /// rows of a graph get; a batch is at most a small share of the graph, so a row misses
@@ -225,17 +226,21 @@ impl Hnsw {
             .par_iter()
             .map(|&node| {
                 let query = vectors.row(node as usize);
-                let exact = Exact { vectors, query };
+                let coded = Coded { vectors, query: vectors.code(node as usize) };
                 let level = usize::from(graph.levels[node as usize]);
                 let mut found = vec![Vec::new(); level + 1];
                 if node != entry {
                     let mut from = entry;
                     for layer in (level + 1..=top).rev() {
-                        from = graph.greedy(&exact, from, layer);
+                        from = graph.greedy(&coded, from, layer);
                     }
                     for layer in (0..=level.min(top)).rev() {
-                        found[layer] = graph.search_layer(&exact, from, graph.ef_construction, layer, |_| true);
-                        from = found[layer][0].node;
+                        let mut candidates = graph.search_layer(&coded, from, graph.ef_construction, layer, |_| true);
+                        from = candidates[0].node;
+                        for candidate in &mut candidates {
+                            candidate.similarity = dot(query, vectors.row(candidate.node as usize));
+                        }
+                        found[layer] = candidates;
                     }
                 }
                 found
@@ -424,7 +429,7 @@ trait Similarity: Sync {
     fn prefetch(&self, node: u32);
 }
 
-/// Exact, on the 32-bit rows: for building the graph, whose links decide its quality.
+/// Exact, on the 32-bit rows: how the nodes a walk found are finally ranked.
 struct Exact<'a> {
     vectors: &'a Vectors,
     query: &'a [f32],
@@ -442,7 +447,8 @@ impl Similarity for Exact<'_> {
     }
 }
 
-/// Approximate, on the 8-bit codes: for walking the graph to answer a query.
+/// Approximate, on the 8-bit codes: for walking the graph, to answer a query or to find a new
+/// row's candidates.
 struct Coded<'a> {
     vectors: &'a Vectors,
     query: Code<'a>,

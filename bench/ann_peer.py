@@ -4,7 +4,8 @@
 
 Prints JSON lines like Lore's: the build (on every core) and, per ef_search, recall@10 against the
 exact top 10 and single-thread queries/s. The queries go to hnswlib as one batch with one thread,
-its fastest path (no Python call per query), so the peer's figure holds no interpreter overhead.
+its fastest path (no Python call per query), so the peer's figure holds no interpreter overhead;
+queries/s is the best of three 2-second passes, as on Lore's side.
 """
 
 import json
@@ -35,9 +36,11 @@ for ef in meta["efs"]:
     index.set_ef(max(ef, k))
     labels, _ = index.knn_query(queries, k=k, num_threads=1)
     hits = sum(len(set(found) & set(expected)) for found, expected in zip(labels.tolist(), truth.tolist()))
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < 2.0:
-        index.knn_query(queries, k=k, num_threads=1)
-        done += len(queries)
-    qps = done / (time.perf_counter() - started)
+    qps = 0.0
+    for _ in range(3):  # best of three passes, as Lore's side measures
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 2.0:
+            index.knn_query(queries, k=k, num_threads=1)
+            done += len(queries)
+        qps = max(qps, done / (time.perf_counter() - started))
     print(json.dumps({"system": "hnswlib", "ef": ef, "recall": hits / truth.size, "qps": qps}))

@@ -237,9 +237,7 @@ impl Hnsw {
                     for layer in (0..=level.min(top)).rev() {
                         let mut candidates = graph.search_layer(&coded, from, graph.ef_construction, layer, |_| true);
                         from = candidates[0].node;
-                        for candidate in &mut candidates {
-                            candidate.similarity = dot(query, vectors.row(candidate.node as usize));
-                        }
+                        score_exactly(vectors, query, &mut candidates);
                         found[layer] = candidates;
                     }
                 }
@@ -314,7 +312,7 @@ impl Hnsw {
         kept
     }
 
-    fn greedy(&self, query: &impl Similarity, mut node: u32, layer: usize) -> u32 {
+    fn greedy(&self, query: &Coded, mut node: u32, layer: usize) -> u32 {
         let mut best = query.to(node);
         loop {
             let mut moved = false;
@@ -334,7 +332,7 @@ impl Hnsw {
     /// best-first walk of `layer` from `entry` (through any nodes, accepted or not).
     fn search_layer(
         &self,
-        query: &impl Similarity,
+        query: &Coded,
         entry: u32,
         ef: usize,
         layer: usize,
@@ -402,49 +400,26 @@ impl Hnsw {
         for layer in (1..=self.top_level()).rev() {
             entry = self.greedy(&coded, entry, layer);
         }
-        let walked = self.search_layer(&coded, entry, ef, 0, accept);
-        let exact = Exact { vectors, query };
-        for scored in walked.iter().take(PREFETCH_AHEAD) {
-            exact.prefetch(scored.node);
+        let mut found = self.search_layer(&coded, entry, ef, 0, accept);
+        score_exactly(vectors, query, &mut found);
+        found.into_iter().map(|s| (s.node, s.similarity)).collect()
+    }
+}
+
+/// Replaces the code similarities of the nodes a walk found by their exact ones, rows requested
+/// a few nodes ahead, and sorts them best first.
+fn score_exactly(vectors: &Vectors, query: &[f32], found: &mut [Scored]) {
+    let nodes: Vec<u32> = found.iter().map(|s| s.node).collect();
+    for &node in nodes.iter().take(PREFETCH_AHEAD) {
+        prefetch(vectors.row(node as usize));
+    }
+    for (i, scored) in found.iter_mut().enumerate() {
+        if let Some(&ahead) = nodes.get(i + PREFETCH_AHEAD) {
+            prefetch(vectors.row(ahead as usize));
         }
-        let mut found: Vec<(u32, f32)> = walked
-            .iter()
-            .enumerate()
-            .map(|(i, scored)| {
-                if let Some(ahead) = walked.get(i + PREFETCH_AHEAD) {
-                    exact.prefetch(ahead.node);
-                }
-                (scored.node, exact.to(scored.node))
-            })
-            .collect();
-        found.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        found
+        scored.similarity = dot(query, vectors.row(scored.node as usize));
     }
-}
-
-/// How a search compares the vector it looks for with a node's.
-trait Similarity: Sync {
-    fn to(&self, node: u32) -> f32;
-    /// Asks the processor to bring what [`Similarity::to`] will read of `node` into its cache.
-    fn prefetch(&self, node: u32);
-}
-
-/// Exact, on the 32-bit rows: how the nodes a walk found are finally ranked.
-struct Exact<'a> {
-    vectors: &'a Vectors,
-    query: &'a [f32],
-}
-
-impl Similarity for Exact<'_> {
-    #[inline]
-    fn to(&self, node: u32) -> f32 {
-        dot(self.query, self.vectors.row(node as usize))
-    }
-
-    #[inline]
-    fn prefetch(&self, node: u32) {
-        prefetch(self.vectors.row(node as usize));
-    }
+    found.sort_unstable_by(|a, b| b.cmp(a));
 }
 
 /// Approximate, on the 8-bit codes: for walking the graph, to answer a query or to find a new
@@ -454,12 +429,13 @@ struct Coded<'a> {
     query: Code<'a>,
 }
 
-impl Similarity for Coded<'_> {
+impl Coded<'_> {
     #[inline]
     fn to(&self, node: u32) -> f32 {
         self.query.dot(self.vectors.code(node as usize))
     }
 
+    /// Asks the processor to bring `node`'s code into its cache.
     #[inline]
     fn prefetch(&self, node: u32) {
         prefetch(self.vectors.code(node as usize).values);

@@ -1,25 +1,26 @@
-//! Linear layers kept in two forms: quantized, for the tokens of a reply, and where candle's
+//! Linear layers kept in two forms: quantized, for the tokens of a reply, and where the
 //! quantized kernel is slow for a weight's shape, also dequantized to f32 for prompts.
 //!
-//! Candle has tiled quantized kernels only for some types and shapes (on x86, Q4_K, Q6_K and
-//! Q8_0 with an input width that is a multiple of 256 and AVX-512 VNNI); the others take a
-//! generic row-by-row path. On one core of the development machine, a 64-row chunk through
-//! Qwen2 0.5B's Q8_0 `ffn_up` (896 wide, generic path) took 29 ms quantized and 9 ms as an f32
-//! gemm, while Qwen2 1.5B's Q4_K `ffn_up` (tiled path) took 7 ms quantized and 33 ms as f32.
-//! Which form is faster is therefore measured, once per weight type and shape, when the model
-//! loads. A reply is decoded one token at a time, which reads the whole weight for one row: the
-//! quantized form, 4x fewer bytes, is faster there (from 8 rows on, the gemm caught up).
+//! Q8_0 weights (and K-quants, rewritten as Q8_0 at load) are multiplied by Lore's own kernel
+//! ([`Q8Matrix`]); other types by candle's. Which form a prompt is faster through is measured,
+//! once per weight type and shape, when the model loads: on one core of the development machine
+//! a 64-row chunk through Qwen2 0.5B's `ffn_up` took 29 ms through candle's Q8_0 kernel and 9 ms
+//! as an f32 gemm, so f32 copies were kept, while Lore's kernel is faster than the gemm and the
+//! copies (0.6 GB for that model) are no longer made. A reply is decoded one token at a time,
+//! which reads the whole weight for one row: the quantized form, 4x fewer bytes, is faster
+//! there.
 //!
 //! Prompt tokens always take the prompt form, however few they are, and reply tokens the
 //! quantized one: the two differ in rounding (the quantized kernel also quantizes the
 //! activations), and a cached prompt prefix must hold the same keys and values as a fresh run.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
+
+use super::q8::Q8Matrix;
 
 /// Rows of the input the two forms are timed on at load.
 const CALIBRATION_ROWS: usize = 64;
@@ -42,7 +43,7 @@ pub enum PrefillWeights {
 }
 
 pub(super) struct Linear {
-    quantized: QMatMul,
+    quantized: Quantized,
     /// The weights dequantized, `(outputs, inputs)`, for prompt tokens.
     dense: Option<Tensor>,
     bias: Option<Tensor>,
@@ -69,6 +70,43 @@ impl Linear {
     }
 }
 
+/// Quantized weights with the kernel that multiplies them: Lore's own for Q8_0 (see
+/// [`Q8Matrix`]), candle's for the other types.
+pub(super) enum Quantized {
+    Q8(Q8Matrix),
+    Candle(QMatMul),
+}
+
+/// Types whose weights are rewritten as Q8_0 at load, for Lore's kernel. candle multiplies a
+/// single token by Q4_K through tiles it expands to 6 bits a value, at about 4 GB/s on the
+/// development machine, and Q6_K at about 8 GB/s with two threads; Lore's Q8_0 kernel reads
+/// 10.5 GB/s on one core and 17 on two. For Qwen2 0.5B's `ffn_down` (Q4_K and Q6_K) the
+/// rewrite adds 39 MB, as much as candle's Q4_K tiles took besides the original weights; a
+/// Q4_K block's values rounded again to 8 bits move by at most 1/254 of the block's largest.
+const REWRITTEN_AS_Q8_0: &[GgmlDType] = &[GgmlDType::Q4K, GgmlDType::Q6K];
+
+impl Quantized {
+    pub(super) fn new(weights: QTensor) -> Result<Quantized> {
+        let weights = if REWRITTEN_AS_Q8_0.contains(&weights.dtype()) && weights.rank() == 2 {
+            QTensor::quantize(&weights.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
+        } else {
+            weights
+        };
+        Ok(match Q8Matrix::new(&weights)? {
+            Some(matrix) => Quantized::Q8(matrix),
+            None => Quantized::Candle(QMatMul::from_qtensor(weights)?),
+        })
+    }
+
+    /// `x` is `(tokens, inputs)`; the result `(tokens, outputs)`.
+    pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Quantized::Q8(matrix) => matrix.forward(x),
+            Quantized::Candle(matmul) => matmul.forward(x),
+        }
+    }
+}
+
 /// Builds [`Linear`] layers under one [`PrefillWeights`] policy, remembering what was measured
 /// for each weight type and shape.
 pub(super) struct LinearBuilder {
@@ -82,24 +120,20 @@ impl LinearBuilder {
     }
 
     pub(super) fn build(&mut self, weights: QTensor, bias: Option<Tensor>) -> Result<Linear> {
-        let weights = Arc::new(weights);
-        let quantized = QMatMul::from_arc(Arc::clone(&weights))?;
-        let dense = match self.policy {
-            PrefillWeights::Quantized => None,
-            PrefillWeights::Dense => Some(weights.dequantize(&Device::Cpu)?),
-            PrefillWeights::Measured => {
-                let key = (weights.dtype(), weights.shape().dims().to_vec());
-                match self.dense_is_faster.get(&key) {
-                    Some(true) => Some(weights.dequantize(&Device::Cpu)?),
-                    Some(false) => None,
-                    None => {
-                        let dense = weights.dequantize(&Device::Cpu)?;
-                        let faster = dense_is_faster(&quantized, &dense)?;
-                        self.dense_is_faster.insert(key, faster);
-                        faster.then_some(dense)
-                    }
-                }
+        let key = (weights.dtype(), weights.shape().dims().to_vec());
+        let measured = self.dense_is_faster.get(&key).copied();
+        let dense = match (self.policy, measured) {
+            (PrefillWeights::Quantized, _) | (PrefillWeights::Measured, Some(false)) => None,
+            _ => Some(weights.dequantize(&Device::Cpu)?),
+        };
+        let quantized = Quantized::new(weights)?;
+        let dense = match (self.policy, measured, dense) {
+            (PrefillWeights::Measured, None, Some(dense)) => {
+                let faster = dense_is_faster(&quantized, &dense)?;
+                self.dense_is_faster.insert(key, faster);
+                faster.then_some(dense)
             }
+            (_, _, dense) => dense,
         };
         Ok(Linear { quantized, dense, bias })
     }
@@ -108,7 +142,7 @@ impl LinearBuilder {
 /// Times both forms on a [`CALIBRATION_ROWS`]-row input, best of two runs each: the first
 /// quantized run may include candle repacking the weights into tiles, and one run slowed by
 /// another process should not decide.
-fn dense_is_faster(quantized: &QMatMul, dense: &Tensor) -> Result<bool> {
+fn dense_is_faster(quantized: &Quantized, dense: &Tensor) -> Result<bool> {
     let inputs = dense.dim(1)?;
     let x = Tensor::ones((CALIBRATION_ROWS, inputs), candle_core::DType::F32, &Device::Cpu)?;
     let best_of_two = |run: &dyn Fn() -> Result<Tensor>| -> Result<Duration> {

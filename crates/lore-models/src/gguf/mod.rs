@@ -1,7 +1,9 @@
-//! Quantized GGUF chat models (Qwen2, SmolLM2 and other ChatML models) on candle's CPU kernels.
+//! Quantized GGUF chat models (Qwen2, SmolLM2 and other ChatML models) on the CPU: Lore's own
+//! Q8_0 kernel and candle's.
 
 mod linear;
 mod model;
+mod q8;
 mod requantize;
 mod tokenizer;
 
@@ -46,9 +48,12 @@ const PREFILL_CHUNK: usize = 128;
 /// every matrix product, and one descheduled worker stalls them all (measured on a loaded 2-core
 /// machine: decode 10 to 20 times slower with 2 threads than with 1).
 ///
-/// Speed: the reply is decoded one token at a time through candle's quantized kernels. The
-/// prompt goes through an f32 copy of each weight whose quantized kernel is slower for its type
-/// and shape, measured when the model loads ([`PrefillWeights`]).
+/// Speed: Q8_0 weights, and K-quant weights rewritten as Q8_0 when the model loads, are
+/// multiplied by Lore's own kernel (weights rearranged in groups of eight rows, AVX2 chosen at
+/// run time), which reads them at about the memory's speed when a reply is decoded one token at
+/// a time; other types use candle's kernels. A prompt goes through an f32 copy of each weight
+/// whose quantized kernel is slower for its type and shape, measured when the model loads
+/// ([`PrefillWeights`]).
 ///
 /// Prefix reuse: the keys and values of the last call's prompt stay cached, and a call whose
 /// prompt starts with the same tokens computes only the rest (from the last multiple of 128
@@ -249,8 +254,8 @@ impl ChatModel for GgufChatModel {
 ///
 /// Prompts are cut into chunks at fixed positions (multiples of [`PREFILL_CHUNK`]), and a cached
 /// prefix is reused in whole chunks, so every chunk a prompt is computed from is the one a fresh
-/// run would compute: candle's quantized kernels round a row differently depending on the other
-/// rows of its product, and a result must not depend on what was cached.
+/// run would compute: a matrix kernel may round a row differently depending on the other rows of
+/// its product (candle's do), and a result must not depend on what was cached.
 fn prefill(transformer: &mut Transformer, prompt: &[u32]) -> candle_core::Result<Tensor> {
     let shared = transformer.cached_prompt().iter().zip(prompt).take_while(|(cached, new)| cached == new).count();
     // The last prompt token always runs: its logits are the result.

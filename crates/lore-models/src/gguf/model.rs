@@ -4,12 +4,12 @@
 use std::io::{Read, Seek};
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor, ggml_file::qtensor_from_ggml};
-use candle_core::{DType, Device, Module, Result, Tensor, bail};
+use candle_core::quantized::{QTensor, ggml_file::qtensor_from_ggml};
+use candle_core::{DType, Device, Result, Tensor, bail};
 use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 use candle_nn::rotary_emb::{rope, rope_i};
 
-use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights};
+use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights, Quantized};
 
 /// A decoder-only transformer: token embedding, blocks of grouped-query attention and a gated
 /// MLP with RMS norms before each, a final norm and the output projection.
@@ -20,7 +20,7 @@ pub(super) struct Transformer {
     hidden: usize,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: QMatMul,
+    output: Quantized,
     rms_eps: f32,
     heads: usize,
     kv_heads: usize,
@@ -104,9 +104,9 @@ impl Transformer {
         let mut tensor = |name: &str| content.tensor(reader, name, &Device::Cpu);
         let embedding = tensor("token_embd.weight")?;
         let output = match tensor("output.weight") {
-            Ok(output) => QMatMul::from_qtensor(output)?,
+            Ok(output) => Quantized::new(output)?,
             // Tied embeddings: the output projection is the embedding table.
-            Err(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+            Err(_) => Quantized::new(tensor("token_embd.weight")?)?,
         };
         let norm = tensor("output_norm.weight")?.dequantize(&Device::Cpu)?;
         let mut linear = LinearBuilder::new(prefill_weights);

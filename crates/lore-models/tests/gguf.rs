@@ -436,9 +436,10 @@ fn quantized_forward_pass_matches_candle_transformers() {
         let total: f32 = mass.iter().sum();
         let expected: Vec<f32> = mass.iter().map(|m| m / total).collect();
         let scores = model.choice_probabilities(&messages, &CHOICES).unwrap();
-        // Lore's Q8_0 kernel adds a row's block sums in another order than candle's. Each
-        // layer's input is rounded to 8 bits, which turns a last-place difference into a step
-        // of 1/127 of a block's largest value for the few values that sat on a rounding edge.
+        // Lore's kernels add a row's block sums in another order than candle's, and quantize a
+        // Q4_K product's input per 32 values where candle does per 256. Each layer's input is
+        // rounded to 8 bits, which turns a last-place difference into a step of 1/127 of a
+        // block's largest value for the few values that sat on a rounding edge.
         assert!(scores.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 0.02), "{name}: {scores:?} vs {expected:?}");
         let reference_best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
         let reply = chat(&model, &messages, &greedy(1)).0;

@@ -1,8 +1,8 @@
 //! Linear layers kept in two forms: quantized, for the tokens of a reply, and where the
 //! quantized kernel is slow for a weight's shape, also dequantized to f32 for prompts.
 //!
-//! Q8_0 weights (and K-quants, rewritten as Q8_0 at load) are multiplied by Lore's own kernel
-//! ([`Q8Matrix`]); other types by candle's. Which form a prompt is faster through is measured,
+//! Q8_0 and Q4_K weights (and Q6_K, rewritten as Q8_0 at load) are multiplied by Lore's own
+//! kernel ([`GroupedMatrix`]); other types by candle's. Which form a prompt is faster through is measured,
 //! once per weight type and shape, when the model loads: on one core of the development machine
 //! a 64-row chunk through Qwen2 0.5B's `ffn_up` took 29 ms through candle's Q8_0 kernel and 9 ms
 //! as an f32 gemm, so f32 copies were kept, while Lore's kernel is faster than the gemm and the
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
-use super::q8::Q8Matrix;
+use super::grouped::GroupedMatrix;
 
 /// Rows of the input the two forms are timed on at load.
 const CALIBRATION_ROWS: usize = 64;
@@ -70,20 +70,18 @@ impl Linear {
     }
 }
 
-/// Quantized weights with the kernel that multiplies them: Lore's own for Q8_0 (see
-/// [`Q8Matrix`]), candle's for the other types.
+/// Quantized weights with the kernel that multiplies them: Lore's own for Q8_0 and Q4_K (see
+/// [`GroupedMatrix`]), candle's for the other types.
 pub(super) enum Quantized {
-    Q8(Q8Matrix),
+    Grouped(GroupedMatrix),
     Candle(QMatMul),
 }
 
 /// Types whose weights are rewritten as Q8_0 at load, for Lore's kernel. candle multiplies a
-/// single token by Q4_K through tiles it expands to 6 bits a value, at about 4 GB/s on the
-/// development machine, and Q6_K at about 8 GB/s with two threads; Lore's Q8_0 kernel reads
-/// 10.5 GB/s on one core and 17 on two. For Qwen2 0.5B's `ffn_down` (Q4_K and Q6_K) the
-/// rewrite adds 39 MB, as much as candle's Q4_K tiles took besides the original weights; a
-/// Q4_K block's values rounded again to 8 bits move by at most 1/254 of the block's largest.
-const REWRITTEN_AS_Q8_0: &[GgmlDType] = &[GgmlDType::Q4K, GgmlDType::Q6K];
+/// single token by Q6_K at about 8 GB/s of Q6_K bytes with two threads on the development
+/// machine, where Lore's Q8_0 kernel reads 17; the rewrite stores 8.5 bits a value instead of
+/// 6.6, and moves a value by at most 1/254 of its block's largest.
+const REWRITTEN_AS_Q8_0: &[GgmlDType] = &[GgmlDType::Q6K];
 
 impl Quantized {
     pub(super) fn new(weights: QTensor) -> Result<Quantized> {
@@ -92,8 +90,8 @@ impl Quantized {
         } else {
             weights
         };
-        Ok(match Q8Matrix::new(&weights)? {
-            Some(matrix) => Quantized::Q8(matrix),
+        Ok(match GroupedMatrix::new(&weights)? {
+            Some(matrix) => Quantized::Grouped(matrix),
             None => Quantized::Candle(QMatMul::from_qtensor(weights)?),
         })
     }
@@ -101,7 +99,7 @@ impl Quantized {
     /// `x` is `(tokens, inputs)`; the result `(tokens, outputs)`.
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Quantized::Q8(matrix) => matrix.forward(x),
+            Quantized::Grouped(matrix) => matrix.forward(x),
             Quantized::Candle(matmul) => matmul.forward(x),
         }
     }

@@ -1,9 +1,9 @@
 //! Quantized GGUF chat models (Qwen2, SmolLM2 and other ChatML models) on the CPU: Lore's own
-//! Q8_0 kernel and candle's.
+//! Q8_0 and Q4_K kernel and candle's.
 
+mod grouped;
 mod linear;
 mod model;
-mod q8;
 mod requantize;
 mod tokenizer;
 
@@ -48,7 +48,7 @@ const PREFILL_CHUNK: usize = 128;
 /// every matrix product, and one descheduled worker stalls them all (measured on a loaded 2-core
 /// machine: decode 10 to 20 times slower with 2 threads than with 1).
 ///
-/// Speed: Q8_0 weights, and K-quant weights rewritten as Q8_0 when the model loads, are
+/// Speed: Q8_0 and Q4_K weights, and Q6_K weights rewritten as Q8_0 when the model loads, are
 /// multiplied by Lore's own kernel (weights rearranged in groups of eight rows, AVX2 chosen at
 /// run time), which reads them at about the memory's speed when a reply is decoded one token at
 /// a time; other types use candle's kernels. A prompt goes through an f32 copy of each weight

@@ -2,8 +2,8 @@
 //! quantized kernel is slow for a weight's shape, also dequantized to f32 for prompts.
 //!
 //! Q8_0 and Q4_K weights (and Q6_K, rewritten as Q8_0 at load) are multiplied by Lore's own
-//! kernel ([`GroupedMatrix`]); other types by candle's. Which form a prompt is faster through is measured,
-//! once per weight type and shape, when the model loads: on one core of the development machine
+//! kernel ([`GroupedMatrix`]); other types by candle's. Which form a prompt is faster through is
+//! measured, once per weight type and shape, when the model loads: on one core of the machine
 //! a 64-row chunk through Qwen2 0.5B's `ffn_up` took 29 ms through candle's Q8_0 kernel and 9 ms
 //! as an f32 gemm, so f32 copies were kept, while Lore's kernel is faster than the gemm and the
 //! copies (0.6 GB for that model) are no longer made. A reply is decoded one token at a time,

@@ -119,6 +119,7 @@ impl GenerationArgs {
             temperature: self.temperature,
             top_p: self.top_p,
             seed: self.seed,
+            ..GenerationOptions::default()
         }
     }
 }

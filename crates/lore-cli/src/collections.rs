@@ -2,6 +2,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
+use lore_core::{GraphExtractor, SearchSettings};
 use lore_engine::Engine;
 use serde_json::json;
 
@@ -44,7 +45,9 @@ pub enum CollectionsCommand {
     /// `collections info` shows under manifest.search, e.g. `ann.ef_search=512` (HNSW recall
     /// against latency), `ann.mode=on`, `keyword.k1=1.5`, `keyword.analyzer=chinese` (rebuilds the
     /// keyword index on the next search), `graph.extractor=names` (keeps an entity graph for the
-    /// graph and hybrid-graph pipelines; `off` drops it). Nothing is re-embedded.
+    /// graph and hybrid-graph pipelines; `off` drops it), `graph.extractor=llm` (the chat model
+    /// `graph.model`, default the default LLM, reads each chunk's entities and relations: seconds
+    /// a chunk; interrupted, set it again to go on). Nothing is re-embedded.
     Set {
         name: String,
         #[arg(required = true, value_name = "KEY=VALUE")]
@@ -135,8 +138,14 @@ pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
                 // Numbers and booleans as JSON, anything else (an analyzer, a mode) as a string.
                 *slot = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
             }
-            let search = serde_json::from_value(search).with_context(|| format!("setting {}", settings.join(" ")))?;
+            let search: SearchSettings =
+                serde_json::from_value(search).with_context(|| format!("setting {}", settings.join(" ")))?;
+            let reads_entities = search.graph.extractor == GraphExtractor::Llm;
             store.configure(search)?;
+            if reads_entities {
+                let read = engine.extract_graph(&name, &Bars::default())?;
+                eprintln!("{read} chunks read for the graph");
+            }
             print_json(&store.manifest().search)
         }
         CollectionsCommand::Delete { name } => {

@@ -186,6 +186,65 @@ fn hybrid_retrieval_explains_itself_and_filters_apply() {
 }
 
 #[test]
+fn a_chat_model_reads_the_graph_and_only_what_is_new() {
+    let home = Home::with_models();
+    let docs = home.path().join("films");
+    fs::create_dir(&docs).unwrap();
+    fs::write(
+        docs.join("kiss.md"),
+        "# Kiss and Tell\n\nKiss and Tell is a 1945 American comedy film starring Shirley Temple as Corliss Archer.\n",
+    )
+    .unwrap();
+    fs::write(docs.join("notes.md"), "# Notes\n\nThe projector room is on the second floor.\n").unwrap();
+    home.json(&["ingest", docs.to_str().unwrap(), "-c", "g", "--chunker", "heading", "--json"]);
+    let read = home.lore(&["collections", "set", "g", "graph.extractor=llm", "graph.model=qwen-0.5b"]);
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    assert!(
+        String::from_utf8_lossy(&read.stderr).contains("2 chunks read"),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let set: Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!((set["graph"]["extractor"].as_str(), set["graph"]["model"].as_str()), (Some("llm"), Some("qwen-0.5b")));
+
+    // A document added later is read as it is ingested; what was read is in its chunk's metadata.
+    fs::write(
+        docs.join("temple.md"),
+        "# Shirley Temple\n\nShirley Temple Black was an American actress who served as United States Ambassador to Ghana.\n",
+    )
+    .unwrap();
+    home.json(&["ingest", docs.to_str().unwrap(), "-c", "g", "--json"]);
+    let question = "What government position was held by the woman who portrayed Corliss Archer in Kiss and Tell?";
+    let found = home.json(&["query", question, "-c", "g", "--pipeline", "graph", "--explain", "--json"]);
+    let hits = found["hits"].as_array().unwrap();
+    let temple = hits.iter().find(|hit| hit["source"].as_str().unwrap().ends_with("temple.md"));
+    let temple = temple.unwrap_or_else(|| panic!("the bridge to temple.md was not walked: {found}"));
+    let entities: Vec<&str> =
+        temple["metadata"]["entities"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(entities.contains(&"Shirley Temple Black") || entities.contains(&"Shirley Temple"), "{entities:?}");
+    assert!(temple["metadata"]["relations"].is_array(), "{temple}");
+
+    // Setting it again reads nothing: every chunk was read.
+    let again = home.lore(&["collections", "set", "g", "graph.extractor=llm"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("0 chunks read"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // A document with two sections changes in one: the model reads that one only.
+    let sections = |second: &str| {
+        format!("# Notes\n\n## Room\n\nThe projector room is on the second floor.\n\n## Staff\n\n{second}\n")
+    };
+    fs::write(docs.join("notes.md"), sections("Ada Lovelace runs the projector.")).unwrap();
+    let first = home.json(&["ingest", docs.to_str().unwrap(), "-c", "g", "--json"]);
+    assert_eq!((first["replaced"].as_u64(), first["entities_read"].as_u64()), (Some(1), Some(2)), "{first}");
+    fs::write(docs.join("notes.md"), sections("Charles Babbage runs the projector.")).unwrap();
+    let changed = home.json(&["ingest", docs.to_str().unwrap(), "-c", "g", "--json"]);
+    assert_eq!((changed["replaced"].as_u64(), changed["entities_read"].as_u64()), (Some(1), Some(1)), "{changed}");
+}
+
+#[test]
 fn chinese_questions_are_answered_from_the_documents_or_refused() {
     let home = Home::with_models();
     let docs = arena_docs().join("docs");

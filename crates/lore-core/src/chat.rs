@@ -46,11 +46,27 @@ pub struct GenerationOptions {
     pub top_p: f32,
     /// Seeds the sampler, so a call with the same options is reproducible.
     pub seed: u64,
+    /// What the reply must be: free text, or one JSON object (OpenAI's `response_format`).
+    pub format: ReplyFormat,
+}
+
+/// The form a reply is held to while it is generated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyFormat {
+    /// Any text.
+    #[default]
+    Text,
+    /// One JSON object and nothing after it. A local model can only write tokens that keep the
+    /// reply a valid beginning of one, and stops when the object closes, so even a small model
+    /// cannot break it; a reply cut by `max_tokens` is still unfinished. Remote servers are asked
+    /// with `response_format: {"type": "json_object"}`.
+    Json,
 }
 
 impl Default for GenerationOptions {
     fn default() -> Self {
-        GenerationOptions { max_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 42 }
+        GenerationOptions { max_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 42, format: ReplyFormat::Text }
     }
 }
 

@@ -36,7 +36,7 @@ mod retrieve;
 mod settings;
 mod store;
 
-pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, Role};
+pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, ReplyFormat, Role};
 pub use config::{
     Answerability, ChunkConfig, Fusion, GateWeights, PipelineConfig, PromptStyle, RefusalCheck, RerankConfig,
     RerankKind, RetrievalConfig, RetrievalMode, RewriteConfig, RewriteKind, SizeUnit, Verification,

@@ -27,6 +27,10 @@ pub struct GraphSettings {
     /// How entities are found in chunks. Turning it on extracts them from every stored chunk;
     /// after that each write updates the graph with the chunks it adds or removes.
     pub extractor: GraphExtractor,
+    /// The chat model the `llm` extractor asks (a registry name, a path, an `openai:` spec);
+    /// `None` for the default chat model. Kept with the collection so that every ingest reads
+    /// entities the same way.
+    pub model: Option<String>,
 }
 
 /// How a collection finds the entities its chunks name.
@@ -39,6 +43,9 @@ pub enum GraphExtractor {
     /// Names found without a model: capitalised phrases in alphabetic scripts, jieba's person,
     /// place, organisation and other proper-noun words in Chinese, and each document's title.
     Names,
+    /// As `Names`, and also the entities a chat model (`graph.model`) read when the chunks were
+    /// ingested, kept with their relations in each chunk's metadata (`entities`, `relations`).
+    Llm,
 }
 
 /// How a collection's keyword (BM25) index cuts and weighs terms.

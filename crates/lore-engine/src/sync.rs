@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use lore_core::{ChunkConfig, Embedder, Error, ErrorKind, Metadata, Result, SizeUnit, Store};
+use lore_core::{
+    ChatModel, ChunkConfig, Embedder, Error, ErrorKind, GraphExtractor, Metadata, Result, SizeUnit, Store,
+};
 use lore_ingest::Discovered;
 use lore_rag::{IngestReport, Source};
 use serde_json::{Value, json};
@@ -169,6 +171,9 @@ pub struct IngestTarget {
     /// Set on every document ingested, over its parsed metadata: [`lore_core::GROUPS_FIELD`]
     /// to say who may read it, say. Empty unless the caller sets it.
     pub metadata: Metadata,
+    /// The chat model that reads the entities of new chunks, for a collection whose graph
+    /// extractor is `llm` (`graph.model`, else the default chat model); `None` otherwise.
+    pub entity_model: Option<Arc<dyn ChatModel>>,
 }
 
 /// What one ingest (or one sync of watched folders) did.
@@ -210,6 +215,7 @@ impl Summary {
             "replaced": report.replaced,
             "unchanged": report.unchanged,
             "chunks": report.chunks,
+            "entities_read": report.entities_read,
             "failed": report.failed.iter().map(|(path, reason)| json!({"path": path, "reason": reason})).collect::<Vec<_>>(),
             "skipped": self.skipped,
             "removed": self.removed,
@@ -238,6 +244,9 @@ impl fmt::Display for Summary {
             self.seconds,
             self.chunks_per_second()
         )?;
+        if report.entities_read > 0 {
+            write!(f, "; {} chunks read for the graph", report.entities_read)?;
+        }
         for (path, reason) in &report.failed {
             write!(f, "\n  failed: {path}: {reason}")?;
         }
@@ -280,7 +289,49 @@ impl Engine {
             }
         };
         let chunking = store.manifest().chunking;
-        Ok(IngestTarget { name, store, embedder, chunking, metadata: Metadata::new() })
+        let entity_model = self.entity_model(store.as_ref())?;
+        Ok(IngestTarget { name, store, embedder, chunking, metadata: Metadata::new(), entity_model })
+    }
+
+    /// The chat model that reads entities for `store`'s graph, when its extractor is `llm`.
+    fn entity_model(&self, store: &dyn Store) -> Result<Option<Arc<dyn ChatModel>>> {
+        let graph = store.manifest().search.graph;
+        if graph.extractor != GraphExtractor::Llm {
+            return Ok(None);
+        }
+        Ok(Some(self.models().chat(&self.settings().llm_or(&[graph.model.as_deref()]))?))
+    }
+
+    /// Has the chat model read the entities and relations of every stored chunk of collection
+    /// `name` that has none yet, for a graph whose extractor is `llm`: document by document,
+    /// each rewritten as one unit with its vectors as they were. A stopped run loses at most
+    /// the document it was reading; run it again to go on. Returns the chunks read.
+    pub fn extract_graph(&self, name: &str, progress: &dyn Progress) -> Result<usize> {
+        let store = self.catalog().open(name)?;
+        let model = self.entity_model(store.as_ref())?.ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "collection '{name}' does not read its graph with a chat model: `lore collections set {name} graph.extractor=llm`"
+            ))
+        })?;
+        let documents = store.documents()?;
+        progress.start(&format!("reading entities with {}", model.id()), documents.len());
+        let started = Instant::now();
+        let mut read = 0;
+        for (done, info) in documents.iter().enumerate() {
+            if let Some(stored) = store.stored_document(&info.source)? {
+                let mut chunks = stored.chunks.clone();
+                let newly = lore_rag::extract_entities(store.as_ref(), model.as_ref(), &stored.document, &mut chunks)
+                    .map_err(|e| e.in_collection(name))?;
+                if newly > 0 {
+                    store.upsert(&stored.document, &chunks, &stored.vectors)?;
+                    read += newly;
+                }
+            }
+            let rate = read as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            progress.update(done + 1, &format!("documents, {read} chunks read ({rate:.2}/s)"));
+        }
+        progress.finish();
+        Ok(read)
     }
 
     /// An existing collection with its embedder; error if it was built with another embedder
@@ -314,7 +365,14 @@ impl IngestTarget {
     /// A target over a collection and embedder the caller holds (a temporary collection, say).
     pub fn new(name: &str, store: Arc<dyn Store>, embedder: Arc<dyn Embedder>) -> IngestTarget {
         let chunking = store.manifest().chunking;
-        IngestTarget { name: name.to_string(), store, embedder, chunking, metadata: Metadata::new() }
+        IngestTarget {
+            name: name.to_string(),
+            store,
+            embedder,
+            chunking,
+            metadata: Metadata::new(),
+            entity_model: None,
+        }
     }
 
     /// Ingests `sources`; one that fails is reported and the others go on.
@@ -324,6 +382,7 @@ impl IngestTarget {
         let report = lore_rag::ingest(
             self.store.as_ref(),
             self.embedder.as_ref(),
+            self.entity_model.as_deref(),
             &self.chunking,
             &self.metadata,
             sources,

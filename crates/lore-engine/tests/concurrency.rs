@@ -132,5 +132,6 @@ fn readers_see_whole_documents(engine: &Engine) {
 
 /// Ingests document `i` alone: one write.
 fn ingest_one(store: &dyn Store, i: usize) -> lore_rag::IngestReport {
-    ingest(store, &WordHash, &chunking(), &Metadata::new(), vec![Source::Document(document(i))], &mut |_| {}).unwrap()
+    ingest(store, &WordHash, None, &chunking(), &Metadata::new(), vec![Source::Document(document(i))], &mut |_| {})
+        .unwrap()
 }

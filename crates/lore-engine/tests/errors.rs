@@ -43,6 +43,7 @@ fn the_wrong_embedder_is_invalid_input() {
     let err = ingest(
         store.as_ref(),
         &WordHash,
+        None,
         &ChunkConfig::Whole,
         &Default::default(),
         vec![Source::Document(doc)],

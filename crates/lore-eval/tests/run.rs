@@ -45,8 +45,8 @@ fn collection(dir: &Path, docs: &[(&str, &str)]) -> Collection {
     let collection = Collection::create(dir, "words", WORDS.len(), ChunkConfig::Whole).expect("create");
     let sources =
         docs.iter().map(|(id, text)| Source::Document(Document::new(*id, vec![Section::new(vec![], *text)]))).collect();
-    let report =
-        ingest(&collection, &Words, &ChunkConfig::Whole, &Default::default(), sources, &mut |_| {}).expect("ingest");
+    let report = ingest(&collection, &Words, None, &ChunkConfig::Whole, &Default::default(), sources, &mut |_| {})
+        .expect("ingest");
     assert_eq!(report.added, docs.len());
     collection
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use jieba_rs::Jieba;
-use lore_core::is_cjk;
+use lore_core::{GraphExtractor, Metadata, is_cjk};
+
+use crate::ENTITIES_FIELD;
 
 /// The most words an entity's name keeps; a longer capitalised run (a heading, a title of a
 /// work) is cut there.
@@ -30,36 +32,113 @@ pub struct Named {
 /// The entities a chunk names, each once: its document's `title` (about), then the names in
 /// `text` (mentions), in order of first appearance.
 pub fn extract_names(title: Option<&str>, text: &str) -> Vec<Named> {
-    let mut found: Vec<Named> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut add = |name: &str, about: bool| {
-        let key = entity_key(name);
-        if key.is_empty() || is_stop_word(&key) {
-            return;
-        }
-        match seen.get(&key) {
-            Some(&i) => found[i].about |= about,
-            None => {
-                seen.insert(key.clone(), found.len());
-                found.push(Named { key, about });
-            }
-        }
-    };
+    let mut found = NameSet::default();
     if let Some(title) = title {
-        add(title, true);
+        found.add(title, true);
     }
     for name in capitalised_runs(text) {
-        add(&name, false);
+        found.add(&name, false);
     }
     if text.chars().any(is_cjk) {
         for tag in JIEBA.tag(text, true) {
             let proper = ["nr", "ns", "nt", "nz"].iter().any(|t| tag.tag.starts_with(t));
             if proper && tag.word.chars().filter(|&c| is_cjk(c)).count() >= 2 {
-                add(tag.word, false);
+                found.add(tag.word, false);
             }
         }
     }
-    found
+    found.names
+}
+
+/// The entities each chunk of one document names, as a collection's graph links them: the
+/// document's title (the entity it is about) and [`extract_names`], and with the `llm`
+/// extractor also the names a model listed in the chunk's [`ENTITIES_FIELD`]. (The model's names
+/// add to the others rather than replace them: alone, qwen-0.5b's found fewer of the entities
+/// HotpotQA's questions walk through.) Then aliases are resolved across the document: a one-word name that is the first or
+/// last word of exactly one longer name the document names (`Temple` and `Shirley Temple`)
+/// links its chunk to that entity too. The short name stays linked as well: a question may
+/// name the entity by it.
+pub fn document_entities<'a>(
+    extractor: GraphExtractor,
+    title: Option<&str>,
+    chunks: impl IntoIterator<Item = (&'a str, &'a Metadata)>,
+) -> Vec<Vec<Named>> {
+    let mut per_chunk: Vec<Vec<Named>> = chunks
+        .into_iter()
+        .map(|(text, metadata)| {
+            let mut found = NameSet::default();
+            for named in extract_names(title, text) {
+                found.add_key(named.key, named.about);
+            }
+            if extractor == GraphExtractor::Llm {
+                for name in listed_names(metadata).into_iter().flatten() {
+                    found.add(name, false);
+                }
+            }
+            found.names
+        })
+        .collect();
+    let mut longer: HashMap<&str, Vec<String>> = HashMap::new();
+    for named in per_chunk.iter().flatten() {
+        let words: Vec<&str> = named.key.split(' ').collect();
+        if words.len() > 1 {
+            for end in [words[0], words[words.len() - 1]] {
+                let candidates = longer.entry(end).or_default();
+                if !candidates.contains(&named.key) {
+                    candidates.push(named.key.clone());
+                }
+            }
+        }
+    }
+    let aliases: HashMap<String, String> = longer
+        .into_iter()
+        .filter(|(_, candidates)| candidates.len() == 1)
+        .map(|(word, mut candidates)| (word.to_string(), candidates.remove(0)))
+        .collect();
+    for names in &mut per_chunk {
+        let mut resolved = NameSet::default();
+        for named in names.drain(..) {
+            let alias_of = aliases.get(&named.key).cloned();
+            resolved.add_key(named.key, named.about);
+            if let Some(full) = alias_of {
+                resolved.add_key(full, named.about);
+            }
+        }
+        *names = resolved.names;
+    }
+    per_chunk
+}
+
+/// The names a model listed for a chunk, if it did.
+fn listed_names(metadata: &Metadata) -> Option<impl Iterator<Item = &str>> {
+    let listed = metadata.get(ENTITIES_FIELD)?.as_array()?;
+    Some(listed.iter().filter_map(serde_json::Value::as_str))
+}
+
+/// Names in order of first appearance, each key once; a key both named and about is about.
+#[derive(Default)]
+struct NameSet {
+    names: Vec<Named>,
+    seen: HashMap<String, usize>,
+}
+
+impl NameSet {
+    fn add(&mut self, name: &str, about: bool) {
+        self.add_key(entity_key(name), about);
+    }
+
+    fn add_key(&mut self, key: String, about: bool) {
+        if key.is_empty() || is_stop_word(&key) {
+            return;
+        }
+        match self.seen.get(&key) {
+            Some(&i) => self.names[i].about |= about,
+            None => {
+                self.seen.insert(key.clone(), self.names.len());
+                self.names.push(Named { key, about });
+            }
+        }
+    }
 }
 
 /// The key an entity is stored and matched under, which merges the ways one name is written:
@@ -137,7 +216,7 @@ pub fn key_within(small: &str, big: &str) -> bool {
 }
 
 /// Lower-cased words of `text` with possessives dropped, cut at anything but letters and digits.
-fn key_words(text: &str) -> Vec<String> {
+pub(crate) fn key_words(text: &str) -> Vec<String> {
     let lower = text.to_lowercase().replace(['’', '`'], "'");
     let mut words = Vec::new();
     for token in lower.split(|c: char| !(c.is_alphanumeric() || c == '\'')) {
@@ -219,6 +298,32 @@ fn is_stop_word(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_document_resolves_one_word_aliases_and_adds_listed_names() {
+        let listed: Metadata =
+            [(crate::ENTITIES_FIELD.to_string(), serde_json::json!(["Temple", "Corliss Archer"]))].into();
+        let plain = Metadata::new();
+        let chunks = [
+            ("Shirley Temple played Corliss Archer.", &plain),
+            ("After that, Temple became a diplomat in Ghana, as Paris Hilton and Paris Jackson did not.", &plain),
+            ("Paris, the capital.", &plain),
+            ("the model read this: Kansas.", &listed),
+        ];
+        let keys: Vec<Vec<String>> = document_entities(GraphExtractor::Llm, Some("Kiss and Tell"), chunks)
+            .into_iter()
+            .map(|names| names.into_iter().filter(|n| !n.about).map(|n| n.key).collect())
+            .collect();
+        // `Temple` is Shirley Temple throughout the document, and stays `temple` too.
+        assert_eq!(keys[0], ["shirley temple", "corliss archer"]);
+        assert_eq!(keys[1], ["temple", "shirley temple", "ghana", "paris hilton", "paris jackson"]);
+        // `Paris` stays itself where two longer names share the word.
+        assert_eq!(keys[2], ["paris"]);
+        assert_eq!(keys[3], ["kansas", "temple", "shirley temple", "corliss archer"]);
+        // Without a model the listed names are not read.
+        let names = document_entities(GraphExtractor::Names, None, [chunks[3]]);
+        assert_eq!(names[0].iter().map(|n| n.key.as_str()).collect::<Vec<_>>(), ["kansas"]);
+    }
 
     #[test]
     fn stop_words_are_sorted_for_binary_search() {

@@ -1,8 +1,9 @@
 //! Lore's knowledge graph: the entities a collection's chunks name, and retrieval along them.
 //!
-//! A collection that keeps a graph ([`lore_core::GraphSettings`]) runs [`extract_names`] on
-//! every chunk it stores and links each chunk to the entities it names, and to the entity its
-//! document is about (its title). [`GraphRetriever`] walks those links from the entities a
+//! A collection that keeps a graph ([`lore_core::GraphSettings`]) finds the entities of every
+//! chunk it stores ([`document_entities`]: [`extract_names`] without a model, or what a chat
+//! model read with [`extract_with_model`], its reply held to JSON) and links each chunk to the
+//! entities it names, and to the entity its document is about (its title). [`GraphRetriever`] walks those links from the entities a
 //! question names, two hops out, so that the passage about the entity a first passage names
 //! (the bridge of a multi-hop question) is found though it shares no words with the question.
 //!
@@ -26,7 +27,9 @@
 #![warn(missing_docs)]
 
 mod extract;
+mod llm;
 mod retriever;
 
-pub use extract::{MAX_NAME_WORDS, Named, entity_key, extract_names, key_within, query_keys};
+pub use extract::{MAX_NAME_WORDS, Named, document_entities, entity_key, extract_names, key_within, query_keys};
+pub use llm::{ENTITIES_FIELD, Extraction, RELATIONS_FIELD, extract_with_model};
 pub use retriever::{GraphRetriever, PATH_FIELD};

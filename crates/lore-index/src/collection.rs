@@ -601,12 +601,14 @@ impl<'a> PreparedDocument<'a> {
             ids.push(tx.last_insert_rowid());
         }
         // The stored setting, not this handle's: another process may have turned the graph on.
-        if read_settings(tx)?.graph.extractor != GraphExtractor::Off {
-            let title = doc.title.as_deref();
-            graph::link_chunks(
-                tx,
-                ids.into_iter().zip(&self.chunks).map(|(id, c)| (id, title, c.chunk.text.as_str())),
-            )?;
+        let extractor = read_settings(tx)?.graph.extractor;
+        if extractor != GraphExtractor::Off {
+            let chunks: Vec<(i64, &str, &Metadata)> = ids
+                .into_iter()
+                .zip(&self.chunks)
+                .map(|(id, c)| (id, c.chunk.text.as_str(), &c.chunk.metadata))
+                .collect();
+            graph::link_document(tx, extractor, doc.title.as_deref(), &chunks)?;
         }
         Ok(())
     }

@@ -1,20 +1,25 @@
 //! The collection's entity graph in SQLite: entities, and their links to chunks, kept in step
 //! with the chunks by the same transactions that write them.
 
-use lore_core::{Entity, GraphExtractor, Link, LinkQuery};
+use lore_core::{Entity, GraphExtractor, Link, LinkQuery, Metadata};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-/// Links the chunks `(id, title of its document, text)` to the entities they name.
-pub(crate) fn link_chunks<'t>(
+/// Links the chunks `(id, text, metadata)` of one document titled `title` to the entities they
+/// name ([`lore_graph::document_entities`]).
+pub(crate) fn link_document(
     tx: &Transaction,
-    chunks: impl IntoIterator<Item = (i64, Option<&'t str>, &'t str)>,
+    extractor: GraphExtractor,
+    title: Option<&str>,
+    chunks: &[(i64, &str, &Metadata)],
 ) -> rusqlite::Result<()> {
     let mut entity = tx.prepare_cached(
         "INSERT INTO entities (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id",
     )?;
     let mut link = tx.prepare_cached("INSERT OR IGNORE INTO links (entity_id, chunk_id, about) VALUES (?1, ?2, ?3)")?;
-    for (chunk_id, title, text) in chunks {
-        for named in lore_graph::extract_names(title, text) {
+    let named =
+        lore_graph::document_entities(extractor, title, chunks.iter().map(|&(_, text, metadata)| (text, metadata)));
+    for ((chunk_id, _, _), names) in chunks.iter().zip(named) {
+        for named in names {
             let entity_id: i64 = entity.query_row([&named.key], |row| row.get(0))?;
             link.execute(params![entity_id, chunk_id, named.about])?;
         }
@@ -23,12 +28,29 @@ pub(crate) fn link_chunks<'t>(
 }
 
 /// Links every stored chunk, for a graph just turned on.
-pub(crate) fn link_all(tx: &Transaction) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, Option<String>, String)> = tx
-        .prepare("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+pub(crate) fn link_all(tx: &Transaction, extractor: GraphExtractor) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, i64, Option<String>, String, Metadata)> = tx
+        .prepare(
+            "SELECT c.document_id, c.id, d.title, c.text, c.metadata FROM chunks c
+             JOIN documents d ON d.id = c.document_id ORDER BY c.document_id, c.ordinal",
+        )?
+        .query_map([], |row| {
+            let metadata: String = row.get(4)?;
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                serde_json::from_str(&metadata).unwrap_or_default(),
+            ))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    link_chunks(tx, rows.iter().map(|(id, title, text)| (*id, title.as_deref(), text.as_str())))
+    for document in rows.chunk_by(|a, b| a.0 == b.0) {
+        let chunks: Vec<(i64, &str, &Metadata)> =
+            document.iter().map(|(_, id, _, text, meta)| (*id, text.as_str(), meta)).collect();
+        link_document(tx, extractor, document[0].2.as_deref(), &chunks)?;
+    }
+    Ok(())
 }
 
 /// Removes the links of a document's chunks, and the entities no other chunk links to.
@@ -60,7 +82,7 @@ pub(crate) fn reconfigure(tx: &Transaction, before: GraphExtractor, now: GraphEx
     tx.execute_batch("DELETE FROM links; DELETE FROM entities;")?;
     match now {
         GraphExtractor::Off => Ok(()),
-        GraphExtractor::Names => link_all(tx),
+        GraphExtractor::Names | GraphExtractor::Llm => link_all(tx, now),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::{self, Content, Value};
-use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message};
+use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message, ReplyFormat};
 use lore_models::{GgufChatModel, PrefillWeights, requantize_slow_types};
 
 fn model_path(name: &str) -> PathBuf {
@@ -132,7 +132,8 @@ fn greedy_generation_is_deterministic() {
 #[test]
 fn seeded_sampling_is_reproducible() {
     let messages = [Message::user("Tell me a word.")];
-    let options = GenerationOptions { max_tokens: 8, temperature: 0.8, top_p: 0.9, seed: 7 };
+    let options =
+        GenerationOptions { max_tokens: 8, temperature: 0.8, top_p: 0.9, seed: 7, ..GenerationOptions::default() };
     let (first, _) = chat(smollm2(), &messages, &options);
     let (second, _) = chat(smollm2(), &messages, &options);
     assert_eq!(first, second);
@@ -161,6 +162,36 @@ fn chinese_reply_streams_whole_characters() {
     assert!(generation.text.chars().any(lore_core::is_cjk), "{:?}", generation.text);
     assert!(!generation.text.contains('\u{FFFD}'), "{:?}", generation.text);
     assert!(pieces.len() < generation.completion_tokens, "{pieces:?}");
+}
+
+#[test]
+fn a_json_reply_is_one_valid_object_whatever_the_prompt_asks() {
+    let json = GenerationOptions { format: ReplyFormat::Json, ..greedy(96) };
+    for (model, request) in [
+        // Asked for JSON: the reply must parse and end where the object closes.
+        (
+            smollm2(),
+            "List the people in this sentence as JSON with a key \"people\": Ada Lovelace met Charles Babbage in London.",
+        ),
+        (qwen(), "用 JSON 列出这句话中的人名，键为 \"people\"：李白和杜甫在长安相遇。"),
+        // Asked for prose: the reply is still an object, not a sentence.
+        (smollm2(), "Write a short poem about the sea."),
+    ] {
+        let (generation, pieces) = chat(model, &[Message::user(request)], &json);
+        assert_eq!(pieces.concat(), generation.text);
+        if generation.finish == FinishReason::Stop {
+            let value: serde_json::Value = serde_json::from_str(&generation.text)
+                .unwrap_or_else(|e| panic!("{} wrote {:?}: {e}", model.id(), generation.text));
+            assert!(value.is_object(), "{:?}", generation.text);
+        } else {
+            assert!(generation.text.trim_start().starts_with('{'), "{:?}", generation.text);
+        }
+    }
+    // Held to the form, a model asked for a list writes the list.
+    let request = "Reply with a JSON object {\"people\": [...]} listing the people named in: Ada Lovelace met Charles Babbage in London.";
+    let (generation, _) = chat(qwen(), &[Message::user(request)], &json);
+    let value: serde_json::Value = serde_json::from_str(&generation.text).expect("valid JSON");
+    assert_eq!(value["people"], serde_json::json!(["Ada Lovelace", "Charles Babbage"]), "{}", generation.text);
 }
 
 #[test]

@@ -236,7 +236,8 @@ fn streamed_chat_passes_each_piece_as_it_arrives() {
     );
     let server = TestServer::scripted(vec![Reply::Stream { pieces: cut(&text, 7), ending: Ending::Complete }]);
     let model = OpenAiChat::new(server.config()).expect("client");
-    let options = GenerationOptions { max_tokens: 64, temperature: 0.7, top_p: 0.9, seed: 7 };
+    let options =
+        GenerationOptions { max_tokens: 64, temperature: 0.7, top_p: 0.9, seed: 7, ..GenerationOptions::default() };
     let mut pieces = Vec::new();
     let generation = model
         .chat(&[Message::system("Be brief."), Message::user("Hi")], &options, &mut |piece| {
@@ -268,6 +269,17 @@ fn streamed_chat_passes_each_piece_as_it_arrives() {
             "seed": 7,
         })
     );
+}
+
+#[test]
+fn a_json_reply_is_asked_for_with_openais_response_format() {
+    let events = [delta("{\"a\": 1}"), finish("stop")];
+    let server = TestServer::scripted(vec![stream_of(&events, true)]);
+    let model = OpenAiChat::new(server.config()).expect("client");
+    let options = GenerationOptions { format: lore_core::ReplyFormat::Json, ..GenerationOptions::default() };
+    let generation = model.chat(&[Message::user("Hi")], &options, &mut |_| {}).expect("a reply");
+    assert_eq!(generation.text, "{\"a\": 1}");
+    assert_eq!(server.requests()[0].body["response_format"], json!({"type": "json_object"}));
 }
 
 #[test]

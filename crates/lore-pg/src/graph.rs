@@ -1,7 +1,7 @@
 //! The collection's entity graph in PostgreSQL: entities, and their links to chunks (which go
 //! with their chunk by `ON DELETE CASCADE`), written by the same transactions as the chunks.
 
-use lore_core::{Entity, GraphExtractor, Link, LinkQuery};
+use lore_core::{Entity, GraphExtractor, Link, LinkQuery, Metadata};
 use postgres::{GenericClient, Row, Transaction};
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -13,15 +13,25 @@ pub(crate) fn extractor(tx: &mut Transaction<'_>, s: &str) -> PgResult<GraphExtr
         tx.query_one(&format!("SELECT manifest #>> '{{search,graph,extractor}}' FROM {s}.manifest"), &[])?.get(0);
     Ok(match stored.as_deref() {
         Some("names") => GraphExtractor::Names,
+        Some("llm") => GraphExtractor::Llm,
         _ => GraphExtractor::Off,
     })
 }
 
-/// Links the chunks `(id, title of its document, text)` to the entities they name.
-pub(crate) fn link_chunks(tx: &mut Transaction<'_>, s: &str, chunks: &[(i64, Option<&str>, &str)]) -> PgResult<()> {
+/// Links the chunks `(id, text, metadata)` of one document titled `title` to the entities they
+/// name ([`lore_graph::document_entities`]).
+pub(crate) fn link_document(
+    tx: &mut Transaction<'_>,
+    s: &str,
+    extractor: GraphExtractor,
+    title: Option<&str>,
+    chunks: &[(i64, &str, &Metadata)],
+) -> PgResult<()> {
     let (mut names, mut chunk_ids, mut about) = (Vec::new(), Vec::new(), Vec::new());
-    for (id, title, text) in chunks {
-        for named in lore_graph::extract_names(*title, text) {
+    let named =
+        lore_graph::document_entities(extractor, title, chunks.iter().map(|&(_, text, metadata)| (text, metadata)));
+    for ((id, _, _), found) in chunks.iter().zip(named) {
+        for named in found {
             names.push(named.key);
             chunk_ids.push(*id);
             about.push(named.about);
@@ -83,13 +93,25 @@ pub(crate) fn reconfigure(
         return Ok(());
     }
     let rows = tx.query(
-        &format!("SELECT c.id, d.title, c.text FROM {s}.chunks c JOIN {s}.documents d ON d.id = c.document_id"),
+        &format!(
+            "SELECT c.document_id, c.id, d.title, c.text, c.metadata FROM {s}.chunks c
+             JOIN {s}.documents d ON d.id = c.document_id ORDER BY c.document_id, c.ordinal"
+        ),
         &[],
     )?;
-    let chunks: Vec<(i64, Option<String>, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
-    let chunks: Vec<(i64, Option<&str>, &str)> =
-        chunks.iter().map(|(id, title, text)| (*id, title.as_deref(), text.as_str())).collect();
-    link_chunks(tx, s, &chunks)
+    let chunks: Vec<(i64, i64, Option<String>, String, Metadata)> = rows
+        .iter()
+        .map(|r| {
+            let metadata: serde_json::Value = r.get(4);
+            (r.get(0), r.get(1), r.get(2), r.get(3), serde_json::from_value(metadata).unwrap_or_default())
+        })
+        .collect();
+    for document in chunks.chunk_by(|a, b| a.0 == b.0) {
+        let linked: Vec<(i64, &str, &Metadata)> =
+            document.iter().map(|(_, id, _, text, metadata)| (*id, text.as_str(), metadata)).collect();
+        link_document(tx, s, now, document[0].2.as_deref(), &linked)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn entities(client: &mut impl GenericClient, s: &str, keys: &[String]) -> PgResult<Vec<Entity>> {

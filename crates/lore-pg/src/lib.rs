@@ -443,11 +443,11 @@ impl Store for PgCollection {
                 &format!("UPDATE {s}.manifest SET chunks = chunks + $1, total_length = total_length + $2"),
                 &[&(ids.len() as i64), &added_length],
             )?;
-            if graph::extractor(tx, s)? != GraphExtractor::Off {
-                let title = doc.title.as_deref();
-                let linked: Vec<(i64, Option<&str>, &str)> =
-                    ids.iter().zip(&texts).map(|(id, text)| (*id, title, *text)).collect();
-                graph::link_chunks(tx, s, &linked)?;
+            let extractor = graph::extractor(tx, s)?;
+            if extractor != GraphExtractor::Off {
+                let linked: Vec<(i64, &str, &Metadata)> =
+                    ids.iter().zip(chunks).map(|(id, chunk)| (*id, chunk.text.as_str(), &chunk.metadata)).collect();
+                graph::link_document(tx, s, extractor, doc.title.as_deref(), &linked)?;
             }
             Ok(replaced)
         })?;

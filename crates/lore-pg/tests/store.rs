@@ -3,6 +3,7 @@
 //! inside both searches. Needs a server: `LORE_TEST_PG=$(scripts/pg start)`.
 
 use lore_core::{Chunk, ChunkConfig, Document, Filter, Metadata, Retriever, Section, Store};
+use lore_graph::entity_key;
 use lore_index::Collection;
 use lore_pg::PgCollection;
 use serde_json::json;
@@ -136,7 +137,7 @@ fn postgres_keeps_the_same_entity_graph() {
         // One store has the graph on before its documents come, the other after.
         let turn_on = || {
             let mut settings = store.manifest().search;
-            settings.graph.extractor = lore_core::GraphExtractor::Names;
+            settings.graph.extractor = lore_core::GraphExtractor::Llm;
             store.configure(settings).unwrap();
         };
         if i == 0 {
@@ -145,7 +146,12 @@ fn postgres_keeps_the_same_entity_graph() {
         for (source, title, text) in TITLED {
             let mut doc = Document::new(source, vec![Section::new(vec![], text)]);
             doc.title = Some(title.into());
-            let chunk = Chunk { text: text.into(), ordinal: 0, metadata: Metadata::new() };
+            // Entities a model listed (the `llm` extractor) add to the names found in the text.
+            let mut metadata = Metadata::new();
+            if source == "actress" {
+                metadata.insert(lore_graph::ENTITIES_FIELD.into(), serde_json::json!(["United Nations"]));
+            }
+            let chunk = Chunk { text: text.into(), ordinal: 0, metadata };
             store.upsert(&doc, &[chunk], &[vec![1.0, 0.0]]).unwrap();
         }
         if i == 1 {
@@ -160,10 +166,16 @@ fn postgres_keeps_the_same_entity_graph() {
     );
     let (pg_stats, embedded_stats) = (pg.stats().unwrap(), embedded.stats().unwrap());
     assert_eq!((pg_stats.entities, pg_stats.links), (embedded_stats.entities, embedded_stats.links));
+    for store in [&pg as &dyn Store, &embedded] {
+        let listed = store.entities(&[entity_key("United Nations"), entity_key("Shirley Temple Black")]).unwrap();
+        let mut names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["shirley temple black", "united nations"]);
+    }
 
     // Deleting the film takes its entities and links, and leaves the shared ones.
     assert!(pg.delete_document("film").unwrap());
-    let keys = |names: &[&str]| names.iter().map(|n| lore_graph::entity_key(n)).collect::<Vec<_>>();
+    let keys = |names: &[&str]| names.iter().map(|n| entity_key(n)).collect::<Vec<_>>();
     let left: Vec<(String, usize)> = pg
         .entities(&keys(&["Kiss and Tell", "Corliss Archer", "Shirley Temple"]))
         .unwrap()

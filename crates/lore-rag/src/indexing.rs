@@ -4,8 +4,10 @@ use std::sync::{Mutex, mpsc};
 use std::thread;
 
 use lore_core::{
-    Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Fnv1a, Metadata, Result, Store, UpsertOutcome,
+    ChatModel, Chunk, ChunkConfig, Document, EmbedKind, Embedder, Error, Fnv1a, GraphExtractor, Metadata, Result,
+    Store, UpsertOutcome,
 };
+use lore_graph::{ENTITIES_FIELD, Extraction, RELATIONS_FIELD};
 use lore_ingest::Discovered;
 
 /// How many chunks are embedded together: large enough to batch well, small enough that a
@@ -44,6 +46,9 @@ pub struct IngestReport {
     pub failed: Vec<(String, String)>,
     /// Chunks embedded and stored.
     pub chunks: usize,
+    /// Chunks whose entities the chat model read for the collection's graph (`llm` extractor);
+    /// chunks whose text was read before keep what was read then and are not counted.
+    pub entities_read: usize,
 }
 
 /// A source after the parallel stage: chunked and ready to embed, unchanged, or failed.
@@ -65,9 +70,15 @@ enum Prepared {
 /// `metadata` is set on every document over what its parser found (the groups that may read
 /// it, say); it counts in the document's content hash, so ingesting an unchanged file with new
 /// metadata replaces it.
+///
+/// `entity_model` reads the entities and relations of each new chunk when the collection's
+/// graph extractor is `llm` ([`extract_entities`]); without one, such chunks are linked by
+/// the names found without a model.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     collection: &dyn Store,
     embedder: &dyn Embedder,
+    entity_model: Option<&dyn ChatModel>,
     chunking: &ChunkConfig,
     metadata: &Metadata,
     sources: Vec<Source>,
@@ -119,9 +130,18 @@ pub fn ingest(
             }
             // `peek` blocks until the next source is ready or every worker is done.
             if pending_chunks >= EMBED_BATCH || (!pending.is_empty() && received.peek().is_none()) {
-                let docs = std::mem::take(&mut pending);
+                let mut docs = std::mem::take(&mut pending);
                 pending_chunks = 0;
-                progress.sources_done += docs.len();
+                if let Some(model) = entity_model.filter(|_| extracts_entities(collection)) {
+                    // Reading entities takes seconds a chunk: the bar moves with each document.
+                    for (doc, chunks) in &mut docs {
+                        report.entities_read += extract_entities(collection, model, doc, chunks)?;
+                        progress.sources_done += 1;
+                        on_progress(progress);
+                    }
+                } else {
+                    progress.sources_done += docs.len();
+                }
                 store_batch(collection, embedder, docs, &mut report)?;
                 progress.chunks_embedded = report.chunks;
             }
@@ -174,6 +194,48 @@ fn prepare(
             Prepared::Failed(name, reason)
         }
     }
+}
+
+/// The collection's graph is read by a chat model. The stored setting is asked each time:
+/// another process may have changed it.
+fn extracts_entities(collection: &dyn Store) -> bool {
+    collection.manifest().search.graph.extractor == GraphExtractor::Llm
+}
+
+/// Has `model` read the entities and relations of `chunks` (of `doc`) into their metadata, for
+/// the collection's graph ([`lore_graph::extract_with_model`]). A chunk whose text the stored
+/// version of the document holds already, read, keeps what was read then: changing one
+/// paragraph of a document costs the model one chunk. Returns how many chunks the model read.
+pub fn extract_entities(
+    collection: &dyn Store,
+    model: &dyn ChatModel,
+    doc: &Document,
+    chunks: &mut [Chunk],
+) -> Result<usize> {
+    let stored = collection.stored_document(&doc.source)?;
+    let known: HashMap<&str, &Metadata> = stored
+        .iter()
+        .flat_map(|stored| &stored.chunks)
+        .filter(|chunk| Extraction::is_in(&chunk.metadata))
+        .map(|chunk| (chunk.text.as_str(), &chunk.metadata))
+        .collect();
+    let mut read = 0;
+    for chunk in chunks.iter_mut().filter(|chunk| !Extraction::is_in(&chunk.metadata)) {
+        match known.get(chunk.text.as_str()) {
+            Some(metadata) => {
+                for field in [ENTITIES_FIELD, RELATIONS_FIELD] {
+                    if let Some(value) = metadata.get(field) {
+                        chunk.metadata.insert(field.into(), value.clone());
+                    }
+                }
+            }
+            None => {
+                lore_graph::extract_with_model(model, doc.title.as_deref(), &chunk.text)?.write_to(&mut chunk.metadata);
+                read += 1;
+            }
+        }
+    }
+    Ok(read)
 }
 
 fn store_batch(

@@ -31,7 +31,7 @@
 //! let chunking = ChunkConfig::Whole;
 //! let collection = Collection::create(dir.path(), "letters", 4, chunking.clone())?;
 //! let docs = ["rust trusts us", "bake a cake"].map(|t| Source::Document(Document::new(t, vec![Section::new(vec![], t)])));
-//! let report = ingest(&collection, &Letters, &chunking, &Metadata::new(), docs.into(), &mut |_| {})?;
+//! let report = ingest(&collection, &Letters, None, &chunking, &Metadata::new(), docs.into(), &mut |_| {})?;
 //! assert_eq!(report.added, 2);
 //!
 //! let pipeline = Pipeline::new(&collection, &Letters, PipelineConfig { top_k: 1, ..Default::default() })?;
@@ -58,7 +58,7 @@ mod verify;
 pub use evidence::Evidence;
 pub use explain::one_line;
 pub use fusion::{WeightedList, fuse};
-pub use indexing::{IngestReport, Progress, Source, ingest, remove_vanished};
+pub use indexing::{IngestReport, Progress, Source, extract_entities, ingest, remove_vanished};
 pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, RetrieverHits};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};

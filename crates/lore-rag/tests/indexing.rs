@@ -64,8 +64,9 @@ fn a_folder_is_ingested_in_parallel_and_an_unchanged_one_embeds_nothing() {
     let embedder = Counting::default();
 
     let mut last = None;
-    let first = ingest(&collection, &embedder, &chunking, &Metadata::new(), files_in(&folder), &mut |p| last = Some(p))
-        .unwrap();
+    let first =
+        ingest(&collection, &embedder, None, &chunking, &Metadata::new(), files_in(&folder), &mut |p| last = Some(p))
+            .unwrap();
     assert_eq!((first.added, first.unchanged, first.failed.len()), (40, 0, 0), "{first:?}");
     let per_document: Vec<usize> = collection.documents().unwrap().iter().map(|d| d.chunks).collect();
     assert_eq!(per_document, vec![2; 40], "every document stored whole");
@@ -74,12 +75,14 @@ fn a_folder_is_ingested_in_parallel_and_an_unchanged_one_embeds_nothing() {
     let last = last.unwrap();
     assert_eq!((last.sources_done, last.sources_total, last.chunks_embedded), (40, 40, 80));
 
-    let again = ingest(&collection, &embedder, &chunking, &Metadata::new(), files_in(&folder), &mut |_| {}).unwrap();
+    let again =
+        ingest(&collection, &embedder, None, &chunking, &Metadata::new(), files_in(&folder), &mut |_| {}).unwrap();
     assert_eq!((again.added, again.replaced, again.unchanged, again.chunks), (0, 0, 40, 0));
     assert_eq!(embedder.texts.load(Ordering::SeqCst), 80, "an unchanged folder embeds nothing");
 
     fs::write(folder.join("note1.md"), "# Note 1\nrewritten").unwrap();
-    let changed = ingest(&collection, &embedder, &chunking, &Metadata::new(), files_in(&folder), &mut |_| {}).unwrap();
+    let changed =
+        ingest(&collection, &embedder, None, &chunking, &Metadata::new(), files_in(&folder), &mut |_| {}).unwrap();
     assert_eq!((changed.added, changed.replaced, changed.unchanged, changed.chunks), (0, 1, 39, 1));
     assert_eq!(embedder.texts.load(Ordering::SeqCst), 81, "only the changed file is embedded");
 }
@@ -103,7 +106,7 @@ fn vanished_files_are_removed_only_under_the_given_roots() {
     let embedder = Counting::default();
     let mut everything: Vec<Source> = [&synced, &other, &sibling].into_iter().flat_map(|f| files_in(f)).collect();
     everything.push(Source::Document(Document::new("in-memory", vec![Section::new(vec![], "not a file")])));
-    ingest(&collection, &embedder, &chunking, &Metadata::new(), everything, &mut |_| {}).unwrap();
+    ingest(&collection, &embedder, None, &chunking, &Metadata::new(), everything, &mut |_| {}).unwrap();
     assert_eq!(collection.documents().unwrap().len(), 6);
 
     fs::remove_file(synced.join("gone.txt")).unwrap();

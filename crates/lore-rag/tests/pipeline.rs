@@ -59,7 +59,7 @@ fn collection_embedded(embedder: &dyn Embedder, docs: Vec<Source>) -> (tempfile:
     let dir = tempfile::tempdir().unwrap();
     let collection =
         Collection::create(&dir.path().join("c"), embedder.id(), embedder.dimension(), ChunkConfig::Whole).unwrap();
-    ingest(&collection, embedder, &ChunkConfig::Whole, &Metadata::new(), docs, &mut |_| {}).unwrap();
+    ingest(&collection, embedder, None, &ChunkConfig::Whole, &Metadata::new(), docs, &mut |_| {}).unwrap();
     (dir, collection)
 }
 
@@ -159,6 +159,7 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     let first = ingest(
         &collection,
         &WordHash,
+        None,
         &chunking,
         &Metadata::new(),
         sources(&["good.txt", "junk.txt", "missing.txt", "other.md"]),
@@ -171,9 +172,16 @@ fn ingest_reports_bad_files_and_skips_unchanged_ones() {
     assert_eq!(progress.last().map(|p| (p.sources_done, p.sources_total)), Some((4, 4)));
 
     fs::write(files.join("good.txt"), "alpha beta gamma, revised").unwrap();
-    let second =
-        ingest(&collection, &WordHash, &chunking, &Metadata::new(), sources(&["good.txt", "other.md"]), &mut |_| {})
-            .unwrap();
+    let second = ingest(
+        &collection,
+        &WordHash,
+        None,
+        &chunking,
+        &Metadata::new(),
+        sources(&["good.txt", "other.md"]),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!((second.added, second.replaced, second.unchanged, second.chunks), (0, 1, 1, 1));
     assert_eq!(collection.documents().unwrap().len(), 2);
 }

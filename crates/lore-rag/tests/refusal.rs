@@ -88,7 +88,7 @@ fn collection(docs: &[(&str, &str)]) -> (tempfile::TempDir, Collection) {
         .iter()
         .map(|(source, text)| Source::Document(Document::new(*source, vec![Section::new(vec![], *text)])))
         .collect();
-    ingest(&collection, &CharHash, &ChunkConfig::Whole, &Metadata::new(), docs, &mut |_| {}).unwrap();
+    ingest(&collection, &CharHash, None, &ChunkConfig::Whole, &Metadata::new(), docs, &mut |_| {}).unwrap();
     (dir, collection)
 }
 

@@ -2,6 +2,7 @@
 //! Q8_0 and Q4_K kernel and candle's.
 
 mod grouped;
+mod json;
 mod linear;
 mod model;
 mod requantize;
@@ -15,8 +16,9 @@ use std::sync::{Mutex, PoisonError};
 use candle_core::Tensor;
 use candle_core::quantized::gguf_file::Content;
 use candle_transformers::generation::LogitsProcessor;
-use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message, Result, Role};
+use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message, ReplyFormat, Result, Role};
 
+use json::JsonPrefix;
 use linear::Pass;
 pub use linear::PrefillWeights;
 use model::Transformer;
@@ -32,6 +34,9 @@ const SUPPORTED_ARCHITECTURES: &[&str] = &["qwen2", "llama"];
 /// GFLOP/s with 128 rows, 62 with 64 and 77 with 512 (one core of the development machine).
 const PREFILL_CHUNK: usize = 128;
 
+/// How many of the most likely tokens a JSON reply's next token is chosen from, when any fits.
+const JSON_CANDIDATES: usize = 256;
+
 /// A chat model read from a GGUF file, run on the CPU.
 ///
 /// The prompt is rendered with the ChatML template (`<|im_start|>role\ncontent<|im_end|>\n` per
@@ -39,7 +44,9 @@ const PREFILL_CHUNK: usize = 128;
 /// added. Generation stops at `<|im_end|>`, `<|endoftext|>` or the file's eos token; a prompt
 /// whose length plus `max_tokens` exceeds [`context_length`](Self::context_length) is refused
 /// rather than silently cut. Temperature 0 is greedy; otherwise temperature and top-p sampling
-/// seeded by `seed`, so a call is reproducible.
+/// seeded by `seed`, so a call is reproducible. With [`ReplyFormat::Json`] only tokens that
+/// keep the reply a valid beginning of one JSON object can be chosen, and the reply ends when
+/// the object closes.
 ///
 /// Threads: candle reads `CANDLE_NUM_THREADS` (quantized matrix products) and
 /// `RAYON_NUM_THREADS` (the other operations) once, when the first model runs; both default to
@@ -190,8 +197,13 @@ impl ChatModel for GgufChatModel {
         let mut text = String::new();
         let mut stream = Utf8Stream::default();
         let mut completion_tokens = 0;
+        let mut json = (options.format == ReplyFormat::Json).then(JsonPrefix::default);
         let finish = loop {
-            let next = sampler.sample(&logits).map_err(generation_error)?;
+            let next = match &mut json {
+                None => sampler.sample(&logits),
+                Some(prefix) => self.json_logits(prefix, &logits).and_then(|masked| sampler.sample(&masked)),
+            }
+            .map_err(generation_error)?;
             if self.tokenizer.stop_ids.contains(&next) {
                 break FinishReason::Stop;
             }
@@ -200,6 +212,12 @@ impl ChatModel for GgufChatModel {
             if !piece.is_empty() {
                 on_token(&piece);
                 text.push_str(&piece);
+            }
+            if let Some(prefix) = &mut json {
+                prefix.accepts(self.tokenizer.bytes(next));
+                if prefix.is_complete() {
+                    break FinishReason::Stop;
+                }
             }
             if completion_tokens == options.max_tokens {
                 break FinishReason::Length;
@@ -246,6 +264,39 @@ impl ChatModel for GgufChatModel {
             spellings.iter().map(|tokens| tokens.iter().map(|&t| (logits[t as usize] - max).exp()).sum()).collect();
         let total: f32 = mass.iter().sum();
         Ok(mass.into_iter().map(|m| m / total).collect())
+    }
+}
+
+impl GgufChatModel {
+    /// `logits` with every token that cannot continue the JSON reply `prefix` made impossible.
+    /// Only the [`JSON_CANDIDATES`] most likely tokens are tried, and the whole vocabulary in
+    /// order of likelihood when none of them fits: checking each of 150,000 tokens at every step
+    /// would cost more than the step.
+    fn json_logits(&self, prefix: &JsonPrefix, logits: &Tensor) -> candle_core::Result<Tensor> {
+        let logits = logits.to_vec1::<f32>()?;
+        let fits = |id: u32| {
+            let bytes = self.tokenizer.bytes(id);
+            !bytes.is_empty() && prefix.clone().accepts(bytes)
+        };
+        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+        let by_likelihood = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]);
+        let best = JSON_CANDIDATES.min(order.len());
+        if best < order.len() {
+            order.select_nth_unstable_by(best, by_likelihood);
+        }
+        let mut allowed: Vec<u32> = order[..best].iter().copied().filter(|&id| fits(id)).collect();
+        if allowed.is_empty() {
+            order.sort_unstable_by(by_likelihood);
+            allowed.extend(order.iter().copied().find(|&id| fits(id)));
+        }
+        if allowed.is_empty() {
+            return Err(candle_core::Error::Msg("no token of the vocabulary continues the JSON reply".into()));
+        }
+        let mut masked = vec![f32::NEG_INFINITY; logits.len()];
+        for id in allowed {
+            masked[id as usize] = logits[id as usize];
+        }
+        Tensor::from_vec(masked, logits.len(), &candle_core::Device::Cpu)
     }
 }
 

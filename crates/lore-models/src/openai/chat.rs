@@ -1,6 +1,6 @@
 use std::io::BufReader;
 
-use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message, Result};
+use lore_core::{ChatModel, Error, FinishReason, Generation, GenerationOptions, Message, ReplyFormat, Result};
 use reqwest::blocking::Response;
 use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,15 @@ struct ChatRequest<'a> {
     temperature: f32,
     top_p: f32,
     seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<ResponseFormat>,
+}
+
+/// OpenAI's `response_format`: `{"type": "json_object"}`.
+#[derive(Serialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// A request for the distribution of the reply's first token.
@@ -188,6 +197,10 @@ impl ChatModel for OpenAiChat {
             temperature: options.temperature,
             top_p: options.top_p,
             seed: options.seed,
+            response_format: match options.format {
+                ReplyFormat::Text => None,
+                ReplyFormat::Json => Some(ResponseFormat { kind: "json_object" }),
+            },
         };
         let url = self.endpoint.url("chat/completions");
         let response = self.endpoint.post("chat/completions", &request)?;

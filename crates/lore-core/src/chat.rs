@@ -60,7 +60,8 @@ pub enum ReplyFormat {
     /// One JSON object and nothing after it. A local model can only write tokens that keep the
     /// reply a valid beginning of one, and stops when the object closes, so even a small model
     /// cannot break it; a reply cut by `max_tokens` is still unfinished. Remote servers are asked
-    /// with `response_format: {"type": "json_object"}`.
+    /// with `response_format: {"type": "json_object"}`, which OpenAI accepts only when the
+    /// messages say "JSON".
     Json,
 }
 

@@ -322,7 +322,10 @@ impl Engine {
                 let mut chunks = stored.chunks.clone();
                 let newly = lore_rag::extract_entities(store.as_ref(), model.as_ref(), &stored.document, &mut chunks)
                     .map_err(|e| e.in_collection(name))?;
-                if newly > 0 {
+                // An ingest beside this one may have replaced the document while the model
+                // read it: what was read is then of an older version, and the newer one stays.
+                let unchanged = store.document_hash(&info.source)?.as_deref() == Some(&stored.document.content_hash);
+                if newly > 0 && unchanged {
                     store.upsert(&stored.document, &chunks, &stored.vectors)?;
                     read += newly;
                 }

@@ -100,8 +100,9 @@ pub fn document_entities<'a>(
         for named in names.drain(..) {
             let alias_of = aliases.get(&named.key).cloned();
             resolved.add_key(named.key, named.about);
+            // A chunk about `Paris` is not about `Paris Saint-Germain` because it names it.
             if let Some(full) = alias_of {
-                resolved.add_key(full, named.about);
+                resolved.add_key(full, false);
             }
         }
         *names = resolved.names;

@@ -19,6 +19,9 @@ pub const RELATIONS_FIELD: &str = "relations";
 /// is cut off.
 const MAX_ITEMS: usize = 24;
 
+/// The most characters of a chunk the model reads: about 1,500 tokens.
+const MAX_PASSAGE_CHARS: usize = 6000;
+
 /// The longest reply asked for: about 24 names and 12 relations.
 const MAX_REPLY_TOKENS: usize = 320;
 
@@ -67,6 +70,11 @@ pub fn extract_with_model(chat: &dyn ChatModel, title: Option<&str>, text: &str)
         Language::Chinese => SYSTEM_ZH,
         Language::English => SYSTEM_EN,
     };
+    // A whole document as one chunk must still fit a small model's context.
+    let text = match text.char_indices().nth(MAX_PASSAGE_CHARS) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    };
     let passage = match title {
         Some(title) => format!("Title: {title}\n\n{text}"),
         None => text.to_string(),
@@ -79,11 +87,19 @@ pub fn extract_with_model(chat: &dyn ChatModel, title: Option<&str>, text: &str)
 
 /// The extraction a model's reply states, checked against the passage it read.
 fn parse_reply(reply: &str, passage: &str) -> Extraction {
-    let value: Value = serde_json::from_str(reply).unwrap_or_else(|_| close(reply));
+    // A remote model not held to JSON may wrap the object in prose or a code fence.
+    let object = reply.find('{').map_or("", |start| &reply[start..]);
+    let value: Value = serde_json::Deserializer::from_str(object)
+        .into_iter::<Value>()
+        .next()
+        .and_then(std::result::Result::ok)
+        .unwrap_or_else(|| close(object));
+    let spaced = |text: &str| format!(" {} ", text.split_whitespace().collect::<Vec<_>>().join(" "));
+    let written = spaced(passage);
     let words = format!(" {} ", key_words(passage).join(" "));
-    // A name must be in the passage, and, in a script with capitals, be written with one:
-    // a small model lists common nouns too ("energy", "demon"), which would link every
-    // chunk on the topic to every other.
+    // A name must be in the passage as the passage writes it, and, in a script with capitals,
+    // hold one (`Ada Lovelace`, `iPhone`) or a digit: a small model lists common nouns too
+    // ("energy", "demon"), which would link every chunk on the topic to every other.
     let is_name = |name: &str| {
         let key = entity_key(name);
         if key.is_empty() {
@@ -92,9 +108,9 @@ fn parse_reply(reply: &str, passage: &str) -> Extraction {
         if key.chars().any(lore_core::is_cjk) {
             return words.contains(&key);
         }
-        let capitalised =
-            name.split_whitespace().any(|word| word.starts_with(|c: char| c.is_uppercase() || c.is_ascii_digit()));
-        capitalised && words.contains(&format!(" {key} "))
+        let marked = name.chars().any(|c| c.is_uppercase() || c.is_ascii_digit());
+        let spelled = spaced(name);
+        marked && written.contains(spelled.trim()) && words.contains(&format!(" {key} "))
     };
     let relations: Vec<[&str; 3]> = value
         .get("relations")
@@ -196,6 +212,12 @@ mod tests {
         let extraction = parse_reply(reply, PASSAGE);
         assert_eq!(extraction.entities, ["Shirley Temple", "Corliss Archer", "Kiss and Tell"]);
         assert_eq!(extraction.relations.len(), 1);
+    }
+
+    #[test]
+    fn names_must_be_spelled_as_the_passage_does_and_prose_around_the_object_is_ignored() {
+        let reply = "Here it is:\n```json\n{\"entities\": [\"Shirley Temple\", \"Film\", \"kiss And Tell\"]}\n```";
+        assert_eq!(parse_reply(reply, PASSAGE).entities, ["Shirley Temple"]);
     }
 
     #[test]

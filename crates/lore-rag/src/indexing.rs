@@ -196,8 +196,7 @@ fn prepare(
     }
 }
 
-/// The collection's graph is read by a chat model. The stored setting is asked each time:
-/// another process may have changed it.
+/// The collection's graph is read by a chat model, as this handle knows its settings.
 fn extracts_entities(collection: &dyn Store) -> bool {
     collection.manifest().search.graph.extractor == GraphExtractor::Llm
 }

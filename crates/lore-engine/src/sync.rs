@@ -320,7 +320,8 @@ impl Engine {
         for (done, info) in documents.iter().enumerate() {
             if let Some(stored) = store.stored_document(&info.source)? {
                 let mut chunks = stored.chunks.clone();
-                let newly = lore_rag::extract_entities(store.as_ref(), model.as_ref(), &stored.document, &mut chunks)
+                // The chunks read before carry what was read: only the others are read now.
+                let newly = lore_rag::extract_entities(model.as_ref(), &stored.document, &mut chunks, &[])
                     .map_err(|e| e.in_collection(name))?;
                 // An ingest beside this one may have replaced the document while the model
                 // read it: what was read is then of an older version, and the newer one stays.

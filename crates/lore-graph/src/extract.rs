@@ -32,6 +32,10 @@ pub struct Named {
 /// The entities a chunk names, each once: its document's `title` (about), then the names in
 /// `text` (mentions), in order of first appearance.
 pub fn extract_names(title: Option<&str>, text: &str) -> Vec<Named> {
+    names_in(title, text).names
+}
+
+fn names_in(title: Option<&str>, text: &str) -> NameSet {
     let mut found = NameSet::default();
     if let Some(title) = title {
         found.add(title, true);
@@ -47,7 +51,7 @@ pub fn extract_names(title: Option<&str>, text: &str) -> Vec<Named> {
             }
         }
     }
-    found.names
+    found
 }
 
 /// The entities each chunk of one document names, as a collection's graph links them: the
@@ -66,10 +70,7 @@ pub fn document_entities<'a>(
     let mut per_chunk: Vec<Vec<Named>> = chunks
         .into_iter()
         .map(|(text, metadata)| {
-            let mut found = NameSet::default();
-            for named in extract_names(title, text) {
-                found.add_key(named.key, named.about);
-            }
+            let mut found = names_in(title, text);
             if extractor == GraphExtractor::Llm {
                 for name in listed_names(metadata).into_iter().flatten() {
                     found.add(name, false);

@@ -4,6 +4,8 @@
 use lore_core::{Entity, GraphExtractor, Link, LinkQuery, Metadata};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::store::json_column;
+
 /// Links the chunks `(id, text, metadata)` of one document titled `title` to the entities they
 /// name ([`lore_graph::document_entities`]).
 pub(crate) fn link_document(
@@ -34,16 +36,7 @@ pub(crate) fn link_all(tx: &Transaction, extractor: GraphExtractor) -> rusqlite:
             "SELECT c.document_id, c.id, d.title, c.text, c.metadata FROM chunks c
              JOIN documents d ON d.id = c.document_id ORDER BY c.document_id, c.ordinal",
         )?
-        .query_map([], |row| {
-            let metadata: String = row.get(4)?;
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                serde_json::from_str(&metadata).unwrap_or_default(),
-            ))
-        })?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, json_column(row, 4)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for document in rows.chunk_by(|a, b| a.0 == b.0) {
         let chunks: Vec<(i64, &str, &Metadata)> =

@@ -99,13 +99,8 @@ pub(crate) fn reconfigure(
         ),
         &[],
     )?;
-    let chunks: Vec<(i64, i64, Option<String>, String, Metadata)> = rows
-        .iter()
-        .map(|r| {
-            let metadata: serde_json::Value = r.get(4);
-            (r.get(0), r.get(1), r.get(2), r.get(3), serde_json::from_value(metadata).unwrap_or_default())
-        })
-        .collect();
+    let chunks: Vec<(i64, i64, Option<String>, String, Metadata)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), crate::metadata(r.get(4)))).collect();
     for document in chunks.chunk_by(|a, b| a.0 == b.0) {
         let linked: Vec<(i64, &str, &Metadata)> =
             document.iter().map(|(_, id, _, text, metadata)| (*id, text.as_str(), metadata)).collect();

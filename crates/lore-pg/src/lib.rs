@@ -597,7 +597,7 @@ fn hit(row: &Row, score: f32) -> Hit {
     Hit { chunk_id: row.get(0), source, text: row.get(1), score, metadata: meta }
 }
 
-fn metadata(value: Value) -> Metadata {
+pub(crate) fn metadata(value: Value) -> Metadata {
     match value {
         Value::Object(map) => map.into_iter().collect(),
         _ => Metadata::new(),

@@ -135,7 +135,9 @@ pub fn ingest(
                 if let Some(model) = entity_model.filter(|_| extracts_entities(collection)) {
                     // Reading entities takes seconds a chunk: the bar moves with each document.
                     for (doc, chunks) in &mut docs {
-                        report.entities_read += extract_entities(collection, model, doc, chunks)?;
+                        let stored = collection.stored_document(&doc.source)?;
+                        let read_before = stored.as_ref().map_or(&[][..], |stored| &stored.chunks);
+                        report.entities_read += extract_entities(model, doc, chunks, read_before)?;
                         progress.sources_done += 1;
                         on_progress(progress);
                     }
@@ -202,19 +204,18 @@ fn extracts_entities(collection: &dyn Store) -> bool {
 }
 
 /// Has `model` read the entities and relations of `chunks` (of `doc`) into their metadata, for
-/// the collection's graph ([`lore_graph::extract_with_model`]). A chunk whose text the stored
-/// version of the document holds already, read, keeps what was read then: changing one
-/// paragraph of a document costs the model one chunk. Returns how many chunks the model read.
+/// the collection's graph ([`lore_graph::extract_with_model`]). A chunk already read keeps what
+/// it holds, and one whose text a chunk of `read_before` (the stored version of the document)
+/// has, read, takes what was read then: changing one paragraph of a document costs the model
+/// one chunk. Returns how many chunks the model read.
 pub fn extract_entities(
-    collection: &dyn Store,
     model: &dyn ChatModel,
     doc: &Document,
     chunks: &mut [Chunk],
+    read_before: &[Chunk],
 ) -> Result<usize> {
-    let stored = collection.stored_document(&doc.source)?;
-    let known: HashMap<&str, &Metadata> = stored
+    let known: HashMap<&str, &Metadata> = read_before
         .iter()
-        .flat_map(|stored| &stored.chunks)
         .filter(|chunk| Extraction::is_in(&chunk.metadata))
         .map(|chunk| (chunk.text.as_str(), &chunk.metadata))
         .collect();

@@ -94,12 +94,19 @@ impl JsonPrefix {
 
     /// Whether `bytes` may follow what was fed so far; feeds them when they may.
     pub(crate) fn accepts(&mut self, bytes: &[u8]) -> bool {
-        let mut next = self.clone();
-        if !bytes.iter().all(|&byte| next.push(byte)) {
-            return false;
+        match self.after(bytes) {
+            Some(next) => {
+                *self = next;
+                true
+            }
+            None => false,
         }
-        *self = next;
-        true
+    }
+
+    /// The prefix with `bytes` fed, if they may follow.
+    pub(crate) fn after(&self, bytes: &[u8]) -> Option<JsonPrefix> {
+        let mut next = self.clone();
+        bytes.iter().all(|&byte| next.push(byte)).then_some(next)
     }
 
     fn push(&mut self, byte: u8) -> bool {

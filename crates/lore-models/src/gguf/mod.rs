@@ -276,7 +276,7 @@ impl GgufChatModel {
         let logits = logits.to_vec1::<f32>()?;
         let fits = |id: u32| {
             let bytes = self.tokenizer.bytes(id);
-            !bytes.is_empty() && prefix.clone().accepts(bytes)
+            !bytes.is_empty() && prefix.after(bytes).is_some()
         };
         let mut order: Vec<u32> = (0..logits.len() as u32).collect();
         let by_likelihood = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]);

@@ -43,7 +43,8 @@ pub enum CollectionsCommand {
     Delete { name: String },
     /// Change how a collection is searched: KEY=VALUE pairs over the search settings that
     /// `collections info` shows under manifest.search, e.g. `ann.ef_search=512` (HNSW recall
-    /// against latency), `ann.mode=on`, `keyword.k1=1.5`, `keyword.analyzer=chinese` (rebuilds the
+    /// against latency), `ann.mode=on`, `ann.vectors=int8` (a fifth of the vector memory; the
+    /// best candidates are rescored from the store), `keyword.k1=1.5`, `keyword.analyzer=chinese` (rebuilds the
     /// keyword index on the next search), `graph.extractor=names` (keeps an entity graph for the
     /// graph and hybrid-graph pipelines; `off` drops it), `graph.extractor=llm` (the chat model
     /// `graph.model`, default the default LLM, reads each chunk's entities and relations: seconds

@@ -49,5 +49,7 @@ pub use hash::Fnv1a;
 pub use lang::{Language, detect_language, is_cjk};
 pub use rerank::{Calibration, Reranker};
 pub use retrieve::{Retriever, RetrieverQuery};
-pub use settings::{Analyzer, AnnMode, AnnSettings, GraphExtractor, GraphSettings, KeywordSettings, SearchSettings};
+pub use settings::{
+    Analyzer, AnnMode, AnnSettings, GraphExtractor, GraphSettings, KeywordSettings, SearchSettings, VectorMemory,
+};
 pub use store::{DocumentInfo, Entity, Link, LinkQuery, Manifest, Stats, Store, StoredDocument, UpsertOutcome};

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p lore-index --example search_bench -- bm25 [DATASET_DIR]
-//! cargo run --release -p lore-index --example search_bench -- hnsw COLLECTION_DIR [EF_CONSTRUCTION]
-//! cargo run --release -p lore-index --example search_bench -- hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION]
+//! cargo run --release -p lore-index --example search_bench -- hnsw COLLECTION_DIR [EF_CONSTRUCTION] [--int8]
+//! cargo run --release -p lore-index --example search_bench -- hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION] [--int8]
 //! cargo run --release -p lore-index --example search_bench -- ann COLLECTION_DIR COPIES OUT_DIR
 //! cargo run --release -p lore-index --example search_bench -- graph [DATASET_DIR]
 //! ```
@@ -13,7 +13,8 @@
 //! `hnsw`: recall@10 of the graph against exact search, build time, latency and memory on the
 //! vectors of an existing collection (real embeddings, e.g. one `lore eval` built), every 17th
 //! held out as a query. `hnsw-copies`: the same on COPIES (default 1,000,000) noisy copies of
-//! those vectors ([`lore_testkit::NoisyCopies`]). `crates/lore-pg/examples/ann_bench.rs` runs
+//! those vectors ([`lore_testkit::NoisyCopies`]). `--int8`: the collection keeps 8-bit codes only
+//! in memory (`ann.vectors = "int8"`). `crates/lore-pg/examples/ann_bench.rs` runs
 //! the same copies through pgvector's HNSW beside Lore's. `ann`: the graph alone
 //! ([`lore_index::VectorIndex`], no store), for `bench/ann.sh`: writes the indexed vectors, the
 //! queries and their exact top 10 to OUT_DIR for the peer (`bench/ann_peer.py`), builds the graph
@@ -35,6 +36,7 @@ use lore_core::{
 };
 use lore_index::{
     AnnMode, AnnSettings, Collection, ENGLISH_STOP_WORDS, KeywordSettings, SearchSettings, Store, VectorIndex,
+    VectorMemory,
 };
 use lore_testkit::WordHash;
 use serde_json::Value;
@@ -268,11 +270,12 @@ const VECTORS_PER_DOCUMENT: usize = 1000;
 
 /// Ingests `vectors` (one chunk each) into a new collection in `dir` that always searches its
 /// graph.
-fn index_vectors(dir: &Path, vectors: &[Vec<f32>], ef_construction: usize) -> Result<()> {
+fn index_vectors(dir: &Path, vectors: &[Vec<f32>], ef_construction: usize, memory: VectorMemory) -> Result<()> {
     let collection = Collection::create(dir, "copied-vectors", vectors[0].len(), ChunkConfig::Whole)?;
     let mut settings = SearchSettings::default();
     settings.ann.mode = AnnMode::On;
     settings.ann.ef_construction = ef_construction;
+    settings.ann.vectors = memory;
     collection.configure(settings)?;
     for (d, part) in vectors.chunks(VECTORS_PER_DOCUMENT).enumerate() {
         let chunks: Vec<Chunk> = (0..part.len())
@@ -330,10 +333,15 @@ fn compare_graph_with_exact(dir: &Path, queries: &[Vec<f32>]) -> Result<()> {
             1e3 / exact_qps
         );
     }
+    let (rss_before, _) = rss_mb();
     let started = Instant::now();
     let reopened = Collection::open(dir)?;
     reopened.search(&queries[0], 10, None)?;
-    println!("reopen + first search (reads dense.hnsw): {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "reopen + first search (reads dense.hnsw): {:.2} s; RSS {:.0} MB more",
+        started.elapsed().as_secs_f64(),
+        rss_mb().0 - rss_before
+    );
     println!("dense.hnsw: {:.1} MB", fs::metadata(dir.join("dense.hnsw"))?.len() as f64 / 1e6);
     Ok(())
 }
@@ -364,11 +372,11 @@ fn held_out_vectors(source: &Path, copies: Option<usize>) -> Result<(Vec<Vector>
 }
 
 /// HNSW against exact search on [`held_out_vectors`].
-fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize) -> Result<()> {
+fn hnsw(source: &Path, copies: Option<usize>, ef_construction: usize, memory: VectorMemory) -> Result<()> {
     let (indexed, queries) = held_out_vectors(source, copies)?;
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
-    index_vectors(dir.path(), &indexed, ef_construction)?;
+    index_vectors(dir.path(), &indexed, ef_construction, memory)?;
     println!("ingest {} vectors: {:.1} s", indexed.len(), started.elapsed().as_secs_f64());
     drop(indexed);
     compare_graph_with_exact(dir.path(), &queries)
@@ -497,18 +505,20 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = env::args().skip(1).collect();
+    let mut args: Vec<String> = env::args().skip(1).collect();
+    let memory = if args.iter().any(|a| a == "--int8") { VectorMemory::Int8 } else { VectorMemory::F32 };
+    args.retain(|a| a != "--int8");
     let number = |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
     let ef_construction = SearchSettings::default().ann.ef_construction;
     let path = PathBuf::from(args.get(1).map_or("../shared/datasets/scifact", String::as_str));
     match args.first().map(String::as_str) {
         Some("bm25") => bm25(&path),
-        Some("hnsw") => hnsw(&path, None, number(2, ef_construction)),
-        Some("hnsw-copies") => hnsw(&path, Some(number(2, 1_000_000)), number(3, ef_construction)),
+        Some("hnsw") => hnsw(&path, None, number(2, ef_construction), memory),
+        Some("hnsw-copies") => hnsw(&path, Some(number(2, 1_000_000)), number(3, ef_construction), memory),
         Some("ann") => ann(&path, number(2, 0), Path::new(args.get(3).map_or("ann-vectors", String::as_str))),
         Some("graph") => graph(&path),
-        _ => Err("usage: search_bench bm25 [DATASET_DIR] | hnsw COLLECTION_DIR [EF_CONSTRUCTION] | \
-                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION] | ann COLLECTION_DIR COPIES OUT_DIR | \
+        _ => Err("usage: search_bench bm25 [DATASET_DIR] | hnsw COLLECTION_DIR [EF_CONSTRUCTION] [--int8] | \
+                  hnsw-copies COLLECTION_DIR [COPIES] [EF_CONSTRUCTION] [--int8] | ann COLLECTION_DIR COPIES OUT_DIR | \
                   graph [DATASET_DIR]"
             .into()),
     }

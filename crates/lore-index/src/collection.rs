@@ -156,7 +156,7 @@ impl Collection {
         &self,
         slot: &RwLock<Option<I>>,
         filter: Option<&Filter>,
-        search: impl Fn(&I, Option<&ChunkSet>) -> Result<Vec<(i64, f32)>>,
+        search: impl Fn(&I, Option<&ChunkSet>, &Connection) -> Result<Vec<(i64, f32)>>,
     ) -> Result<Vec<Hit>> {
         let conn = self.reader()?;
         let (mut rebuild, mut rebuilt) = (false, false);
@@ -170,7 +170,7 @@ impl Collection {
                     let in_step = index.generation() == Some(generation);
                     if in_step || round + 1 == ROUNDS {
                         let allowed = filter.map(|filter| self.allowed(&tx, generation, filter)).transpose()?;
-                        Some((search(index, allowed.as_deref())?, in_step))
+                        Some((search(index, allowed.as_deref(), &tx)?, in_step))
                     } else {
                         None
                     }
@@ -385,8 +385,8 @@ impl Store for Collection {
         if k == 0 {
             return Ok(Vec::new());
         }
-        self.search_index(&self.dense, filter, |index: &DenseIndex, allowed| {
-            Ok(index.search(&query, k, allowed, ef_search))
+        self.search_index(&self.dense, filter, |index: &DenseIndex, allowed, snapshot| {
+            index.search(&query, k, allowed, ef_search, |ids| stored_vectors(snapshot, &self.dir, ids))
         })
     }
 
@@ -397,7 +397,7 @@ impl Store for Collection {
             return Ok(Vec::new());
         }
         let settings = shared(&self.manifest).search.keyword.clone();
-        self.search_index(&self.keyword, filter, |index: &KeywordIndex, allowed| {
+        self.search_index(&self.keyword, filter, |index: &KeywordIndex, allowed, _| {
             index.search(query, k, &settings, allowed)
         })
     }
@@ -407,15 +407,7 @@ impl Store for Collection {
     }
 
     fn vectors(&self, chunk_ids: &[i64]) -> Result<Vec<Option<Vec<f32>>>> {
-        let conn = self.reader()?;
-        let mut query = conn.prepare_cached("SELECT vector FROM chunks WHERE id = ?1").at(&self.dir)?;
-        chunk_ids
-            .iter()
-            .map(|id| {
-                let bytes: Option<Vec<u8>> = query.query_row([id], |row| row.get(0)).optional().at(&self.dir)?;
-                Ok(bytes.map(|bytes| vector_from_bytes(&bytes)))
-            })
-            .collect()
+        stored_vectors(&*self.reader()?, &self.dir, chunk_ids)
     }
 
     fn entities(&self, keys: &[String]) -> Result<Vec<Entity>> {
@@ -427,6 +419,18 @@ impl Store for Collection {
         self.check_graph()?;
         graph::links(&*self.reader()?, query).at(&self.dir)
     }
+}
+
+/// The stored vectors of `chunk_ids`, in order (`None` for a chunk the store lacks).
+fn stored_vectors(conn: &Connection, dir: &Path, chunk_ids: &[i64]) -> Result<Vec<Option<Vec<f32>>>> {
+    let mut query = conn.prepare_cached("SELECT vector FROM chunks WHERE id = ?1").at(dir)?;
+    chunk_ids
+        .iter()
+        .map(|id| {
+            let bytes: Option<Vec<u8>> = query.query_row([id], |row| row.get(0)).optional().at(dir)?;
+            Ok(bytes.map(|bytes| vector_from_bytes(&bytes)))
+        })
+        .collect()
 }
 
 /// A vector as the store keeps it: little-endian f32s.

@@ -10,19 +10,26 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use lore_core::{AnnMode, AnnSettings, Error, Fnv1a, Result};
+use lore_core::{AnnMode, AnnSettings, Error, Fnv1a, Result, VectorMemory};
 use rusqlite::Connection;
 
 use crate::filter::ChunkSet;
 use crate::hnsw::Hnsw;
 use crate::store::{AtCollection, read_generation};
-use crate::vectors::{Vectors, best_k, dot, unit_vector};
+use crate::vectors::{StoredRows, Target, Vectors, best_k, dot, unit_vector};
 
 /// The graph and its rows, saved for the next process (the vectors too: a dead row's vector
 /// is gone from the store but still guides searches through the graph).
 pub(crate) const GRAPH_FILE: &str = "dense.hnsw";
 const GRAPH_MAGIC: &[u8; 8] = b"LOREHNSW";
-const GRAPH_VERSION: u32 = 1;
+/// Version 2 added what the rows keep (f32 or 8-bit codes only); version 1 files hold f32 rows.
+const GRAPH_VERSION: u32 = 2;
+
+/// With [`VectorMemory::Int8`], the candidates ranked by their codes whose exact vectors are read
+/// from the store to score them, per result asked for. The codes' ranking is close (a query's
+/// exact values times a code err by about 0.0004 in cosine on 384-dimension unit vectors), so
+/// a few times k holds the exact top k.
+const RESCORED_PER_RESULT: usize = 4;
 
 pub(crate) struct DenseIndex {
     vectors: Vectors,
@@ -34,8 +41,8 @@ pub(crate) struct DenseIndex {
 }
 
 impl DenseIndex {
-    fn empty(dimension: usize) -> DenseIndex {
-        DenseIndex { vectors: Vectors::new(dimension), graph: None, generation: -1, unsaved: false }
+    fn empty(dimension: usize, memory: VectorMemory) -> DenseIndex {
+        DenseIndex { vectors: Vectors::new(dimension, memory), graph: None, generation: -1, unsaved: false }
     }
 
     /// The index of the store as `conn` (inside a transaction) sees it: the saved graph brought
@@ -53,7 +60,7 @@ impl DenseIndex {
             _ if rebuild => None,
             _ => read_graph(&dir.join(GRAPH_FILE), dimension, ann).ok(),
         };
-        let mut index = saved.unwrap_or_else(|| DenseIndex::empty(dimension));
+        let mut index = saved.unwrap_or_else(|| DenseIndex::empty(dimension, ann.vectors));
         index.sync(conn, dir, ann)?;
         if index.unsaved {
             index.save(dir)?;
@@ -64,6 +71,10 @@ impl DenseIndex {
     /// Brings the rows (and graph) up to date with the store as `conn` sees it: drops the
     /// chunks logged as deleted since the index's generation, adds those above its last id.
     pub fn sync(&mut self, conn: &Connection, dir: &Path, ann: &AnnSettings) -> Result<()> {
+        if self.vectors.memory() != ann.vectors {
+            // Codes cannot be turned back into f32 rows: every row is read again.
+            *self = DenseIndex::empty(self.vectors.dimension, ann.vectors);
+        }
         let generation = read_generation(conn).at(dir)?;
         if self.generation >= 0 {
             let mut deleted = conn.prepare("SELECT chunk_id FROM deleted_chunks WHERE generation > ?1").at(dir)?;
@@ -79,6 +90,7 @@ impl DenseIndex {
         self.vectors.reserve(new_rows);
         let mut query = conn.prepare("SELECT id, vector FROM chunks WHERE id > ?1 ORDER BY id").at(dir)?;
         let mut added = query.query([last]).at(dir)?;
+        let mut vector = Vec::with_capacity(self.vectors.dimension);
         while let Some(row) = added.next().at(dir)? {
             let id: i64 = row.get(0).at(dir)?;
             let bytes = row.get_ref(1).and_then(|value| Ok(value.as_blob()?)).at(dir)?;
@@ -95,7 +107,9 @@ impl DenseIndex {
                     ),
                 ));
             }
-            self.vectors.push(id, floats.iter().map(|b| f32::from_le_bytes(*b)));
+            vector.clear();
+            vector.extend(floats.iter().map(|b| f32::from_le_bytes(*b)));
+            self.vectors.push(id, &vector);
         }
         self.generation = generation;
         self.fit(ann);
@@ -141,12 +155,7 @@ impl DenseIndex {
 
     /// Drops the dead rows, and the graph with them (its nodes are row numbers).
     fn compact(&mut self) {
-        let vectors = &mut self.vectors;
-        let mut kept = Vectors::new(vectors.dimension);
-        for row in (0..vectors.rows()).filter(|&row| vectors.live[row]) {
-            kept.push(vectors.ids[row], vectors.row(row).iter().copied());
-        }
-        *vectors = kept;
+        self.vectors.retain_live();
         self.graph = None;
     }
 
@@ -154,7 +163,45 @@ impl DenseIndex {
     /// cosine similarity), best first, equal scores by ascending chunk id. Exact without a
     /// graph, and with one when the filter passes under a tenth of the chunks (the graph would
     /// have to be walked far to find enough of them) or the graph finds fewer than k.
-    pub fn search(&self, query: &[f32], k: usize, allowed: Option<&ChunkSet>, ef_search: usize) -> Vec<(i64, f32)> {
+    ///
+    /// With codes only in memory ([`VectorMemory::Int8`]), the [`RESCORED_PER_RESULT`] × k
+    /// candidates the codes rank best are scored with their exact vectors, which `stored` reads
+    /// (`None` for a chunk the store lacks, which keeps its code's score).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&ChunkSet>,
+        ef_search: usize,
+        stored: impl FnOnce(&[i64]) -> Result<Vec<Option<Vec<f32>>>>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let vectors = &self.vectors;
+        let wanted = match vectors.memory() {
+            VectorMemory::F32 => k,
+            VectorMemory::Int8 => k.saturating_mul(RESCORED_PER_RESULT),
+        };
+        let ranked = self.candidates(query, k, wanted, allowed, ef_search);
+        if vectors.memory() == VectorMemory::F32 {
+            return Ok(ranked);
+        }
+        let ids: Vec<i64> = ranked.iter().map(|&(id, _)| id).collect();
+        let exact = stored(&ids)?;
+        let rescored = ranked
+            .into_iter()
+            .zip(exact)
+            .map(|((id, coded), vector)| (id, vector.map_or(coded, |vector| dot(query, &vector))));
+        Ok(best_k(rescored.collect(), k))
+    }
+
+    /// The `wanted` (at least `k`) best chunks by [`Vectors::similarity`], from the graph or a scan.
+    fn candidates(
+        &self,
+        query: &[f32],
+        k: usize,
+        wanted: usize,
+        allowed: Option<&ChunkSet>,
+        ef_search: usize,
+    ) -> Vec<(i64, f32)> {
         let vectors = &self.vectors;
         let accept = |row: usize| vectors.live[row] && allowed.is_none_or(|a| a.contains(vectors.ids[row]));
         let accepted = match allowed {
@@ -165,14 +212,19 @@ impl DenseIndex {
             && k < accepted
             && accepted * 10 >= vectors.live_rows()
         {
-            let found = graph.search(vectors, query, ef_search.max(k), |node| accept(node as usize));
+            let found = graph.search(vectors, query, ef_search.max(wanted), |node| accept(node as usize));
             if found.len() >= k {
-                return found.into_iter().take(k).map(|(node, score)| (vectors.ids[node as usize], score)).collect();
+                return found
+                    .into_iter()
+                    .take(wanted)
+                    .map(|(node, score)| (vectors.ids[node as usize], score))
+                    .collect();
             }
         }
-        let scored =
-            (0..vectors.rows()).filter(|&row| accept(row)).map(|row| (vectors.ids[row], dot(vectors.row(row), query)));
-        best_k(scored.collect(), k)
+        let scored = (0..vectors.rows())
+            .filter(|&row| accept(row))
+            .map(|row| (vectors.ids[row], vectors.similarity(Target::Query(query), row)));
+        best_k(scored.collect(), wanted)
     }
 
     /// Writes the graph file if the graph changed since it was read or written. Atomic: a new
@@ -217,19 +269,21 @@ pub struct VectorIndex {
 impl VectorIndex {
     /// An index of `rows` (id, vector), ids ascending; each vector is scaled to unit length. The
     /// graph is built (on every core) when `ann.mode` asks for one, as a collection's would be.
+    /// The rows are kept in f32 whatever `ann.vectors` says: without a store there is nothing
+    /// to rescore codes from.
     pub fn build(
         dimension: usize,
         ann: &AnnSettings,
         rows: impl IntoIterator<Item = (i64, Vec<f32>)>,
     ) -> Result<VectorIndex> {
-        let mut dense = DenseIndex::empty(dimension);
+        let mut dense = DenseIndex::empty(dimension, VectorMemory::F32);
         for (id, vector) in rows {
             if dense.vectors.ids.last().is_some_and(|&last| last >= id) {
                 return Err(Error::InvalidInput(format!(
                     "vector {id} comes after a larger or equal id: give the rows in ascending id order"
                 )));
             }
-            dense.vectors.push(id, unit_vector(&vector, dimension, &format!("vector {id}"))?);
+            dense.vectors.push(id, &unit_vector(&vector, dimension, &format!("vector {id}"))?);
         }
         dense.fit(ann);
         Ok(VectorIndex { dense, ef_search: ann.ef_search })
@@ -253,7 +307,7 @@ impl VectorIndex {
     /// The `k` rows most similar to `query`: (id, cosine similarity), best first.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
         let query = unit_vector(query, self.dense.vectors.dimension, "the query vector")?;
-        Ok(self.dense.search(&query, k, None, self.ef_search))
+        self.dense.search(&query, k, None, self.ef_search, |ids| Ok(vec![None; ids.len()]))
     }
 }
 
@@ -325,7 +379,11 @@ fn write_graph(path: &Path, vectors: &Vectors, graph: &Hnsw, generation: i64) ->
     let file = File::create(path)?;
     let mut out = Hashing::new(BufWriter::with_capacity(1 << 20, file));
     out.put(GRAPH_MAGIC)?;
-    for n in [GRAPH_VERSION, vectors.dimension as u32, graph.m as u32, graph.ef_construction as u32] {
+    let memory = match vectors.memory() {
+        VectorMemory::F32 => 0u32,
+        VectorMemory::Int8 => 1,
+    };
+    for n in [GRAPH_VERSION, vectors.dimension as u32, graph.m as u32, graph.ef_construction as u32, memory] {
         out.put(&n.to_le_bytes())?;
     }
     out.put(&generation.to_le_bytes())?;
@@ -346,8 +404,15 @@ fn write_graph(path: &Path, vectors: &Vectors, graph: &Hnsw, generation: i64) ->
             out.put(&link.to_le_bytes())?;
         }
     }
-    for value in &vectors.values {
+    for value in vectors.values() {
         out.put(&value.to_le_bytes())?;
+    }
+    if vectors.memory() == VectorMemory::Int8 {
+        let (codes, scales) = vectors.codes();
+        out.put(&codes.iter().map(|&c| c as u8).collect::<Vec<u8>>())?;
+        for scale in scales {
+            out.put(&scale.to_le_bytes())?;
+        }
     }
     let hash = out.hash.finish();
     let mut file = out.inner.into_inner().map_err(|e| e.into_error())?;
@@ -360,11 +425,22 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
     let file = File::open(path)?;
     let size = file.metadata()?.len();
     let mut input = Hashing::new(BufReader::with_capacity(1 << 20, file));
-    if &input.take::<8>()? != GRAPH_MAGIC || input.u32()? != GRAPH_VERSION {
-        return Err(damaged("not a Lore graph of this version"));
+    if &input.take::<8>()? != GRAPH_MAGIC {
+        return Err(damaged("not a Lore graph"));
+    }
+    let version = input.u32()?;
+    if !(1..=GRAPH_VERSION).contains(&version) {
+        return Err(damaged("not a Lore graph of a known version"));
     }
     let (file_dimension, m, ef_construction) = (input.u32()?, input.u32()?, input.u32()?);
-    if (file_dimension as usize, m as usize, ef_construction as usize) != (dimension, ann.m, ann.ef_construction) {
+    let memory = match if version == 1 { 0 } else { input.u32()? } {
+        0 => VectorMemory::F32,
+        1 => VectorMemory::Int8,
+        _ => return Err(damaged("unknown row format")),
+    };
+    if (file_dimension as usize, m as usize, ef_construction as usize, memory)
+        != (dimension, ann.m, ann.ef_construction, ann.vectors)
+    {
         return Err(damaged("built with other settings"));
     }
     let generation = i64::from_le_bytes(input.take()?);
@@ -384,7 +460,15 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
         }
         upper.push(layers);
     }
-    let values = input.many(rows * u64::from(file_dimension), size / 4, f32::from_le_bytes)?;
+    let stored = match memory {
+        VectorMemory::F32 => {
+            StoredRows::F32(input.many(rows * u64::from(file_dimension), size / 4, f32::from_le_bytes)?)
+        }
+        VectorMemory::Int8 => StoredRows::Int8 {
+            codes: input.many(rows * u64::from(file_dimension), size, |[b]| b as i8)?,
+            scales: input.many(rows, size / 4, f32::from_le_bytes)?,
+        },
+    };
     let expected = input.hash.finish();
     if u64::from_le_bytes(input.take()?) != expected {
         return Err(damaged("checksum mismatch"));
@@ -393,9 +477,13 @@ fn read_graph(path: &Path, dimension: usize, ann: &AnnSettings) -> io::Result<De
     let graph = Hnsw::from_parts(m as usize, ef_construction as usize, levels, bottom, bottom_len, upper, entry)
         .ok_or_else(|| damaged("inconsistent links"))?;
     let ascending = ids.windows(2).all(|pair| pair[0] < pair[1]);
-    if !ascending || values.iter().any(|v| !v.is_finite()) {
-        return Err(damaged("rows out of order"));
+    let finite = match &stored {
+        StoredRows::F32(values) => values.iter().all(|v| v.is_finite()),
+        StoredRows::Int8 { scales, .. } => scales.iter().all(|v| v.is_finite()),
+    };
+    if !ascending || !finite {
+        return Err(damaged("rows out of order or not finite"));
     }
-    let vectors = Vectors::from_rows(dimension, ids, values, live);
+    let vectors = Vectors::from_parts(dimension, ids, live, stored);
     Ok(DenseIndex { vectors, graph: Some(graph), generation, unsaved: false })
 }

@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use crate::vectors::{Code, Vectors, dot};
+use crate::vectors::{Code, Target, Vectors};
 
 /// A batch is at most this share of the graph already built ...
 const BATCH_DIVISOR: usize = 32;
@@ -225,7 +225,7 @@ impl Hnsw {
         let chosen: Vec<Vec<Vec<u32>>> = nodes
             .par_iter()
             .map(|&node| {
-                let query = vectors.row(node as usize);
+                let target = Target::Row(node as usize);
                 let coded = Coded { vectors, query: vectors.code(node as usize) };
                 let level = usize::from(graph.levels[node as usize]);
                 let mut found = vec![Vec::new(); level + 1];
@@ -237,7 +237,7 @@ impl Hnsw {
                     for layer in (0..=level.min(top)).rev() {
                         let mut candidates = graph.search_layer(&coded, from, graph.ef_construction, layer, |_| true);
                         from = candidates[0].node;
-                        score_exactly(vectors, query, &mut candidates);
+                        score_exactly(vectors, target, &mut candidates);
                         found[layer] = candidates;
                     }
                 }
@@ -249,7 +249,10 @@ impl Hnsw {
                             nodes
                                 .iter()
                                 .filter(|&&peer| peer != node && usize::from(graph.levels[peer as usize]) >= layer)
-                                .map(|&peer| Scored { similarity: dot(query, vectors.row(peer as usize)), node: peer }),
+                                .map(|&peer| Scored {
+                                    similarity: vectors.similarity(target, peer as usize),
+                                    node: peer,
+                                }),
                         );
                         candidates.sort_unstable_by(|a, b| b.cmp(a));
                         graph.diverse(vectors, &candidates, graph.m).iter().map(|s| s.node).collect()
@@ -275,10 +278,10 @@ impl Hnsw {
                 theirs.extend(new.into_iter().filter(|node| !graph.links(neighbour, layer).contains(node)));
                 let capacity = if layer == 0 { 2 * graph.m } else { graph.m };
                 if theirs.len() > capacity {
-                    let around = vectors.row(neighbour as usize);
+                    let around = Target::Row(neighbour as usize);
                     let mut candidates: Vec<Scored> = theirs
                         .iter()
-                        .map(|&n| Scored { similarity: dot(around, vectors.row(n as usize)), node: n })
+                        .map(|&n| Scored { similarity: vectors.similarity(around, n as usize), node: n })
                         .collect();
                     candidates.sort_unstable_by(|a, b| b.cmp(a));
                     theirs = graph.diverse(vectors, &candidates, capacity).iter().map(|s| s.node).collect();
@@ -304,8 +307,8 @@ impl Hnsw {
             if kept.len() == most {
                 break;
             }
-            let row = vectors.row(candidate.node as usize);
-            if kept.iter().all(|k| dot(row, vectors.row(k.node as usize)) < candidate.similarity) {
+            let row = Target::Row(candidate.node as usize);
+            if kept.iter().all(|k| vectors.similarity(row, k.node as usize) < candidate.similarity) {
                 kept.push(candidate);
             }
         }
@@ -389,8 +392,8 @@ impl Hnsw {
     }
 
     /// The up to `ef` accepted nodes nearest to `query`, best first. The walk compares 8-bit
-    /// codes (a quarter of the memory reads); the nodes it finds are then ranked by their exact
-    /// similarity, which is what is returned.
+    /// codes (a quarter of the memory reads); the nodes it finds are then ranked by
+    /// [`Vectors::similarity`] (exact, unless the table keeps codes only), which is returned.
     pub fn search(&self, vectors: &Vectors, query: &[f32], ef: usize, accept: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
         let Some(mut entry) = self.entry else {
             return Vec::new();
@@ -401,23 +404,23 @@ impl Hnsw {
             entry = self.greedy(&coded, entry, layer);
         }
         let mut found = self.search_layer(&coded, entry, ef, 0, accept);
-        score_exactly(vectors, query, &mut found);
+        score_exactly(vectors, Target::Query(query), &mut found);
         found.into_iter().map(|s| (s.node, s.similarity)).collect()
     }
 }
 
-/// Replaces the code similarities of the nodes a walk found by their exact ones, rows requested
+/// Replaces the code similarities of the nodes a walk found by [`Vectors::similarity`], rows requested
 /// a few nodes ahead, and sorts them best first.
-fn score_exactly(vectors: &Vectors, query: &[f32], found: &mut [Scored]) {
+fn score_exactly(vectors: &Vectors, target: Target<'_>, found: &mut [Scored]) {
     let nodes: Vec<u32> = found.iter().map(|s| s.node).collect();
     for &node in nodes.iter().take(PREFETCH_AHEAD) {
-        prefetch(vectors.row(node as usize));
+        prefetch(vectors.scored_memory(node as usize));
     }
     for (i, scored) in found.iter_mut().enumerate() {
         if let Some(&ahead) = nodes.get(i + PREFETCH_AHEAD) {
-            prefetch(vectors.row(ahead as usize));
+            prefetch(vectors.scored_memory(ahead as usize));
         }
-        scored.similarity = dot(query, vectors.row(scored.node as usize));
+        scored.similarity = vectors.similarity(target, scored.node as usize);
     }
     found.sort_unstable_by(|a, b| b.cmp(a));
 }

@@ -53,7 +53,7 @@ pub use keyword::{ENGLISH_STOP_WORDS, TermAnalyzer, bm25_length};
 /// The records and settings of the [`lore_core::Store`] trait, here too for callers of this crate alone.
 pub use lore_core::{
     Analyzer, AnnMode, AnnSettings, DocumentInfo, KeywordSettings, Manifest, SearchSettings, Stats, Store,
-    UpsertOutcome,
+    UpsertOutcome, VectorMemory,
 };
 
 #[cfg(test)]

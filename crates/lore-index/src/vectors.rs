@@ -1,41 +1,79 @@
 //! Vector arithmetic shared by the dense index and its graph: the table of rows, dot
 //! products, unit vectors and the top-k selection both searches end with.
 
-use lore_core::{Error, Result};
+use lore_core::{Error, Result, VectorMemory};
 
-/// Row `i` of `values` is the vector of chunk `ids[i]`; ids ascend. Each row also has an 8-bit
-/// code (see [`Code`]) that the graph walks with.
+/// Row `i` is the vector of chunk `ids[i]`; ids ascend. Each row has an 8-bit code (see
+/// [`Code`]) that the graph walks with, and unless the table keeps codes only
+/// ([`VectorMemory::Int8`]) its vector in f32.
 pub(crate) struct Vectors {
     pub dimension: usize,
     pub ids: Vec<i64>,
-    pub values: Vec<f32>,
     pub live: Vec<bool>,
     pub dead: usize,
+    memory: VectorMemory,
+    /// Row-major; empty when `memory` is `Int8`.
+    values: Vec<f32>,
     codes: Vec<i8>,
     code_scales: Vec<f32>,
 }
 
+/// What a row is compared with: another row, or a query vector (unit length).
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Row(usize),
+    Query(&'a [f32]),
+}
+
 impl Vectors {
-    pub fn new(dimension: usize) -> Vectors {
-        Vectors::from_rows(dimension, Vec::new(), Vec::new(), Vec::new())
-    }
-
-    /// Rows read back whole (see `dense::read_graph`); their codes are made here.
-    pub fn from_rows(dimension: usize, ids: Vec<i64>, values: Vec<f32>, live: Vec<bool>) -> Vectors {
-        let dead = live.iter().filter(|&&live| !live).count();
-        let mut vectors = Vectors { dimension, ids, values, live, dead, codes: Vec::new(), code_scales: Vec::new() };
-        vectors.codes.reserve(vectors.values.len());
-        for row in 0..vectors.rows() {
-            vectors.code_row(row);
+    pub fn new(dimension: usize, memory: VectorMemory) -> Vectors {
+        Vectors {
+            dimension,
+            ids: Vec::new(),
+            live: Vec::new(),
+            dead: 0,
+            memory,
+            values: Vec::new(),
+            codes: Vec::new(),
+            code_scales: Vec::new(),
         }
-        vectors
     }
 
-    fn code_row(&mut self, row: usize) {
-        let values = &self.values[row * self.dimension..(row + 1) * self.dimension];
-        let scale = Code::scale_of(values);
-        self.codes.extend(values.iter().map(|&x| Code::quantize(x, scale)));
-        self.code_scales.push(scale);
+    /// Rows read back whole (see `dense::read_graph`): f32 values (their codes are made here),
+    /// or codes and their scales.
+    pub fn from_parts(dimension: usize, ids: Vec<i64>, live: Vec<bool>, stored: StoredRows) -> Vectors {
+        let dead = live.iter().filter(|&&live| !live).count();
+        match stored {
+            StoredRows::F32(values) => {
+                let mut vectors = Vectors { ids, live, dead, values, ..Vectors::new(dimension, VectorMemory::F32) };
+                vectors.codes.reserve(vectors.values.len());
+                for row in 0..vectors.rows() {
+                    let values = &vectors.values[row * dimension..(row + 1) * dimension];
+                    let scale = Code::scale_of(values);
+                    vectors.codes.extend(values.iter().map(|&x| Code::quantize(x, scale)));
+                    vectors.code_scales.push(scale);
+                }
+                vectors
+            }
+            StoredRows::Int8 { codes, scales } => {
+                Vectors { ids, live, dead, codes, code_scales: scales, ..Vectors::new(dimension, VectorMemory::Int8) }
+            }
+        }
+    }
+
+    /// What each row keeps in memory.
+    pub fn memory(&self) -> VectorMemory {
+        self.memory
+    }
+
+    /// The f32 values of every row, row-major (empty for `Int8`).
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Every row's code values, row-major, and the codes' scales.
+    pub fn codes(&self) -> (&[i8], &[f32]) {
+        (&self.codes, &self.code_scales)
     }
 
     /// Row `row`'s 8-bit code.
@@ -43,8 +81,33 @@ impl Vectors {
         Code { values: &self.codes[row * self.dimension..(row + 1) * self.dimension], scale: self.code_scales[row] }
     }
 
-    pub fn row(&self, row: usize) -> &[f32] {
-        &self.values[row * self.dimension..(row + 1) * self.dimension]
+    /// The cosine similarity of `target` and row `row`: exact from f32 rows; from codes only,
+    /// the query's exact values times the row's code, or two codes.
+    #[inline]
+    pub fn similarity(&self, target: Target<'_>, row: usize) -> f32 {
+        let f32_row = |row: usize| &self.values[row * self.dimension..(row + 1) * self.dimension];
+        match (self.memory, target) {
+            (VectorMemory::F32, Target::Row(other)) => dot(f32_row(other), f32_row(row)),
+            (VectorMemory::F32, Target::Query(query)) => dot(query, f32_row(row)),
+            (VectorMemory::Int8, Target::Row(other)) => self.code(other).dot(self.code(row)),
+            (VectorMemory::Int8, Target::Query(query)) => self.code(row).dot_f32(query),
+        }
+    }
+
+    /// The memory [`Vectors::similarity`] reads for row `row` (for prefetching).
+    pub fn scored_memory(&self, row: usize) -> &[u8] {
+        let bytes = |values: &[f32]| -> &[u8] {
+            // SAFETY: f32 has no invalid bit patterns and u8 no alignment; same memory, 4x the length.
+            unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len() * 4) }
+        };
+        match self.memory {
+            VectorMemory::F32 => bytes(&self.values[row * self.dimension..(row + 1) * self.dimension]),
+            VectorMemory::Int8 => {
+                let code = self.code(row).values;
+                // SAFETY: i8 and u8 have the same size and alignment and no invalid values.
+                unsafe { std::slice::from_raw_parts(code.as_ptr().cast(), code.len()) }
+            }
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -64,21 +127,52 @@ impl Vectors {
         }
     }
 
+    /// Drops the dead rows.
+    pub fn retain_live(&mut self) {
+        let dimension = self.dimension;
+        let keep: Vec<usize> = (0..self.rows()).filter(|&row| self.live[row]).collect();
+        let gather = |values: &[f32], width: usize| -> Vec<f32> {
+            keep.iter().flat_map(|&row| values[row * width..(row + 1) * width].iter().copied()).collect()
+        };
+        if self.memory == VectorMemory::F32 {
+            self.values = gather(&self.values, dimension);
+        }
+        self.code_scales = gather(&self.code_scales, 1);
+        self.codes =
+            keep.iter().flat_map(|&row| self.codes[row * dimension..(row + 1) * dimension].iter().copied()).collect();
+        self.ids = keep.iter().map(|&row| self.ids[row]).collect();
+        self.live = vec![true; keep.len()];
+        self.dead = 0;
+    }
+
     pub fn reserve(&mut self, rows: usize) {
         self.ids.reserve(rows);
-        self.values.reserve(rows * self.dimension);
+        if self.memory == VectorMemory::F32 {
+            self.values.reserve(rows * self.dimension);
+        }
         self.live.reserve(rows);
         self.codes.reserve(rows * self.dimension);
         self.code_scales.reserve(rows);
     }
 
-    pub fn push(&mut self, id: i64, vector: impl IntoIterator<Item = f32>) {
+    pub fn push(&mut self, id: i64, vector: &[f32]) {
         debug_assert!(self.ids.last().is_none_or(|&last| last < id));
-        self.values.extend(vector);
+        debug_assert_eq!(vector.len(), self.dimension);
+        if self.memory == VectorMemory::F32 {
+            self.values.extend_from_slice(vector);
+        }
+        let scale = Code::scale_of(vector);
+        self.codes.extend(vector.iter().map(|&x| Code::quantize(x, scale)));
+        self.code_scales.push(scale);
         self.ids.push(id);
         self.live.push(true);
-        self.code_row(self.rows() - 1);
     }
+}
+
+/// The rows of a saved table, as [`Vectors::from_parts`] takes them.
+pub(crate) enum StoredRows {
+    F32(Vec<f32>),
+    Int8 { codes: Vec<i8>, scales: Vec<f32> },
 }
 
 /// A vector in 8 bits per component, `values[i] × scale` ≈ the component: a quarter of the
@@ -112,6 +206,23 @@ impl Code<'_> {
     #[inline]
     pub fn dot(self, other: Code<'_>) -> f32 {
         dot_i8(self.values, other.values) as f32 * self.scale * other.scale
+    }
+
+    /// The approximate dot product of `vector` with the vector the code stands for: only the
+    /// code's rounding is in it, half the error of two codes.
+    #[inline]
+    pub fn dot_f32(self, vector: &[f32]) -> f32 {
+        const LANES: usize = 32;
+        let (a_blocks, a_tail) = vector.as_chunks::<LANES>();
+        let (b_blocks, b_tail) = self.values.as_chunks::<LANES>();
+        let mut acc = [0.0f32; LANES];
+        for (x, y) in a_blocks.iter().zip(b_blocks) {
+            for lane in 0..LANES {
+                acc[lane] = x[lane].mul_add(f32::from(y[lane]), acc[lane]);
+            }
+        }
+        let tail: f32 = a_tail.iter().zip(b_tail).map(|(&x, &y)| x * f32::from(y)).sum();
+        (acc.iter().sum::<f32>() + tail) * self.scale
     }
 }
 

@@ -5,7 +5,9 @@ use std::fs;
 use std::path::Path;
 
 use lore_core::{Chunk, ChunkConfig, Document, Filter, Hit, Metadata, Section};
-use lore_index::{Analyzer, AnnMode, AnnSettings, Collection, KeywordSettings, SearchSettings, Store, VectorIndex};
+use lore_index::{
+    Analyzer, AnnMode, AnnSettings, Collection, KeywordSettings, SearchSettings, Store, VectorIndex, VectorMemory,
+};
 use serde_json::json;
 
 fn create(dir: &Path, dimension: usize, settings: SearchSettings) -> Collection {
@@ -416,6 +418,60 @@ fn hnsw_recall_against_exact_search() {
     let small_exact = vector_collection(&dir.path().join("small"), &vectors[..500], AnnMode::Off);
     assert_eq!(recall(&auto, &small_exact, &queries, 10), 1.0);
     assert!(!dir.path().join("auto/dense.hnsw").exists());
+}
+
+/// Codes only in memory: searches still return the exact top k with exact scores (the codes'
+/// best candidates are rescored from the store), the graph file holds a fifth of the bytes per
+/// row, it is read back after reopening, and switching back to f32 rows reads them again.
+#[test]
+fn int8_vectors_rescore_from_the_store() {
+    let vectors = clustered_vectors(2000, 96, 41);
+    let queries = clustered_vectors(60, 96, 42);
+    let dir = tempfile::tempdir().unwrap();
+    let exact = vector_collection(&dir.path().join("exact"), &vectors, AnnMode::Off);
+    vector_collection(&dir.path().join("f32"), &vectors, AnnMode::On).search(&queries[0], 1, None).unwrap();
+    let int8_dir = dir.path().join("int8");
+    let int8 = vector_collection(&int8_dir, &vectors, AnnMode::On);
+    let mut settings = int8.manifest().search.clone();
+    settings.ann.vectors = VectorMemory::Int8;
+    int8.configure(settings.clone()).unwrap();
+    let scan_dir = dir.path().join("scan");
+    let scan = vector_collection(&scan_dir, &vectors, AnnMode::Off);
+    scan.configure(SearchSettings { ann: AnnSettings { mode: AnnMode::Off, ..settings.ann.clone() }, ..settings })
+        .unwrap();
+
+    assert!(recall(&int8, &exact, &queries, 10) >= 0.95);
+    for query in &queries {
+        let truth = exact.search(query, 10, None).unwrap();
+        // Without a graph the codes rank every row and the store scores their best 40.
+        let scanned = scan.search(query, 10, None).unwrap();
+        assert_eq!(ids(&scanned), ids(&truth));
+        for hit in int8.search(query, 10, None).unwrap().iter().chain(&scanned) {
+            let stored = exact.vectors(&[hit.chunk_id]).unwrap().remove(0).unwrap();
+            let similarity: f32 = stored.iter().zip(query).map(|(a, b)| a * b).sum();
+            assert!((hit.score - similarity).abs() < 1e-5, "scores are exact: {} vs {similarity}", hit.score);
+        }
+    }
+    let size = |dir: &Path| std::fs::metadata(dir.join("dense.hnsw")).unwrap().len() as f64;
+    let (f32_size, int8_size) = (size(&dir.path().join("f32")), size(&int8_dir));
+    // Per row: links (about 130 bytes) plus 4 × 96 bytes of f32, against 96 + 4 of code.
+    assert!(int8_size < f32_size * 0.55, "dense.hnsw: int8 {int8_size} bytes, f32 {f32_size}");
+
+    drop(int8);
+    let reopened = Collection::open(&int8_dir).unwrap();
+    let modified = std::fs::metadata(int8_dir.join("dense.hnsw")).unwrap().modified().unwrap();
+    assert!(recall(&reopened, &exact, &queries, 10) >= 0.95);
+    assert_eq!(
+        std::fs::metadata(int8_dir.join("dense.hnsw")).unwrap().modified().unwrap(),
+        modified,
+        "read, not rebuilt"
+    );
+    let mut settings = reopened.manifest().search.clone();
+    settings.ann.vectors = VectorMemory::F32;
+    reopened.configure(settings).unwrap();
+    assert!(recall(&reopened, &exact, &queries, 10) >= 0.95);
+    drop(reopened);
+    assert!(size(&int8_dir) > f32_size * 0.9, "rows in f32 again");
 }
 
 /// The graph is built in parallel batches whose sizes depend on the graph alone: one core or

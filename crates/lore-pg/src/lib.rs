@@ -36,6 +36,7 @@ use std::sync::{PoisonError, RwLock};
 use lore_core::{
     AnnMode, Chunk, ChunkConfig, Document, DocumentInfo, Entity, Error, Filter, GROUPS_FIELD, GraphExtractor, Hit,
     Link, LinkQuery, Manifest, Metadata, Result, SearchSettings, Stats, Store, StoredDocument, UpsertOutcome,
+    VectorMemory,
 };
 use lore_index::{TermAnalyzer, bm25_length};
 use pgvector::Vector;
@@ -464,6 +465,13 @@ impl Store for PgCollection {
     /// graph setting at once).
     fn configure(&self, settings: SearchSettings) -> Result<()> {
         settings.check()?;
+        if settings.ann.vectors != VectorMemory::F32 {
+            return Err(Error::InvalidInput(
+                "ann.vectors = int8 is for the embedded store: PostgreSQL keeps the vectors and pgvector's index in \
+                 the database, not in Lore's memory"
+                    .into(),
+            ));
+        }
         let mut manifest = self.manifest();
         let old = std::mem::replace(&mut manifest.search, settings);
         let new = manifest.search.clone();

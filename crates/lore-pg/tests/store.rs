@@ -122,6 +122,19 @@ const TITLED: [(&str, &str, &str); 3] = [
     ("radio", "Meet Corliss Archer", "Meet Corliss Archer is a radio sitcom about Corliss Archer."),
 ];
 
+/// pgvector's index lives in the database: the embedded store's memory setting is refused, and
+/// the refusal changes nothing.
+#[test]
+fn int8_vector_memory_is_refused() {
+    let pg = fresh("int8-memory", 2);
+    let before = pg.manifest().search;
+    let mut settings = before.clone();
+    settings.ann.vectors = lore_core::VectorMemory::Int8;
+    let refused = pg.configure(settings).unwrap_err().to_string();
+    assert!(refused.contains("ann.vectors = int8 is for the embedded store"), "{refused}");
+    assert_eq!(pg.manifest().search, before);
+}
+
 #[test]
 fn postgres_keeps_the_same_entity_graph() {
     let pg = fresh("entity-graph", 2);

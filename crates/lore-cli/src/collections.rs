@@ -54,6 +54,19 @@ pub enum CollectionsCommand {
         #[arg(required = true, value_name = "KEY=VALUE")]
         settings: Vec<String>,
     },
+    /// Group the chunks into themes by meaning and have the chat model summarise each one into a
+    /// `lore:theme/N` document, which every pipeline retrieves like any other: questions about
+    /// the whole collection ("what are the main topics?") find a passage about many documents.
+    /// Incremental: run it again after ingesting, and only the themes that gained or lost
+    /// chunks are summarised again (each costs one model call, seconds to a minute on a CPU).
+    Themes {
+        name: String,
+        /// The chat model that writes the summaries (default: the default LLM).
+        #[arg(long, env = "LORE_LLM")]
+        llm: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +161,17 @@ pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
                 eprintln!("{read} chunks read for the graph");
             }
             print_json(&store.manifest().search)
+        }
+        CollectionsCommand::Themes { name, llm, json } => {
+            let report = engine.build_themes(&name, llm.as_deref(), &Bars::default())?;
+            if json {
+                return print_json(&report);
+            }
+            println!(
+                "{} themes over {} chunks: {} summarised, {} unchanged, {} removed",
+                report.themes, report.chunks, report.summarized, report.unchanged, report.removed
+            );
+            Ok(())
         }
         CollectionsCommand::Delete { name } => {
             engine.delete_collection(&name)?;

@@ -185,6 +185,121 @@ fn hybrid_retrieval_explains_itself_and_filters_apply() {
     }
 }
 
+/// Three topics of ten one-line notes each.
+const TOPICS: [(&str, [&str; 10]); 3] = [
+    (
+        "cats",
+        [
+            "Cats purr when they are content and relaxed.",
+            "A cat sleeps between twelve and sixteen hours a day.",
+            "Kittens open their eyes about ten days after birth.",
+            "Cats groom themselves with their rough tongues.",
+            "A domestic cat can run at about thirty miles per hour.",
+            "Cats communicate with meows mostly directed at humans.",
+            "The whiskers of a cat sense changes in air currents.",
+            "Cats land on their feet thanks to the righting reflex.",
+            "Most adult cats cannot digest lactose in milk.",
+            "Cats scratch furniture to sharpen and clean their claws.",
+        ],
+    ),
+    (
+        "rockets",
+        [
+            "The Saturn V rocket carried Apollo astronauts to the Moon.",
+            "Liquid-fuel rockets burn kerosene or hydrogen with liquid oxygen.",
+            "A rocket reaches orbit at about 7.8 kilometres per second.",
+            "SpaceX lands Falcon 9 boosters on drone ships to reuse them.",
+            "Multistage rockets drop empty tanks to shed weight during ascent.",
+            "The Tsiolkovsky equation relates rocket velocity to its mass ratio.",
+            "Solid rocket boosters helped lift the Space Shuttle off the pad.",
+            "Rocket engines produce thrust by expelling hot exhaust gases.",
+            "Launch windows depend on the orbit the rocket must reach.",
+            "Sputnik was launched on an R-7 rocket in 1957.",
+        ],
+    ),
+    (
+        "bread",
+        [
+            "Sourdough bread rises with wild yeast and lactic acid bacteria.",
+            "Kneading dough develops the gluten network that traps gas.",
+            "Bread flour has more protein than cake flour.",
+            "A baguette is baked with steam to form a crisp crust.",
+            "Proofing lets the dough rise before it goes into the oven.",
+            "Salt strengthens gluten and slows yeast fermentation in dough.",
+            "Rye bread is dense because rye has little gluten.",
+            "Bakers score loaves so the bread expands evenly in the oven.",
+            "An autolyse rests flour and water before kneading the dough.",
+            "Brioche dough is enriched with butter, eggs and sugar.",
+        ],
+    ),
+];
+
+/// Themes with the real default embedder and qwen-0.5b: one summary document per topic, which a
+/// question about the whole collection retrieves; a rerun summarises only the theme that
+/// gained a note, and a theme whose notes are all gone is deleted.
+#[test]
+fn themes_summarise_the_collection_and_follow_its_changes() {
+    let home = Home::with_models();
+    let notes = home.path().join("notes");
+    fs::create_dir(&notes).unwrap();
+    for (topic, lines) in TOPICS {
+        for (i, line) in lines.iter().enumerate() {
+            fs::write(notes.join(format!("{topic}-{i:02}.txt")), format!("{line}\n")).unwrap();
+        }
+    }
+    let ingest = || home.json(&["ingest", notes.to_str().unwrap(), "-c", "t", "--sync", "--json"]);
+    let themes = || home.json(&["collections", "themes", "t", "--llm", "qwen-0.5b", "--json"]);
+    ingest();
+    let first = themes();
+    assert_eq!(
+        (first["chunks"].as_u64(), first["themes"].as_u64(), first["summarized"].as_u64()),
+        (Some(30), Some(3), Some(3)),
+        "{first}"
+    );
+
+    let found = home.json(&["query", "What are the main topics of these documents?", "-c", "t", "--json"]);
+    let hits = found["hits"].as_array().unwrap();
+    let theme_hits: Vec<&Value> =
+        hits.iter().filter(|hit| hit["source"].as_str().unwrap().starts_with("lore:theme/")).collect();
+    assert!(hits[0]["source"].as_str().unwrap().starts_with("lore:theme/"), "{found}");
+    assert_eq!(theme_hits.len(), 3, "{found}");
+    // Each theme names the notes it summarises, nearly all of one topic (the embedder may put
+    // "cats cannot digest lactose in milk" with the food), and each topic has its theme.
+    let mut main_topics: Vec<&str> = theme_hits
+        .iter()
+        .map(|hit| {
+            let text = hit["text"].as_str().unwrap();
+            let listed = text.rsplit_once("Documents: ").unwrap_or_else(|| panic!("{text}")).1;
+            let notes: Vec<&str> = listed.split("; ").collect();
+            let (topic, count) = TOPICS
+                .iter()
+                .map(|(t, _)| (*t, notes.iter().filter(|note| note.starts_with(&format!("{t}-"))).count()))
+                .max_by_key(|&(_, count)| count)
+                .unwrap();
+            assert!(count * 5 >= notes.len() * 4, "{text}");
+            topic
+        })
+        .collect();
+    main_topics.sort_unstable();
+    assert_eq!(main_topics, ["bread", "cats", "rockets"]);
+
+    fs::write(notes.join("cats-10.txt"), "Cats hunt mice and birds at dawn and dusk.\n").unwrap();
+    ingest();
+    let second = themes();
+    assert_eq!((second["summarized"].as_u64(), second["unchanged"].as_u64()), (Some(1), Some(2)), "{second}");
+
+    for i in 0..10 {
+        fs::remove_file(notes.join(format!("rockets-{i:02}.txt"))).unwrap();
+    }
+    ingest();
+    let third = themes();
+    assert_eq!(
+        (third["themes"].as_u64(), third["summarized"].as_u64(), third["removed"].as_u64()),
+        (Some(2), Some(0), Some(1)),
+        "{third}"
+    );
+}
+
 #[test]
 fn a_chat_model_reads_the_graph_and_only_what_is_new() {
     let home = Home::with_models();

@@ -14,7 +14,7 @@ use lore_core::{
     ChatModel, ChunkConfig, Embedder, Error, ErrorKind, GraphExtractor, Metadata, Result, SizeUnit, Store,
 };
 use lore_ingest::Discovered;
-use lore_rag::{IngestReport, Source};
+use lore_rag::{IngestReport, Source, ThemeReport};
 use serde_json::{Value, json};
 
 use crate::{Engine, Progress};
@@ -336,6 +336,27 @@ impl Engine {
         }
         progress.finish();
         Ok(read)
+    }
+
+    /// Groups the chunks of collection `name` into themes and has the chat model `llm` (default:
+    /// the default LLM) summarise each new or changed one into a `lore:theme/N` document (see
+    /// [`lore_rag::build_themes`]). Run again after ingesting: only the themes that gained or
+    /// lost chunks are summarised again.
+    pub fn build_themes(&self, name: &str, llm: Option<&str>, progress: &dyn Progress) -> Result<ThemeReport> {
+        let store = self.catalog().open(name)?;
+        let embedder = self.models().embedder(&store.manifest().embedder)?;
+        let model = self.models().chat(&self.settings().llm_or(&[llm]))?;
+        let mut started = false;
+        let report = lore_rag::build_themes(store.as_ref(), embedder.as_ref(), model.as_ref(), &mut |done, total| {
+            if !started {
+                progress.start(&format!("summarising themes with {}", model.id()), total);
+                started = true;
+            }
+            progress.update(done, "themes");
+        })
+        .map_err(|e| e.in_collection(name))?;
+        progress.finish();
+        Ok(report)
     }
 
     /// An existing collection with its embedder; error if it was built with another embedder

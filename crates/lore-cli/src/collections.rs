@@ -59,6 +59,8 @@ pub enum CollectionsCommand {
     /// the whole collection ("what are the main topics?") find a passage about many documents.
     /// Incremental: run it again after ingesting, and only the themes that gained or lost
     /// chunks are summarised again (each costs one model call, seconds to a minute on a CPU).
+    /// Themes also come up for specific questions; `lore query … --where kind=theme` asks them
+    /// alone.
     Themes {
         name: String,
         /// The chat model that writes the summaries (default: the default LLM).

@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use crate::vectors::{Code, Target, Vectors};
+use crate::vectors::{Code, Target, Vectors, prefetch};
 
 /// A batch is at most this share of the graph already built ...
 const BATCH_DIVISOR: usize = 32;
@@ -72,16 +72,6 @@ impl Visited {
 
 /// How many neighbours ahead of the one being scored rows are requested from memory.
 const PREFETCH_AHEAD: usize = 3;
-
-/// Asks the processor to bring `row` into its cache; only a hint.
-#[inline]
-fn prefetch<T>(row: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(64 / size_of::<T>()) {
-        // SAFETY: a prefetch never faults and reads nothing into the program.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
-    }
-}
 
 pub(crate) struct Hnsw {
     /// Links per node on the upper layers; `2 * m` on the bottom one.
@@ -414,11 +404,11 @@ impl Hnsw {
 fn score_exactly(vectors: &Vectors, target: Target<'_>, found: &mut [Scored]) {
     let nodes: Vec<u32> = found.iter().map(|s| s.node).collect();
     for &node in nodes.iter().take(PREFETCH_AHEAD) {
-        prefetch(vectors.scored_memory(node as usize));
+        vectors.prefetch(node as usize);
     }
     for (i, scored) in found.iter_mut().enumerate() {
         if let Some(&ahead) = nodes.get(i + PREFETCH_AHEAD) {
-            prefetch(vectors.scored_memory(ahead as usize));
+            vectors.prefetch(ahead as usize);
         }
         scored.similarity = vectors.similarity(target, scored.node as usize);
     }

@@ -45,14 +45,12 @@ impl Vectors {
         let dead = live.iter().filter(|&&live| !live).count();
         match stored {
             StoredRows::F32(values) => {
-                let mut vectors = Vectors { ids, live, dead, values, ..Vectors::new(dimension, VectorMemory::F32) };
-                vectors.codes.reserve(vectors.values.len());
-                for row in 0..vectors.rows() {
-                    let values = &vectors.values[row * dimension..(row + 1) * dimension];
-                    let scale = Code::scale_of(values);
-                    vectors.codes.extend(values.iter().map(|&x| Code::quantize(x, scale)));
-                    vectors.code_scales.push(scale);
+                let mut vectors = Vectors { ids, live, dead, ..Vectors::new(dimension, VectorMemory::F32) };
+                vectors.codes.reserve(values.len());
+                for row in values.chunks_exact(dimension) {
+                    vectors.push_code(row);
                 }
+                vectors.values = values;
                 vectors
             }
             StoredRows::Int8 { codes, scales } => {
@@ -94,19 +92,12 @@ impl Vectors {
         }
     }
 
-    /// The memory [`Vectors::similarity`] reads for row `row` (for prefetching).
-    pub fn scored_memory(&self, row: usize) -> &[u8] {
-        let bytes = |values: &[f32]| -> &[u8] {
-            // SAFETY: f32 has no invalid bit patterns and u8 no alignment; same memory, 4x the length.
-            unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len() * 4) }
-        };
+    /// Asks the processor to bring what [`Vectors::similarity`] reads of row `row` into its cache.
+    #[inline]
+    pub fn prefetch(&self, row: usize) {
         match self.memory {
-            VectorMemory::F32 => bytes(&self.values[row * self.dimension..(row + 1) * self.dimension]),
-            VectorMemory::Int8 => {
-                let code = self.code(row).values;
-                // SAFETY: i8 and u8 have the same size and alignment and no invalid values.
-                unsafe { std::slice::from_raw_parts(code.as_ptr().cast(), code.len()) }
-            }
+            VectorMemory::F32 => prefetch(&self.values[row * self.dimension..(row + 1) * self.dimension]),
+            VectorMemory::Int8 => prefetch(self.code(row).values),
         }
     }
 
@@ -161,11 +152,25 @@ impl Vectors {
         if self.memory == VectorMemory::F32 {
             self.values.extend_from_slice(vector);
         }
+        self.push_code(vector);
+        self.ids.push(id);
+        self.live.push(true);
+    }
+
+    fn push_code(&mut self, vector: &[f32]) {
         let scale = Code::scale_of(vector);
         self.codes.extend(vector.iter().map(|&x| Code::quantize(x, scale)));
         self.code_scales.push(scale);
-        self.ids.push(id);
-        self.live.push(true);
+    }
+}
+
+/// Asks the processor to bring `row` into its cache; only a hint.
+#[inline]
+pub(crate) fn prefetch<T>(row: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(64 / size_of::<T>()) {
+        // SAFETY: a prefetch never faults and reads nothing into the program.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
     }
 }
 

@@ -112,6 +112,6 @@ pub fn mmr(query: &[f32], candidates: &[Vec<f32>], lambda: f32) -> Vec<(usize, f
     picked
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -19,6 +19,8 @@ use lore_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::rerank::dot;
+
 /// Sources of theme documents begin with this.
 pub const THEME_PREFIX: &str = "lore:theme/";
 /// The document metadata field a theme keeps its state in.
@@ -95,17 +97,16 @@ pub fn build_themes(
             continue;
         }
         let title = stored.document.title.clone().unwrap_or_else(|| stored.document.source.clone());
-        for (chunk, vector) in stored.chunks.iter().zip(stored.vectors) {
+        for (chunk, vector) in stored.chunks.into_iter().zip(stored.vectors) {
             members.push(Member {
                 key: format!("{}#{}:{:016x}", info.source, chunk.ordinal, Fnv1a::of(chunk.text.as_bytes())),
                 title: title.clone(),
-                text: chunk.text.clone(),
+                text: chunk.text,
                 vector,
             });
         }
     }
     let plan = plan_themes(&members, &themes);
-    let mut report = ThemeReport { chunks: members.len(), ..ThemeReport::default() };
     let changed: Vec<&(u64, Vec<usize>)> = plan
         .iter()
         .filter(|(number, group)| {
@@ -118,14 +119,17 @@ pub fn build_themes(
         write_theme(store, embedder, model, *number, group.iter().map(|&m| &members[m]).collect())?;
         progress(done + 1, changed.len());
     }
-    report.summarized = changed.len();
-    report.themes = plan.len();
-    report.unchanged = plan.len() - changed.len();
-    for number in themes.keys().filter(|number| !plan.iter().any(|(n, _)| n == *number)) {
+    let emptied: Vec<&u64> = themes.keys().filter(|number| !plan.iter().any(|(n, _)| n == *number)).collect();
+    for number in &emptied {
         store.delete_document(&format!("{THEME_PREFIX}{number}"))?;
-        report.removed += 1;
     }
-    Ok(report)
+    Ok(ThemeReport {
+        chunks: members.len(),
+        themes: plan.len(),
+        summarized: changed.len(),
+        unchanged: plan.len() - changed.len(),
+        removed: emptied.len(),
+    })
 }
 
 /// Theme number → its members (indexes into `members`, in key order), for every theme that
@@ -246,7 +250,6 @@ fn write_theme(
         return Err(Error::Model(format!("{} wrote an empty summary for theme {number}", model.id())));
     }
     let mut titles: Vec<&str> = group.iter().map(|m| m.title.as_str()).collect();
-    titles.dedup();
     titles.sort_unstable();
     titles.dedup();
     let text = format!("{summary}\n\nDocuments: {}", titles.join("; "));
@@ -268,10 +271,6 @@ the passages cover, with the names, facts and figures they share. Use only the p
 
 const SYSTEM_ZH: &str = "下面是文档集中内容相关的若干段落。第一行用几个词概括它们的共同主题，\
 然后用三到五句话说明这些段落讲了什么，写出其中共同的名称、事实和数字。只使用段落中的内容。";
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 /// The unit vector along the mean of `vectors`.
 fn mean_direction(vectors: &[&[f32]]) -> Vec<f32> {

@@ -55,12 +55,17 @@ pub enum CollectionsCommand {
         settings: Vec<String>,
     },
     /// Group the chunks into themes by meaning and have the chat model summarise each one into a
-    /// `lore:theme/N` document, which every pipeline retrieves like any other: questions about
-    /// the whole collection ("what are the main topics?") find a passage about many documents.
-    /// Incremental: run it again after ingesting, and only the themes that gained or lost
-    /// chunks are summarised again (each costs one model call, seconds to a minute on a CPU).
-    /// Themes also come up for specific questions; `lore query … --where kind=theme` asks them
-    /// alone.
+    /// `lore:theme/N` document, which every pipeline retrieves: questions about the whole
+    /// collection ("what are the main topics?") find a passage about many documents.
+    /// More than 12 themes are grouped and summarised in turn (`lore:theme/2/N`, and so on up
+    /// to a level of at most 12). Incremental: run it again after ingesting, and only the themes
+    /// that gained or lost members are summarised again (each costs one model call, seconds to
+    /// a minute on a CPU).
+    /// A search keeps the themes, ahead of passages, when one of them comes first or the
+    /// question asks what the collection holds ("what are these documents about?"), and
+    /// answers specific questions from passages alone (`themes = "always" | "never"` in a
+    /// pipeline's `[retrieval]` changes that); `lore query … --where kind=theme` asks the
+    /// themes alone.
     Themes {
         name: String,
         /// The chat model that writes the summaries (default: the default LLM).
@@ -170,8 +175,8 @@ pub fn collections(engine: &Engine, cmd: CollectionsCommand) -> Result<()> {
                 return print_json(&report);
             }
             println!(
-                "{} themes over {} chunks: {} summarised, {} unchanged, {} removed",
-                report.themes, report.chunks, report.summarized, report.unchanged, report.removed
+                "{} themes in {} level(s) over {} chunks: {} summarised, {} unchanged, {} removed",
+                report.themes, report.levels, report.chunks, report.summarized, report.unchanged, report.removed
             );
             Ok(())
         }

@@ -156,7 +156,8 @@ pub struct ArenaArgs {
     dataset: DatasetArgs,
     /// A built-in arena (tutorial: the RAG tutorial's baseline and variants; retrieval: dense,
     /// bm25, hybrid, hybrid-zscore, graph, hybrid-graph, hybrid-rerank, hyde, multi-query,
-    /// multi-hop) or an arena TOML file: one
+    /// multi-hop; themes: hybrid with the collection's theme summaries kept for questions about
+    /// the collection, ranked like passages, or left out) or an arena TOML file: one
     /// [NAME] table of pipeline settings per contender, `preset = "NAME"` to start from a
     /// pipeline preset.
     #[arg(long, default_value = "tutorial")]

@@ -282,6 +282,22 @@ fn themes_summarise_the_collection_and_follow_its_changes() {
         .collect();
     main_topics.sort_unstable();
     assert_eq!(main_topics, ["bread", "cats", "rockets"]);
+    // The answerability gate lets the themes answer although few of the question's words are
+    // in them; a specific question gets notes only.
+    let asked = home.json(&["ask", "What are the main topics of these documents?", "-c", "t", "--json"]);
+    assert_eq!(asked["checks"]["gated"], false, "{asked}");
+    assert!(asked["citations"][0]["document"].as_str().unwrap().starts_with("lore:theme/"), "{asked}");
+    let specific = home.json(&["query", "What did the Saturn V rocket carry?", "-c", "t", "--explain", "--json"]);
+    assert!(specific["hits"][0]["source"].as_str().unwrap().ends_with("/rockets-00.txt"), "{specific}");
+    assert!(
+        specific["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|hit| !hit["source"].as_str().unwrap().starts_with("lore:theme/")),
+        "{specific}"
+    );
+    assert_eq!(specific["explanation"]["themes"]["kept"], false, "{specific}");
 
     fs::write(notes.join("cats-10.txt"), "Cats hunt mice and birds at dawn and dusk.\n").unwrap();
     ingest();

@@ -246,6 +246,8 @@ pub struct RetrievalConfig {
     pub graph_depth: usize,
     /// How much the graph list counts in fusion.
     pub graph_weight: f32,
+    /// What the summaries of `lore collections themes` do in a search.
+    pub themes: ThemeUse,
 }
 
 impl Default for RetrievalConfig {
@@ -260,8 +262,24 @@ impl Default for RetrievalConfig {
             keyword_weight: 1.0,
             graph_depth: 50,
             graph_weight: 1.0,
+            themes: ThemeUse::Auto,
         }
     }
+}
+
+/// What theme documents (summaries of groups of chunks, sources `lore:theme/N`) do in a search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThemeUse {
+    /// Kept when one of them comes first in the fused list, where a question about the
+    /// collection as a whole puts them; otherwise taken out of every list before fusion, so
+    /// that a specific question gets passages only.
+    #[default]
+    Auto,
+    /// Ranked like any passage.
+    Always,
+    /// Taken out of every list.
+    Never,
 }
 
 /// Which retrievers search a collection.

@@ -39,7 +39,7 @@ mod store;
 pub use chat::{ChatModel, FinishReason, Generation, GenerationOptions, Message, ReplyFormat, Role};
 pub use config::{
     Answerability, ChunkConfig, Fusion, GateWeights, PipelineConfig, PromptStyle, RefusalCheck, RerankConfig,
-    RerankKind, RetrievalConfig, RetrievalMode, RewriteConfig, RewriteKind, SizeUnit, Verification,
+    RerankKind, RetrievalConfig, RetrievalMode, RewriteConfig, RewriteKind, SizeUnit, ThemeUse, Verification,
 };
 pub use document::{Answer, AnswerChecks, CheckedSentence, Chunk, Citation, Document, Hit, Metadata, Section, Timings};
 pub use embed::{EmbedKind, Embedder, Tokenize};

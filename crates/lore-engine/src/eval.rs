@@ -304,7 +304,11 @@ impl Engine {
             store.configure(search)?;
         }
         let wanted: HashSet<&str> = dataset.documents().iter().map(|d| d.source.as_str()).collect();
-        for stale in store.documents()?.into_iter().filter(|d| !wanted.contains(d.source.as_str())) {
+        // Themes (`lore collections themes` run on this collection) summarise the dataset's own
+        // documents, and stay so that pipelines are measured with them; rebuilding them drops
+        // the members that left.
+        let is_stale = |source: &str| !wanted.contains(source) && !source.starts_with(lore_rag::THEME_PREFIX);
+        for stale in store.documents()?.into_iter().filter(|d| is_stale(&d.source)) {
             store.delete_document(&stale.source)?;
         }
         let target = crate::sync::IngestTarget::new(&name, store.clone(), embedder.clone());

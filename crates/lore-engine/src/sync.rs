@@ -339,22 +339,26 @@ impl Engine {
     }
 
     /// Groups the chunks of collection `name` into themes and has the chat model `llm` (default:
-    /// the default LLM) summarise each new or changed one into a `lore:theme/N` document (see
-    /// [`lore_rag::build_themes`]). Run again after ingesting: only the themes that gained or
-    /// lost chunks are summarised again.
+    /// the default LLM) summarise each new or changed one into a `lore:theme/N` document, and
+    /// many themes into themes of themes (see [`lore_rag::build_themes`]). Run again after
+    /// ingesting: only the themes that gained or lost members are summarised again.
     pub fn build_themes(&self, name: &str, llm: Option<&str>, progress: &dyn Progress) -> Result<ThemeReport> {
         let store = self.catalog().open(name)?;
         let embedder = self.models().embedder(&store.manifest().embedder)?;
         let model = self.models().chat(&self.settings().llm_or(&[llm]))?;
-        let mut started = false;
-        let report = lore_rag::build_themes(store.as_ref(), embedder.as_ref(), model.as_ref(), &mut |done, total| {
-            if !started {
-                progress.start(&format!("summarising themes with {}", model.id()), total);
-                started = true;
-            }
-            progress.update(done, "themes");
-        })
-        .map_err(|e| e.in_collection(name))?;
+        let mut shown = 0;
+        let report =
+            lore_rag::build_themes(store.as_ref(), embedder.as_ref(), model.as_ref(), &mut |level, done, total| {
+                if level != shown {
+                    if shown > 0 {
+                        progress.finish();
+                    }
+                    progress.start(&format!("summarising level-{level} themes with {}", model.id()), total);
+                    shown = level;
+                }
+                progress.update(done, "themes");
+            })
+            .map_err(|e| e.in_collection(name))?;
         progress.finish();
         Ok(report)
     }

@@ -19,8 +19,11 @@ pub struct Contender {
 }
 
 /// The built-in arenas, by name, as the TOML they are written in (`arenas/` in this crate).
-pub const ARENAS: &[(&str, &str)] =
-    &[("tutorial", include_str!("../arenas/tutorial.toml")), ("retrieval", include_str!("../arenas/retrieval.toml"))];
+pub const ARENAS: &[(&str, &str)] = &[
+    ("tutorial", include_str!("../arenas/tutorial.toml")),
+    ("retrieval", include_str!("../arenas/retrieval.toml")),
+    ("themes", include_str!("../arenas/themes.toml")),
+];
 
 /// A built-in arena's name, or the path of an arena file; returns the name to report it under
 /// (the arena's name or the file's stem) and its contenders.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::pipeline::Retrieval;
 use crate::support::{Sentences, units};
+use crate::themes::THEME_PREFIX;
 
 /// How many of the best passages the coverage signal reads: the generator reads them all, but
 /// an answer rarely sits below the third.
@@ -59,7 +60,9 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relevance: Option<f32>,
     /// The gate's decision: no passage, or a score below its `min_evidence`, and the question
-    /// is refused without generating.
+    /// is refused without generating. A question the search took to be about the whole
+    /// collection (a theme came first, see [`crate::ThemeRoute`]) passes: its words are seldom
+    /// in any passage, and the themes answer it by construction.
     pub gated: bool,
 }
 
@@ -87,7 +90,9 @@ impl Evidence {
             let z = w.bias + w.coverage * coverage + w.sentence_coverage * sentence_coverage;
             1.0 / (1.0 + (-z).exp())
         });
-        let gated = passages.is_empty() || score < gate.min_evidence;
+        let collection_wide = retrieval.explanation.themes.as_ref().is_some_and(|route| route.kept)
+            && passages.first().is_some_and(|best| best.source.starts_with(THEME_PREFIX));
+        let gated = passages.is_empty() || (score < gate.min_evidence && !collection_wide);
         Evidence { score, coverage, sentence_coverage, relevance, gated }
     }
 }

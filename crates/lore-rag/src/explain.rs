@@ -23,6 +23,11 @@ impl fmt::Display for Explanation {
             writeln!(f, "{retriever} hits for [{}], {} in all:", list.query, list.hits.len())?;
             write_ranked(f, &list.hits)?;
         }
+        match &self.themes {
+            Some(themes) if themes.kept => writeln!(f, "Themes: kept in the lists")?,
+            Some(themes) => writeln!(f, "Themes: {} theme hits taken out of the lists above", themes.dropped)?,
+            None => {}
+        }
         if !self.fused.is_empty() {
             writeln!(f, "Fused ({}), {} in all:", self.fusion.name(), self.fused.len())?;
             write_ranked(f, &self.fused)?;

@@ -60,7 +60,7 @@ pub use evidence::Evidence;
 pub use explain::one_line;
 pub use fusion::{WeightedList, fuse};
 pub use indexing::{IngestReport, Progress, Source, extract_entities, ingest, remove_vanished};
-pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, RetrieverHits};
+pub use pipeline::{Explanation, Pipeline, Ranked, RerankExplanation, Retrieval, RetrieverHits, ThemeRoute};
 pub use preset::{PRESETS, load_pipeline, parse_pipeline};
 pub use prompt::{REFUSAL_EN, REFUSAL_ZH, cited_numbers, context_passages, grounded_prompt, is_refusal, refusal};
 pub use rerank::{LlmReranker, mmr, truncate};

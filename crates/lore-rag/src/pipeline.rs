@@ -3,7 +3,7 @@ use std::time::Instant;
 use lore_core::{
     Answer, AnswerChecks, Calibration, ChatModel, Citation, EmbedKind, Embedder, Error, Filter, Fusion, Hit,
     PipelineConfig, RerankKind, Reranker, Result, RetrievalMode, Retriever, RetrieverQuery, RewriteKind, Store,
-    Timings, detect_language,
+    ThemeUse, Timings, detect_language,
 };
 use serde::Serialize;
 
@@ -18,6 +18,7 @@ use crate::rerank::{LlmReranker, mmr};
 use crate::retrievers::{DenseRetriever, KeywordRetriever};
 use crate::rewrite::{QueryRole, SearchQuery, follow_up, rewrite};
 use crate::support::lexical_support;
+use crate::themes::{THEME_PREFIX, asks_about_collection};
 use crate::verify::verify;
 
 /// How many of the best passages found so far the chat model reads to name what a multi-hop
@@ -73,6 +74,20 @@ pub struct Explanation {
     /// What the reranker did, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankExplanation>,
+    /// What was done with theme documents, when a list held any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub themes: Option<ThemeRoute>,
+}
+
+/// What a search did with the theme documents its lists held (see [`ThemeUse`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThemeRoute {
+    /// Whether they stayed in the lists (with `auto`: the question was taken to be about the
+    /// collection as a whole, and the themes went ahead of the passages); the answerability
+    /// gate then lets a theme answer.
+    pub kept: bool,
+    /// How many theme hits were taken out of the lists.
+    pub dropped: usize,
 }
 
 /// One retriever's list for one query.
@@ -237,7 +252,8 @@ impl<'a> Pipeline<'a> {
         let mut search = Search { pipeline: self, embed_ms: 0.0, question_vector: None };
         let started = Instant::now();
         let mut lists = search.lists(&queries, 0)?;
-        let mut fused = self.fuse(&lists);
+        let mut themes = None;
+        let mut fused = self.fuse_routed(question, &mut lists, &mut themes);
         let mut search_ms = ms(started) - search.embed_ms;
         if let (RewriteKind::MultiHop, Some(chat)) = (config.rewrite.kind, chat) {
             let mut replies = Vec::new();
@@ -251,7 +267,7 @@ impl<'a> Pipeline<'a> {
                 queries.push(SearchQuery { text, role: QueryRole::FollowUp });
                 let (started, embedded_before) = (Instant::now(), search.embed_ms);
                 lists.extend(search.lists(&queries, queries.len() - 1)?);
-                fused = self.fuse(&lists);
+                fused = self.fuse_routed(question, &mut lists, &mut themes);
                 search_ms += ms(started) - (search.embed_ms - embedded_before);
             }
             rewrite_reply = Some(replies.join("\n---\n"));
@@ -287,6 +303,7 @@ impl<'a> Pipeline<'a> {
                 .collect(),
             fused: fused_order,
             rerank,
+            themes,
         };
         Ok(Retrieval { hits, timings, explanation })
     }
@@ -401,6 +418,46 @@ impl<'a> Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
+    /// [`Pipeline::fuse`] after theme documents are kept in `lists` or taken out of them, as the
+    /// configuration's [`ThemeUse`] says. `Auto` decides once, on the first lists fused: the
+    /// question is about the collection as a whole when a theme comes ahead of every passage,
+    /// or when its words ask for one ([`asks_about_collection`]), and the themes then go ahead
+    /// of the passages. `route` keeps the decision for later rounds, and stays `None` while no
+    /// list holds a theme.
+    fn fuse_routed(
+        &self,
+        question: &str,
+        lists: &mut [(usize, usize, Vec<Hit>)],
+        route: &mut Option<ThemeRoute>,
+    ) -> Vec<Hit> {
+        let is_theme = |hit: &Hit| hit.source.starts_with(THEME_PREFIX);
+        let mut fused = self.fuse(lists);
+        if !lists.iter().any(|(_, _, hits)| hits.iter().any(is_theme)) {
+            return fused;
+        }
+        let themes = self.config.retrieval.themes;
+        let kept = match (route.as_ref(), themes) {
+            (Some(decided), _) => decided.kept,
+            (None, ThemeUse::Always) => true,
+            (None, ThemeUse::Never) => false,
+            (None, ThemeUse::Auto) => fused.first().is_some_and(is_theme) || asks_about_collection(question),
+        };
+        let route = route.get_or_insert(ThemeRoute { kept, dropped: 0 });
+        if kept {
+            if themes == ThemeUse::Auto {
+                // Stable: themes in their fused order, then passages in theirs.
+                fused.sort_by_key(|hit| !is_theme(hit));
+            }
+            return fused;
+        }
+        for (_, _, hits) in lists.iter_mut() {
+            let before = hits.len();
+            hits.retain(|hit| !is_theme(hit));
+            route.dropped += before - hits.len();
+        }
+        self.fuse(lists)
+    }
+
     /// The lists of (retriever slot, query, hits) fused into one, or the one list as it is.
     fn fuse(&self, lists: &[(usize, usize, Vec<Hit>)]) -> Vec<Hit> {
         let weighted: Vec<WeightedList> =

@@ -1,14 +1,16 @@
 //! Themes: the chunks of a collection grouped by meaning, each group summarised by the chat
 //! model into a document of its own (`lore:theme/N`), so questions about the whole corpus ("what
 //! are the main topics?") retrieve a passage that speaks of many documents at once (RAPTOR's
-//! cluster summaries, one level).
+//! cluster summaries). When there are more themes than one group holds, the themes are grouped
+//! and summarised the same way (`lore:theme/2/N`), level above level, until a level has a few.
 //!
 //! Built incrementally: each theme keeps the list of its members and the lowest similarity of a
 //! member to their centroid (its floor). A later run puts every chunk in the theme whose
 //! centroid it is closest to, if it clears that theme's floor; chunks that clear none are
-//! clustered anew into new themes (a stray few join their closest theme instead). Only themes whose members changed are summarised again,
-//! and a theme left with no member is deleted: adding a document costs the summaries of the
-//! themes its chunks join, not a rebuild.
+//! clustered anew into new themes (a stray few join their closest theme instead). Only themes
+//! whose members changed are summarised again, and a theme left with no member is deleted:
+//! adding a document costs the summaries of the themes its chunks join, and of the themes above
+//! those, not a rebuild.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,14 +45,17 @@ const KMEANS_ROUNDS: usize = 12;
 pub struct ThemeReport {
     /// Chunks grouped (theme documents excluded).
     pub chunks: usize,
-    /// Themes after the run.
+    /// Themes after the run, every level counted.
     pub themes: usize,
     /// Themes summarised by the model in this run (new or changed).
     pub summarized: usize,
     /// Themes whose members did not change: kept as they were.
     pub unchanged: usize,
-    /// Themes deleted because no chunk belongs to them any more.
+    /// Themes deleted because no chunk (or, above the first level, no theme) belongs to them
+    /// any more, or because their level is no longer built.
     pub removed: usize,
+    /// Levels of themes: 1 groups chunks, 2 groups the themes of level 1, and so on.
+    pub levels: usize,
 }
 
 /// A chunk as themes see it.
@@ -70,24 +75,127 @@ struct ThemeState {
     members: Vec<String>,
 }
 
+/// Nouns a question names a collection by, lower-case, English singular and plural.
+const COLLECTION_NOUNS: [&str; 19] = [
+    "collection",
+    "collections",
+    "corpus",
+    "document",
+    "documents",
+    "passage",
+    "passages",
+    "file",
+    "files",
+    "notes",
+    "article",
+    "articles",
+    "texts",
+    "material",
+    "materials",
+    "library",
+    "archive",
+    "database",
+    "dataset",
+];
+
+/// Words right before one of those nouns that make it the collection at hand ("the whole
+/// corpus", "your library"), not a thing named in it ("the short story collection Dubliners").
+const COLLECTION_DETERMINERS: [&str; 10] =
+    ["this", "these", "the", "all", "whole", "entire", "your", "my", "our", "its"];
+
+/// Chinese words for a collection at hand.
+const COLLECTION_WORDS_ZH: [&str; 14] = [
+    "文档集",
+    "这些文档",
+    "所有文档",
+    "全部文档",
+    "知识库",
+    "语料库",
+    "资料库",
+    "数据库",
+    "这些资料",
+    "这里都有",
+    "这些文件",
+    "所有资料",
+    "这些文章",
+    "所有文章",
+];
+
+/// Words that ask what a collection holds, lower-case; English stems match longer words
+/// ("summar" matches "summary" and "summarise").
+const OVERVIEW_WORDS: [&str; 36] = [
+    "about",
+    "topic",
+    "theme",
+    "subject",
+    "overview",
+    "summar",
+    "main",
+    "cover",
+    "general",
+    "broad",
+    "overall",
+    "gist",
+    "mostly",
+    "kind",
+    "sort",
+    "area",
+    "scope",
+    "categor",
+    "content",
+    "contain",
+    "characteri",
+    "tl;dr",
+    "everything",
+    "roughly",
+    "主题",
+    "主要",
+    "概括",
+    "总结",
+    "概述",
+    "内容",
+    "讲",
+    "涵盖",
+    "方面",
+    "领域",
+    "介绍",
+    "哪些",
+];
+
+/// Whether `question` asks about a collection as a whole: it names the collection at hand
+/// ("these documents", "the whole corpus", "知识库") and asks for its topics, an overview or a
+/// summary. Word lists in English and Chinese rather than a model, so that deciding costs
+/// nothing.
+pub(crate) fn asks_about_collection(question: &str) -> bool {
+    let question = question.to_lowercase();
+    let words: Vec<&str> =
+        question.split(|c: char| !c.is_alphanumeric() && c != ';').filter(|w| !w.is_empty()).collect();
+    let names_collection =
+        words.windows(2).any(|pair| COLLECTION_DETERMINERS.contains(&pair[0]) && COLLECTION_NOUNS.contains(&pair[1]))
+            || ["knowledge base", "document set", "in here"].iter().any(|words| question.contains(words))
+            || COLLECTION_WORDS_ZH.iter().any(|words| question.contains(words));
+    names_collection && OVERVIEW_WORDS.iter().any(|words| question.contains(words))
+}
+
 /// Groups the chunks of `store` into themes and writes a summary document for each new or
-/// changed theme (see the module documentation). `progress` gets (themes summarised, themes
-/// to summarise).
+/// changed theme, then groups those themes the same way, level above level, until a level has
+/// at most [`TARGET_MEMBERS`] themes (see the module documentation). `progress` gets (level,
+/// themes of that level summarised, themes of that level to summarise).
 pub fn build_themes(
     store: &dyn Store,
     embedder: &dyn Embedder,
     model: &dyn ChatModel,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(u32, usize, usize),
 ) -> Result<ThemeReport> {
     let mut members = Vec::new();
-    let mut themes: BTreeMap<u64, ThemeState> = BTreeMap::new();
+    let mut levels: BTreeMap<u32, BTreeMap<u64, ThemeState>> = BTreeMap::new();
     for info in store.documents()? {
         let Some(stored) = store.stored_document(&info.source)? else { continue };
-        if let Some(number) = info.source.strip_prefix(THEME_PREFIX) {
+        if info.source.starts_with(THEME_PREFIX) {
             let state = stored.document.metadata.get(STATE_FIELD).cloned().map(serde_json::from_value::<ThemeState>);
-            match (number.parse::<u64>(), state) {
-                (Ok(number), Some(Ok(state))) => {
-                    themes.insert(number, state);
+            match (theme_place(&info.source), state) {
+                (Some((level, number)), Some(Ok(state))) => {
+                    levels.entry(level).or_default().insert(number, state);
                 }
                 // Not written by this module, or damaged: rebuilt from nothing.
                 _ => {
@@ -106,30 +214,85 @@ pub fn build_themes(
             });
         }
     }
-    let plan = plan_themes(&members, &themes);
-    let changed: Vec<&(u64, Vec<usize>)> = plan
-        .iter()
-        .filter(|(number, group)| {
-            let keys: Vec<&str> = group.iter().map(|&m| members[m].key.as_str()).collect();
-            themes.get(number).is_none_or(|old| old.members != keys)
-        })
-        .collect();
-    progress(0, changed.len());
-    for (done, (number, group)) in changed.iter().enumerate() {
-        write_theme(store, embedder, model, *number, group.iter().map(|&m| &members[m]).collect())?;
-        progress(done + 1, changed.len());
+    let mut report = ThemeReport { chunks: members.len(), ..ThemeReport::default() };
+    let mut level = 1;
+    loop {
+        let themes = levels.remove(&level).unwrap_or_default();
+        let plan = plan_themes(&members, &themes);
+        let changed: Vec<&(u64, Vec<usize>)> = plan
+            .iter()
+            .filter(|(number, group)| {
+                let keys: Vec<&str> = group.iter().map(|&m| members[m].key.as_str()).collect();
+                themes.get(number).is_none_or(|old| old.members != keys)
+            })
+            .collect();
+        progress(level, 0, changed.len());
+        for (done, (number, group)) in changed.iter().enumerate() {
+            let group = group.iter().map(|&m| &members[m]).collect();
+            write_theme(store, embedder, model, (level, *number), group)?;
+            progress(level, done + 1, changed.len());
+        }
+        for number in themes.keys().filter(|number| !plan.iter().any(|(n, _)| n == *number)) {
+            store.delete_document(&theme_source(level, *number))?;
+            report.removed += 1;
+        }
+        report.themes += plan.len();
+        report.summarized += changed.len();
+        report.unchanged += plan.len() - changed.len();
+        report.levels += usize::from(!plan.is_empty());
+        if plan.len() <= TARGET_MEMBERS {
+            break;
+        }
+        // The themes of this level are the members of the next.
+        members = Vec::with_capacity(plan.len());
+        for (number, _) in &plan {
+            let source = theme_source(level, *number);
+            let stored = store
+                .stored_document(&source)?
+                .ok_or_else(|| Error::InvalidInput(format!("theme {source} vanished while themes were built")))?;
+            let title = stored.document.title.clone().unwrap_or_else(|| source.clone());
+            for (chunk, vector) in stored.chunks.into_iter().zip(stored.vectors) {
+                let key = format!("{source}:{:016x}", Fnv1a::of(chunk.text.as_bytes()));
+                let text = summary_of(&chunk.text).to_string();
+                members.push(Member { key, title: title.clone(), text, vector });
+            }
+        }
+        level += 1;
     }
-    let emptied: Vec<&u64> = themes.keys().filter(|number| !plan.iter().any(|(n, _)| n == *number)).collect();
-    for number in &emptied {
-        store.delete_document(&format!("{THEME_PREFIX}{number}"))?;
+    // Levels above the last one built group too few themes to be worth a level.
+    for (above, themes) in levels.into_iter().filter(|(above, _)| *above > level) {
+        for number in themes.keys() {
+            store.delete_document(&theme_source(above, *number))?;
+            report.removed += 1;
+        }
     }
-    Ok(ThemeReport {
-        chunks: members.len(),
-        themes: plan.len(),
-        summarized: changed.len(),
-        unchanged: plan.len() - changed.len(),
-        removed: emptied.len(),
-    })
+    Ok(report)
+}
+
+/// The source of theme `number` of `level`: `lore:theme/N` for the themes of chunks (level
+/// 1), `lore:theme/L/N` for the themes of themes.
+fn theme_source(level: u32, number: u64) -> String {
+    match level {
+        1 => format!("{THEME_PREFIX}{number}"),
+        _ => format!("{THEME_PREFIX}{level}/{number}"),
+    }
+}
+
+/// The (level, number) a theme's source names; `None` for a source no theme has.
+fn theme_place(source: &str) -> Option<(u32, u64)> {
+    let place = source.strip_prefix(THEME_PREFIX)?;
+    match place.split_once('/') {
+        None => Some((1, place.parse().ok()?)),
+        Some((level, number)) => {
+            let level: u32 = level.parse().ok().filter(|&level| level > 1)?;
+            Some((level, number.parse().ok()?))
+        }
+    }
+}
+
+/// A theme document's summary: its text without the last paragraph, which lists what it covers.
+fn summary_of(text: &str) -> &str {
+    text.rsplit_once("\n\n").map_or(text, |(summary, _)| summary)
 }
 
 /// Theme number → its members (indexes into `members`, in key order), for every theme that
@@ -217,14 +380,15 @@ fn kmeans(members: &[Member], chosen: &[usize], count: usize) -> Vec<Vec<usize>>
         .collect()
 }
 
-/// Summarises one theme and stores it as `lore:theme/NUMBER`.
+/// Summarises one theme and stores it as [`theme_source`] of `(level, number)`.
 fn write_theme(
     store: &dyn Store,
     embedder: &dyn Embedder,
     model: &dyn ChatModel,
-    number: u64,
+    (level, number): (u32, u64),
     group: Vec<&Member>,
 ) -> Result<()> {
+    let source = theme_source(level, number);
     let vectors: Vec<&[f32]> = group.iter().map(|m| m.vector.as_slice()).collect();
     let centroid = mean_direction(&vectors);
     let floor = group.iter().map(|m| dot(&m.vector, &centroid)).fold(f32::MAX, f32::min);
@@ -247,19 +411,24 @@ fn write_theme(
     let reply = model.chat(&[Message::system(system), Message::user(passages)], &options, &mut |_| {})?;
     let summary = reply.text.trim();
     if summary.is_empty() {
-        return Err(Error::Model(format!("{} wrote an empty summary for theme {number}", model.id())));
+        return Err(Error::Model(format!("{} wrote an empty summary for {source}", model.id())));
     }
+    // No blank line inside the summary: the list after it is its text's only other paragraph
+    // (`summary_of`).
+    let summary = summary.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join("\n");
     let mut titles: Vec<&str> = group.iter().map(|m| m.title.as_str()).collect();
     titles.sort_unstable();
     titles.dedup();
-    let text = format!("{summary}\n\nDocuments: {}", titles.join("; "));
+    let listed = if level == 1 { "Documents" } else { "Themes" };
+    let text = format!("{summary}\n\n{listed}: {}", titles.join("; "));
     let heading = summary.lines().next().unwrap_or_default().trim_start_matches(['#', ' ']).to_string();
-    let mut doc = Document::new(format!("{THEME_PREFIX}{number}"), vec![Section::new(vec![], text.clone())]);
+    let mut doc = Document::new(source.clone(), vec![Section::new(vec![], text.clone())]);
     doc.title = Some(heading);
     let state = ThemeState { floor, members: group.iter().map(|m| m.key.clone()).collect() };
-    let state = serde_json::to_value(&state).map_err(|e| Error::InvalidInput(format!("theme {number}: {e}")))?;
+    let state = serde_json::to_value(&state).map_err(|e| Error::InvalidInput(format!("{source}: {e}")))?;
     doc.metadata.insert(STATE_FIELD.into(), state);
     doc.metadata.insert("kind".into(), Value::from("theme"));
+    doc.metadata.insert("level".into(), Value::from(level));
     let vectors = embedder.embed(&[text.as_str()], EmbedKind::Passage)?;
     store.upsert(&doc, &[Chunk { text, ordinal: 0, metadata: Metadata::new() }], &vectors)?;
     Ok(())
@@ -290,6 +459,7 @@ fn mean_direction(vectors: &[&[f32]]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lore_core::{FinishReason, Generation};
 
     fn member(key: &str, vector: [f32; 2]) -> Member {
         let norm = (vector[0] * vector[0] + vector[1] * vector[1]).sqrt();
@@ -306,6 +476,111 @@ mod tests {
         let centroid = mean_direction(&vectors);
         let floor = group.iter().map(|&m| dot(&members[m].vector, &centroid)).fold(f32::MAX, f32::min);
         ThemeState { floor, members: group.iter().map(|&m| members[m].key.clone()).collect() }
+    }
+
+    /// Writes "Theme N" and a sentence, N counting its calls, so every summary differs.
+    struct Numbered(std::sync::atomic::AtomicUsize);
+
+    impl ChatModel for Numbered {
+        fn id(&self) -> &str {
+            "numbered"
+        }
+        fn chat(&self, _: &[Message], _: &GenerationOptions, _: &mut dyn FnMut(&str)) -> Result<Generation> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let text = format!("Theme {n}\n\nIt covers related notes.");
+            Ok(Generation { text, prompt_tokens: 1, completion_tokens: 1, finish: FinishReason::Stop })
+        }
+        fn choice_probabilities(&self, _: &[Message], _: &[&str]) -> Result<Vec<f32>> {
+            Err(Error::Model("not scored".into()))
+        }
+    }
+
+    #[test]
+    fn many_themes_are_grouped_into_themes_of_themes() {
+        use lore_core::ChunkConfig;
+        use lore_index::Collection;
+        use lore_testkit::WordHash;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Collection::create(dir.path(), "word-hash", 64, ChunkConfig::Whole).unwrap();
+        let add = |i: usize| {
+            let text = format!("note {i} on topic{} with word{i}", i % 15);
+            let doc = Document::new(format!("n{i:03}.txt"), vec![Section::new(vec![], text.clone())]);
+            let vectors = WordHash.embed(&[text.as_str()], EmbedKind::Passage).unwrap();
+            store.upsert(&doc, &[Chunk { text, ordinal: 0, metadata: Metadata::new() }], &vectors).unwrap();
+        };
+        (0..300).for_each(add);
+        let model = Numbered(0.into());
+        let mut summarised: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut build = || {
+            summarised.clear();
+            let report = build_themes(&store, &WordHash, &model, &mut |level, _, total| {
+                summarised.insert(level, total);
+            })
+            .unwrap();
+            (report, summarised.clone())
+        };
+
+        // 300 chunks make about 25 themes, more than one level should hold, so they are
+        // grouped in turn into a few.
+        let (first, per_level) = build();
+        assert!(per_level[&1] > TARGET_MEMBERS && (1..=TARGET_MEMBERS).contains(&per_level[&2]), "{per_level:?}");
+        assert_eq!((first.levels, first.themes, first.summarized), (2, per_level[&1] + per_level[&2], first.themes));
+        let top = store.stored_document("lore:theme/2/1").unwrap().unwrap();
+        assert_eq!(top.document.metadata["level"], 2);
+        let text = &top.chunks[0].text;
+        assert!(text.starts_with("Theme ") && text.contains("\n\nThemes: Theme "), "{text}");
+        assert_eq!(summary_of(text).lines().count(), 2, "{text}");
+
+        let (again, _) = build();
+        assert_eq!((again.summarized, again.unchanged), (0, first.themes), "{again:?}");
+
+        // A new chunk changes one theme of chunks, whose new summary changes its theme above
+        // (or moves it to another).
+        add(300);
+        let (grown, per_level) = build();
+        assert_eq!(per_level[&1], 1, "{grown:?}");
+        assert!((1..=2).contains(&per_level[&2]), "{grown:?}");
+
+        assert_eq!(theme_place("lore:theme/7"), Some((1, 7)));
+        assert_eq!(theme_place("lore:theme/2/3"), Some((2, 3)));
+        assert_eq!(theme_place("lore:theme/1/3"), None);
+        assert_eq!(theme_source(2, 3), "lore:theme/2/3");
+    }
+
+    #[test]
+    fn questions_about_the_collection_are_told_from_specific_ones() {
+        for question in [
+            "What are the main topics of these documents?",
+            "Summarize the entire corpus.",
+            "what kinds of stuff do you have in here",
+            "这些文档主要讲了哪些主题？",
+            "你的知识库包含哪些领域的信息？",
+        ] {
+            assert!(asks_about_collection(question), "{question}");
+        }
+        for question in [
+            "When was the short story collection Dubliners first published?",
+            "What historic documents did Thomas Jefferson help write?",
+            "What is the main material of the Eiffel Tower?",
+        ] {
+            assert!(!asks_about_collection(question), "{question}");
+        }
+        // Nor is any question of the evaluation datasets, all of them specific.
+        let datasets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+        let mut taken = Vec::new();
+        for name in ["cmrc2018", "hotpotqa100", "scifact"] {
+            let path = datasets.join(name).join("queries.jsonl");
+            let lines = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for line in lines.lines() {
+                let query: Value = serde_json::from_str(line).unwrap();
+                let text = query["text"].as_str().unwrap();
+                if asks_about_collection(text) {
+                    taken.push(format!("{name}: {text}"));
+                }
+            }
+        }
+        assert!(taken.is_empty(), "{taken:#?}");
     }
 
     #[test]

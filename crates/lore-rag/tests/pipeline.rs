@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use lore_core::{
     ChatModel, ChunkConfig, Document, EmbedKind, Embedder, Filter, FinishReason, Fusion, Generation, GenerationOptions,
     Hit, Message, Metadata, PipelineConfig, PromptStyle, RerankConfig, RerankKind, Result, RetrievalConfig,
-    RetrievalMode, RewriteConfig, RewriteKind, Section, Store, Tokenize,
+    RetrievalMode, RewriteConfig, RewriteKind, Section, Store, ThemeUse, Tokenize,
 };
 use lore_index::Collection;
 use lore_rag::{
@@ -404,6 +404,60 @@ fn filters_apply_inside_every_retriever_so_top_k_stays_k() {
         assert_eq!(hits.len(), 3, "{mode:?}");
         assert!(hits.iter().all(|h| h.source.starts_with("de/")), "{mode:?}: {:?}", sources(&hits));
     }
+}
+
+#[test]
+fn themes_answer_questions_about_the_collection_and_stay_out_of_specific_ones() {
+    let (_dir, collection) = collection_with(vec![
+        doc("rust.txt", "Rust is a systems programming language with ownership"),
+        doc("tea.txt", "Green tea is brewed at low temperature"),
+        doc("lore:theme/1", "Programming and tea brewing are what these notes cover. Documents: rust.txt; tea.txt"),
+    ]);
+    let pipeline = |themes| {
+        let mut config = config(RetrievalMode::Hybrid, 3);
+        config.retrieval.themes = themes;
+        Pipeline::new(&collection, &WordHash, config).unwrap()
+    };
+    let specific = "rust ownership language";
+    let ranked_first = "span of notes";
+    let worded = "What is the collection mostly about?";
+
+    // Auto: a passage ahead of the theme means a specific question, and the theme is taken out
+    // of both lists; a theme ahead of every passage, or words that ask about the collection,
+    // mean a question about the whole collection, and the themes go first.
+    let found = pipeline(ThemeUse::Auto).retrieve(specific).unwrap();
+    assert_eq!(sources(&found.hits)[0], "rust.txt");
+    assert!(!sources(&found.hits).contains(&"lore:theme/1"), "{:?}", sources(&found.hits));
+    let route = found.explanation.themes.as_ref().unwrap();
+    assert!(!route.kept && route.dropped >= 1, "{route:?}");
+    assert!(found.explanation.lists.iter().flat_map(|l| &l.hits).all(|h| !h.source.starts_with("lore:theme/")));
+    let shown = found.explanation.to_string();
+    assert!(shown.contains(&format!("Themes: {} theme hits taken out", route.dropped)), "{shown}");
+    for question in [ranked_first, worded] {
+        let found = pipeline(ThemeUse::Auto).retrieve(question).unwrap();
+        assert_eq!(sources(&found.hits)[0], "lore:theme/1", "{question}");
+        assert!(found.explanation.themes.as_ref().unwrap().kept, "{question}");
+    }
+
+    // The gate lets the theme answer although none of the question's words is in it.
+    let pipeline_auto = pipeline(ThemeUse::Auto);
+    let found = pipeline_auto.retrieve(worded).unwrap();
+    let weak = pipeline_auto.evidence(worded, &found);
+    assert!(weak.score < pipeline_auto.config().answerability.min_evidence && !weak.gated, "{weak:?}");
+    let chat = Scripted::new("These notes cover programming and tea brewing [1].");
+    let answer = pipeline_auto.answer(&chat, worded, &mut |_| {}).unwrap();
+    assert!(!answer.refused && answer.citations[0].cited, "{answer:?}");
+
+    // Always ranks themes like passages; Never keeps them out even when one would come first.
+    let found = pipeline(ThemeUse::Always).retrieve(specific).unwrap();
+    assert!(sources(&found.hits).contains(&"lore:theme/1"), "{:?}", sources(&found.hits));
+    let found = pipeline(ThemeUse::Never).retrieve(ranked_first).unwrap();
+    assert!(!sources(&found.hits).contains(&"lore:theme/1"), "{:?}", sources(&found.hits));
+
+    // A collection without themes explains nothing about them.
+    let (_plain, plain) = collection_with(vec![doc("tea.txt", "Green tea is brewed at low temperature")]);
+    let found = Pipeline::new(&plain, &WordHash, config(RetrievalMode::Hybrid, 3)).unwrap().retrieve("tea").unwrap();
+    assert!(found.explanation.themes.is_none());
 }
 
 #[test]

@@ -271,14 +271,15 @@ impl Default for RetrievalConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ThemeUse {
-    /// Kept when one of them comes first in the fused list, where a question about the
-    /// collection as a whole puts them; otherwise taken out of every list before fusion, so
-    /// that a specific question gets passages only.
+    /// Kept, ahead of the passages, for a question about the collection as a whole: one of
+    /// them comes first in the fused list, or the question's words ask what the collection
+    /// holds ("what are these documents about?"). Otherwise taken out of every list before
+    /// fusion, so that a specific question gets passages only.
     #[default]
     Auto,
     /// Ranked like any passage.
     Always,
-    /// Taken out of every list.
+    /// Never searched.
     Never,
 }
 

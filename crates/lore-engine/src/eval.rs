@@ -305,9 +305,9 @@ impl Engine {
         }
         let wanted: HashSet<&str> = dataset.documents().iter().map(|d| d.source.as_str()).collect();
         // Themes (`lore collections themes` run on this collection) summarise the dataset's own
-        // documents, and stay so that pipelines are measured with them; rebuilding them drops
-        // the members that left.
-        let is_stale = |source: &str| !wanted.contains(source) && !source.starts_with(lore_rag::THEME_PREFIX);
+        // documents, and stay so that pipelines are measured with them; they are not rebuilt
+        // here (running that command again is what drops the documents that left).
+        let is_stale = |source: &str| !wanted.contains(source) && !lore_rag::is_theme_source(source);
         for stale in store.documents()?.into_iter().filter(|d| is_stale(&d.source)) {
             store.delete_document(&stale.source)?;
         }

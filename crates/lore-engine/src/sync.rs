@@ -346,20 +346,26 @@ impl Engine {
         let store = self.catalog().open(name)?;
         let embedder = self.models().embedder(&store.manifest().embedder)?;
         let model = self.models().chat(&self.settings().llm_or(&[llm]))?;
-        let mut shown = 0;
+        // One bar per level that has themes to summarise.
+        let mut shown = None;
         let report =
             lore_rag::build_themes(store.as_ref(), embedder.as_ref(), model.as_ref(), &mut |level, done, total| {
-                if level != shown {
-                    if shown > 0 {
+                if total == 0 {
+                    return;
+                }
+                if shown != Some(level) {
+                    if shown.is_some() {
                         progress.finish();
                     }
                     progress.start(&format!("summarising level-{level} themes with {}", model.id()), total);
-                    shown = level;
+                    shown = Some(level);
                 }
                 progress.update(done, "themes");
             })
             .map_err(|e| e.in_collection(name))?;
-        progress.finish();
+        if shown.is_some() {
+            progress.finish();
+        }
         Ok(report)
     }
 

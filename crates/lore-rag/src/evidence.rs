@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::pipeline::Retrieval;
 use crate::support::{Sentences, units};
-use crate::themes::THEME_PREFIX;
+use crate::themes::is_theme_source;
 
 /// How many of the best passages the coverage signal reads: the generator reads them all, but
 /// an answer rarely sits below the third.
@@ -60,9 +60,10 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relevance: Option<f32>,
     /// The gate's decision: no passage, or a score below its `min_evidence`, and the question
-    /// is refused without generating. A question the search took to be about the whole
-    /// collection (a theme came first, see [`crate::ThemeRoute`]) passes: its words are seldom
-    /// in any passage, and the themes answer it by construction.
+    /// is refused without generating. A question whose words ask about the whole collection,
+    /// answered from a theme ([`crate::ThemeRoute::asked`]), passes: its words are seldom in any
+    /// passage, and the themes answer it by construction. A theme that merely ranks first does
+    /// not pass a question: an unanswerable question often finds a general summary closest.
     pub gated: bool,
 }
 
@@ -90,8 +91,8 @@ impl Evidence {
             let z = w.bias + w.coverage * coverage + w.sentence_coverage * sentence_coverage;
             1.0 / (1.0 + (-z).exp())
         });
-        let collection_wide = retrieval.explanation.themes.as_ref().is_some_and(|route| route.kept)
-            && passages.first().is_some_and(|best| best.source.starts_with(THEME_PREFIX));
+        let collection_wide = retrieval.explanation.themes.as_ref().is_some_and(|route| route.kept && route.asked)
+            && passages.first().is_some_and(|best| is_theme_source(&best.source));
         let gated = passages.is_empty() || (score < gate.min_evidence && !collection_wide);
         Evidence { score, coverage, sentence_coverage, relevance, gated }
     }

@@ -67,4 +67,4 @@ pub use rerank::{LlmReranker, mmr, truncate};
 pub use retrievers::{DenseRetriever, KeywordRetriever};
 pub use rewrite::{QueryRole, SearchQuery, follow_up, parse_rewrites, rewrite, standalone_question};
 pub use support::lexical_support;
-pub use themes::{THEME_PREFIX, ThemeReport, build_themes};
+pub use themes::{THEME_PREFIX, ThemeReport, build_themes, is_theme_source};

@@ -18,7 +18,7 @@ use crate::rerank::{LlmReranker, mmr};
 use crate::retrievers::{DenseRetriever, KeywordRetriever};
 use crate::rewrite::{QueryRole, SearchQuery, follow_up, rewrite};
 use crate::support::lexical_support;
-use crate::themes::{THEME_PREFIX, asks_about_collection};
+use crate::themes::{THEME_PREFIX, asks_about_collection, is_theme_source};
 use crate::verify::verify;
 
 /// How many of the best passages found so far the chat model reads to name what a multi-hop
@@ -83,9 +83,11 @@ pub struct Explanation {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ThemeRoute {
     /// Whether they stayed in the lists (with `auto`: the question was taken to be about the
-    /// collection as a whole, and the themes went ahead of the passages); the answerability
-    /// gate then lets a theme answer.
+    /// collection as a whole, and the themes went ahead of the passages).
     pub kept: bool,
+    /// Whether the question's words ask about the collection as a whole ("what are these
+    /// documents about?"); the answerability gate then lets a theme answer.
+    pub asked: bool,
     /// How many theme hits were taken out of the lists.
     pub dropped: usize,
 }
@@ -274,7 +276,9 @@ impl<'a> Pipeline<'a> {
         }
 
         let ranked = |hits: &[Hit]| hits.iter().map(Ranked::of).collect::<Vec<_>>();
-        let fused_order = if lists.len() > 1 { ranked(&fused) } else { Vec::new() };
+        // One list is its own order, unless themes were moved ahead of its passages.
+        let reordered = themes.as_ref().is_some_and(|route| route.kept) && config.retrieval.themes == ThemeUse::Auto;
+        let fused_order = if lists.len() > 1 || reordered { ranked(&fused) } else { Vec::new() };
 
         let started = Instant::now();
         let (hits, rerank) = search.rerank(chat, question, fused)?;
@@ -419,31 +423,34 @@ impl<'a> Pipeline<'a> {
 
 impl Pipeline<'_> {
     /// [`Pipeline::fuse`] after theme documents are kept in `lists` or taken out of them, as the
-    /// configuration's [`ThemeUse`] says. `Auto` decides once, on the first lists fused: the
-    /// question is about the collection as a whole when a theme comes ahead of every passage,
-    /// or when its words ask for one ([`asks_about_collection`]), and the themes then go ahead
-    /// of the passages. `route` keeps the decision for later rounds, and stays `None` while no
-    /// list holds a theme.
+    /// configuration's [`ThemeUse`] says (`never` keeps them out of the searches themselves).
+    /// `auto` decides on the first fusion where a list holds a theme: the question is about the
+    /// collection as a whole when a theme comes ahead of every passage, or when its words ask
+    /// for one ([`asks_about_collection`]), and the themes then go ahead of the passages.
+    /// `route` keeps the decision for later rounds, and stays `None` while no list holds a
+    /// theme.
     fn fuse_routed(
         &self,
         question: &str,
         lists: &mut [(usize, usize, Vec<Hit>)],
         route: &mut Option<ThemeRoute>,
     ) -> Vec<Hit> {
-        let is_theme = |hit: &Hit| hit.source.starts_with(THEME_PREFIX);
+        let is_theme = |hit: &Hit| is_theme_source(&hit.source);
         let mut fused = self.fuse(lists);
         if !lists.iter().any(|(_, _, hits)| hits.iter().any(is_theme)) {
             return fused;
         }
         let themes = self.config.retrieval.themes;
-        let kept = match (route.as_ref(), themes) {
-            (Some(decided), _) => decided.kept,
-            (None, ThemeUse::Always) => true,
-            (None, ThemeUse::Never) => false,
-            (None, ThemeUse::Auto) => fused.first().is_some_and(is_theme) || asks_about_collection(question),
-        };
-        let route = route.get_or_insert(ThemeRoute { kept, dropped: 0 });
-        if kept {
+        let route = route.get_or_insert_with(|| {
+            let asked = asks_about_collection(question);
+            let kept = match themes {
+                ThemeUse::Always => true,
+                ThemeUse::Never => false,
+                ThemeUse::Auto => asked || fused.first().is_some_and(is_theme),
+            };
+            ThemeRoute { kept, asked, dropped: 0 }
+        });
+        if route.kept {
             if themes == ThemeUse::Auto {
                 // Stable: themes in their fused order, then passages in theirs.
                 fused.sort_by_key(|hit| !is_theme(hit));
@@ -548,7 +555,14 @@ impl Search<'_, '_> {
     /// when there is one; the others search every query but hypothetical answers.
     fn lists(&mut self, queries: &[SearchQuery], from: usize) -> Result<Vec<(usize, usize, Vec<Hit>)>> {
         let pipeline = self.pipeline;
-        let filter = pipeline.filter.as_ref();
+        let without_themes = (pipeline.config.retrieval.themes == ThemeUse::Never).then(|| {
+            let themes_out = Filter::Not { not: Box::new(Filter::source_prefix(THEME_PREFIX)) };
+            match &pipeline.filter {
+                Some(filter) => filter.clone().and(themes_out),
+                None => themes_out,
+            }
+        });
+        let filter = without_themes.as_ref().or(pipeline.filter.as_ref());
         let hypothetical = queries.iter().any(|q| q.role == QueryRole::HypotheticalAnswer);
 
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];

@@ -75,25 +75,22 @@ struct ThemeState {
     members: Vec<String>,
 }
 
-/// Nouns a question names a collection by, lower-case, English singular and plural.
-const COLLECTION_NOUNS: [&str; 19] = [
+/// Nouns a question names a collection by, lower-case. No singular "document", "passage" or
+/// "article": "what is the main cause, according to the passage?" asks about one passage.
+const COLLECTION_NOUNS: [&str; 15] = [
     "collection",
     "collections",
     "corpus",
-    "document",
     "documents",
-    "passage",
     "passages",
-    "file",
     "files",
     "notes",
-    "article",
     "articles",
     "texts",
-    "material",
     "materials",
     "library",
     "archive",
+    "archives",
     "database",
     "dataset",
 ];
@@ -104,7 +101,7 @@ const COLLECTION_DETERMINERS: [&str; 10] =
     ["this", "these", "the", "all", "whole", "entire", "your", "my", "our", "its"];
 
 /// Chinese words for a collection at hand.
-const COLLECTION_WORDS_ZH: [&str; 14] = [
+const COLLECTION_WORDS_ZH: [&str; 13] = [
     "文档集",
     "这些文档",
     "所有文档",
@@ -112,7 +109,6 @@ const COLLECTION_WORDS_ZH: [&str; 14] = [
     "知识库",
     "语料库",
     "资料库",
-    "数据库",
     "这些资料",
     "这里都有",
     "这些文件",
@@ -121,16 +117,15 @@ const COLLECTION_WORDS_ZH: [&str; 14] = [
     "所有文章",
 ];
 
-/// Words that ask what a collection holds, lower-case; English stems match longer words
-/// ("summar" matches "summary" and "summarise").
-const OVERVIEW_WORDS: [&str; 36] = [
+/// Beginnings of English words that ask what a collection holds ("summar" begins "summary"
+/// and "summarise"). Not "main": "the main cause" is a specific question.
+const OVERVIEW_STEMS: [&str; 22] = [
     "about",
     "topic",
     "theme",
     "subject",
     "overview",
     "summar",
-    "main",
     "cover",
     "general",
     "broad",
@@ -145,22 +140,18 @@ const OVERVIEW_WORDS: [&str; 36] = [
     "content",
     "contain",
     "characteri",
-    "tl;dr",
     "everything",
     "roughly",
-    "主题",
-    "主要",
-    "概括",
-    "总结",
-    "概述",
-    "内容",
-    "讲",
-    "涵盖",
-    "方面",
-    "领域",
-    "介绍",
-    "哪些",
 ];
+
+/// Chinese words that ask what a collection holds.
+const OVERVIEW_WORDS_ZH: [&str; 12] =
+    ["主题", "主要", "概括", "总结", "概述", "内容", "讲", "涵盖", "方面", "领域", "介绍", "哪些"];
+
+/// Whether `source` is a theme document's.
+pub fn is_theme_source(source: &str) -> bool {
+    source.starts_with(THEME_PREFIX)
+}
 
 /// Whether `question` asks about a collection as a whole: it names the collection at hand
 /// ("these documents", "the whole corpus", "知识库") and asks for its topics, an overview or a
@@ -168,13 +159,19 @@ const OVERVIEW_WORDS: [&str; 36] = [
 /// nothing.
 pub(crate) fn asks_about_collection(question: &str) -> bool {
     let question = question.to_lowercase();
-    let words: Vec<&str> =
-        question.split(|c: char| !c.is_alphanumeric() && c != ';').filter(|w| !w.is_empty()).collect();
-    let names_collection =
-        words.windows(2).any(|pair| COLLECTION_DETERMINERS.contains(&pair[0]) && COLLECTION_NOUNS.contains(&pair[1]))
-            || ["knowledge base", "document set", "in here"].iter().any(|words| question.contains(words))
-            || COLLECTION_WORDS_ZH.iter().any(|words| question.contains(words));
-    names_collection && OVERVIEW_WORDS.iter().any(|words| question.contains(words))
+    let words: Vec<&str> = question.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let pair = |first: &[&str], second: &[&str]| {
+        words.windows(2).any(|pair| first.contains(&pair[0]) && second.contains(&pair[1]))
+    };
+    let names_collection = pair(&COLLECTION_DETERMINERS, &COLLECTION_NOUNS)
+        || pair(&["knowledge"], &["base"])
+        || pair(&["document"], &["set"])
+        || pair(&["in"], &["here"])
+        || COLLECTION_WORDS_ZH.iter().any(|words| question.contains(words));
+    let asks_overview = words.iter().any(|word| OVERVIEW_STEMS.iter().any(|stem| word.starts_with(stem)))
+        || question.contains("tl;dr")
+        || OVERVIEW_WORDS_ZH.iter().any(|words| question.contains(words));
+    names_collection && asks_overview
 }
 
 /// Groups the chunks of `store` into themes and writes a summary document for each new or
@@ -191,7 +188,7 @@ pub fn build_themes(
     let mut levels: BTreeMap<u32, BTreeMap<u64, ThemeState>> = BTreeMap::new();
     for info in store.documents()? {
         let Some(stored) = store.stored_document(&info.source)? else { continue };
-        if info.source.starts_with(THEME_PREFIX) {
+        if is_theme_source(&info.source) {
             let state = stored.document.metadata.get(STATE_FIELD).cloned().map(serde_json::from_value::<ThemeState>);
             match (theme_place(&info.source), state) {
                 (Some((level, number)), Some(Ok(state))) => {
@@ -259,8 +256,8 @@ pub fn build_themes(
         }
         level += 1;
     }
-    // Levels above the last one built group too few themes to be worth a level.
-    for (above, themes) in levels.into_iter().filter(|(above, _)| *above > level) {
+    // What is left is the levels above the last one built: too few themes to be worth a level.
+    for (above, themes) in levels {
         for number in themes.keys() {
             store.delete_document(&theme_source(above, *number))?;
             report.removed += 1;
@@ -563,6 +560,10 @@ mod tests {
             "When was the short story collection Dubliners first published?",
             "What historic documents did Thomas Jefferson help write?",
             "What is the main material of the Eiffel Tower?",
+            "According to the passage, what is the main cause of the decline?",
+            "What does the article say about tariffs?",
+            "Which players were born in Hereford?",
+            "数据库的主要类型有哪些？",
         ] {
             assert!(!asks_about_collection(question), "{question}");
         }

@@ -194,7 +194,10 @@ impl<'a> Pipeline<'a> {
                 depth: retrieval.graph_depth,
             });
         }
-        Ok(Pipeline { collection, embedder, config, retrievers, chat: None, reranker: None, filter: None })
+        // `never` keeps themes out of the searches themselves, so the lists stay full.
+        let filter = (retrieval.themes == ThemeUse::Never)
+            .then(|| Filter::Not { not: Box::new(Filter::source_prefix(THEME_PREFIX)) });
+        Ok(Pipeline { collection, embedder, config, retrievers, chat: None, reranker: None, filter })
     }
 
     /// Adds a retriever whose list is fused with the others': `weight` is its vote in fusion,
@@ -220,7 +223,10 @@ impl<'a> Pipeline<'a> {
 
     /// Only chunks passing `filter` are retrieved, by every retriever.
     pub fn with_filter(mut self, filter: Filter) -> Self {
-        self.filter = Some(filter);
+        self.filter = Some(match self.filter.take() {
+            Some(earlier) => filter.and(earlier),
+            None => filter,
+        });
         self
     }
 
@@ -423,7 +429,8 @@ impl<'a> Pipeline<'a> {
 
 impl Pipeline<'_> {
     /// [`Pipeline::fuse`] after theme documents are kept in `lists` or taken out of them, as the
-    /// configuration's [`ThemeUse`] says (`never` keeps them out of the searches themselves).
+    /// configuration's [`ThemeUse`] says (`never` keeps them out of the searches themselves:
+    /// see [`Pipeline::new`]).
     /// `auto` decides on the first fusion where a list holds a theme: the question is about the
     /// collection as a whole when a theme comes ahead of every passage, or when its words ask
     /// for one ([`asks_about_collection`]), and the themes then go ahead of the passages.
@@ -555,14 +562,7 @@ impl Search<'_, '_> {
     /// when there is one; the others search every query but hypothetical answers.
     fn lists(&mut self, queries: &[SearchQuery], from: usize) -> Result<Vec<(usize, usize, Vec<Hit>)>> {
         let pipeline = self.pipeline;
-        let without_themes = (pipeline.config.retrieval.themes == ThemeUse::Never).then(|| {
-            let themes_out = Filter::Not { not: Box::new(Filter::source_prefix(THEME_PREFIX)) };
-            match &pipeline.filter {
-                Some(filter) => filter.clone().and(themes_out),
-                None => themes_out,
-            }
-        });
-        let filter = without_themes.as_ref().or(pipeline.filter.as_ref());
+        let filter = pipeline.filter.as_ref();
         let hypothetical = queries.iter().any(|q| q.role == QueryRole::HypotheticalAnswer);
 
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; queries.len()];

@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config};
 use lore_core::{Calibration, Error, Reranker, Result};
 use serde::Deserialize;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams, TruncationStrategy};
 
-use crate::embed::{length_batches, optional_json, read_file, read_json, required_file, tokenizer_error};
+use crate::embed::{
+    load_encoder, optional_json, read_json, read_safetensors, required_file, token_batches, tokenizer_error,
+};
+use crate::encoder::{BertConfig, BertEncoder, Finish, Linear, Sequence};
 
 /// A Hugging Face `BertForSequenceClassification` folder (`config.json`, `model.safetensors`,
 /// `tokenizer.json`), as cross-encoders such as `cross-encoder/ms-marco-MiniLM-L-6-v2` ship.
@@ -23,11 +23,10 @@ use crate::embed::{length_batches, optional_json, read_file, read_json, required
 pub struct CrossEncoder {
     id: String,
     tokenizer: Tokenizer,
-    bert: BertModel,
+    bert: BertEncoder,
     pooler: Linear,
     classifier: Linear,
     labels: usize,
-    pad_id: u32,
     calibration: Option<Calibration>,
 }
 
@@ -65,9 +64,7 @@ impl CrossEncoder {
                 config_path.display()
             )));
         }
-        let config: Config = read_json(&config_path)?;
-        let pad_id = u32::try_from(config.pad_token_id)
-            .map_err(|_| Error::Model(format!("pad_token_id {} is out of range", config.pad_token_id)))?;
+        let config: BertConfig = read_json(&config_path)?;
 
         let mut tokenizer = Tokenizer::from_file(required_file(dir, "tokenizer.json")?)
             .map_err(|e| Error::Model(format!("cannot load the tokenizer of {}: {e}", dir.display())))?;
@@ -85,44 +82,30 @@ impl CrossEncoder {
             .map_err(tokenizer_error)?;
 
         let weights_path = required_file(dir, "model.safetensors")?;
-        let weights = VarBuilder::from_buffered_safetensors(read_file(&weights_path)?, DType::F32, &Device::Cpu)
-            .map_err(|e| Error::Model(format!("cannot read {}: {e}", weights_path.display())))?;
-        // Transformers saves the encoder of a classification model under `bert.`.
-        let encoder = if weights.contains_tensor("bert.embeddings.word_embeddings.weight") {
-            weights.pp("bert")
-        } else {
-            weights.clone()
+        let mut weights = read_safetensors(&weights_path)?;
+        let bert = load_encoder(&mut weights, &config, &weights_path)?;
+        let missing = |e: String| {
+            Error::Model(format!("{} lacks the head of a BertForSequenceClassification: {e}", weights_path.display()))
         };
-        let missing = |what: &str, e: candle_core::Error| {
-            Error::Model(format!("{} lacks the {what} of a BertForSequenceClassification: {e}", weights_path.display()))
-        };
-        let bert = BertModel::load(encoder.clone(), &config).map_err(|e| missing("BERT encoder", e))?;
         let hidden = config.hidden_size;
-        let pooler = candle_nn::linear(hidden, hidden, encoder.pp("pooler.dense")).map_err(|e| missing("pooler", e))?;
-        let classifier =
-            candle_nn::linear(hidden, labels, weights.pp("classifier")).map_err(|e| missing("classifier", e))?;
+        let pooler = weights.linear("pooler.dense", hidden, hidden).map_err(missing)?;
+        let classifier = weights.linear("classifier", labels, hidden).map_err(missing)?;
         let calibration = optional_json(&dir.join("calibration.json"))?;
-        Ok(CrossEncoder { id: id.to_string(), tokenizer, bert, pooler, classifier, labels, pad_id, calibration })
+        Ok(CrossEncoder { id: id.to_string(), tokenizer, bert, pooler, classifier, labels, calibration })
     }
 
-    fn score_batch(&self, pairs: &[(&[u32], &[u32])]) -> candle_core::Result<Vec<f32>> {
-        let width = pairs.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
-        let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-        for (row_ids, row_types) in pairs {
-            let pad = width - row_ids.len();
-            ids.extend(row_ids.iter().copied().chain(std::iter::repeat_n(self.pad_id, pad)));
-            types.extend(row_types.iter().copied().chain(std::iter::repeat_n(0, pad)));
-            mask.extend(std::iter::repeat_n(1u32, row_ids.len()).chain(std::iter::repeat_n(0, pad)));
-        }
-        let device = &self.bert.device;
-        let shape = (pairs.len(), width);
-        let ids = Tensor::from_vec(ids, shape, device)?;
-        let types = Tensor::from_vec(types, shape, device)?;
-        let mask = Tensor::from_vec(mask, shape, device)?;
-        let hidden = self.bert.forward(&ids, &types, Some(&mask))?;
-        let pooled = self.pooler.forward(&hidden.i((.., 0))?)?.tanh()?;
-        let logits = self.classifier.forward(&pooled)?.to_vec2::<f32>()?;
-        Ok(logits.into_iter().map(|row| if self.labels == 2 { row[1] - row[0] } else { row[0] }).collect())
+    /// The score of each pair: the classifier over the pooler over each [CLS] vector.
+    fn score_batch(&self, pairs: &[Sequence]) -> Result<Vec<f32>> {
+        let hidden = self.bert.forward(pairs)?;
+        let width = self.bert.hidden_size();
+        let cls: Vec<f32> = (0..pairs.len()).flat_map(|i| hidden.tokens(i)[..width].to_vec()).collect();
+        let mut pooled = self.pooler.forward(&cls, Finish::Bias);
+        pooled.iter_mut().for_each(|v| *v = v.tanh());
+        let logits = self.classifier.forward(&pooled, Finish::Bias);
+        Ok(logits
+            .chunks_exact(self.labels)
+            .map(|row| if self.labels == 2 { row[1] - row[0] } else { row[0] })
+            .collect())
     }
 }
 
@@ -134,17 +117,11 @@ impl Reranker for CrossEncoder {
     fn score(&self, query: &str, passages: &[&str]) -> Result<Vec<f32>> {
         let pairs: Vec<(String, String)> = passages.iter().map(|p| (query.to_string(), p.to_string())).collect();
         let encodings = self.tokenizer.encode_batch(pairs, true).map_err(tokenizer_error)?;
-        let mut order: Vec<usize> = (0..encodings.len()).collect();
-        order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let mut scores = vec![0.0; encodings.len()];
-        for batch in length_batches(&order, |i| encodings[i].get_ids().len()) {
-            let rows: Vec<(&[u32], &[u32])> =
-                batch.iter().map(|&i| (encodings[i].get_ids(), encodings[i].get_type_ids())).collect();
-            let batch_scores =
-                self.score_batch(&rows).map_err(|e| Error::Model(format!("cross-encoder {} failed: {e}", self.id)))?;
-            for (&i, score) in batch.iter().zip(batch_scores) {
-                scores[i] = score;
-            }
+        let mut scores = Vec::with_capacity(encodings.len());
+        for batch in token_batches(encodings.len(), |i| encodings[i].get_ids().len()) {
+            let pairs: Vec<Sequence> =
+                encodings[batch].iter().map(|e| Sequence { ids: e.get_ids(), types: Some(e.get_type_ids()) }).collect();
+            scores.extend(self.score_batch(&pairs)?);
         }
         Ok(scores)
     }

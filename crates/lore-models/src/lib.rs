@@ -1,5 +1,6 @@
-//! Local models on candle and remote models over OpenAI-compatible HTTP, behind the
-//! `lore_core::Embedder`, `lore_core::ChatModel` and `lore_core::Reranker` traits, plus the registry that installs them.
+//! Local models (BERT embedders and cross-encoders on Lore's own encoder, GGUF chat models on
+//! candle) and remote models over OpenAI-compatible HTTP, behind the `lore_core::Embedder`,
+//! `lore_core::ChatModel` and `lore_core::Reranker` traits, plus the registry that installs them.
 //!
 //! A model is named as a user types it: a registry name (`e5-small`, `qwen-0.5b`), a path (an
 //! HF-layout folder, an E5S1 or GGUF file) or a remote spec (`openai:MODEL@BASE_URL`).
@@ -33,7 +34,7 @@
 //! every physical core. Changing the environment is only sound before the process starts a
 //! second thread, which a library cannot know, so a program that lets its user choose the
 //! number sets both variables at the very start of `main`, then calls [`set_threads`] for
-//! rayon's global pool:
+//! rayon's global pool, where the embedders and cross-encoders run:
 //!
 //! ```no_run
 //! fn main() {
@@ -53,6 +54,7 @@
 
 mod cross_encoder;
 mod embed;
+mod encoder;
 mod gguf;
 mod openai;
 mod registry;

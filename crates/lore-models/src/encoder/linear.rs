@@ -132,67 +132,88 @@ impl Linear {
             }
         }
 
-        let mut sums = [[0i32; PANEL]; TILE_ROWS];
         let panel_len = self.pairs * PANEL * 2;
         for (panel, weights) in self.panels.chunks_exact(panel_len).enumerate() {
             let columns = panel * PANEL..((panel + 1) * PANEL).min(self.outputs);
-            // Whole panels of scales and biases (padded), so that the loop below has a fixed
-            // length and becomes vector code.
-            let scales: &[f32; PANEL] = self.scales[panel * PANEL..][..PANEL].try_into().expect("padded");
-            let bias: &[f32; PANEL] = self.bias[panel * PANEL..][..PANEL].try_into().expect("padded");
+            let panel_scales = Scales {
+                columns: self.scales[panel * PANEL..][..PANEL].try_into().expect("padded to whole panels"),
+                bias: self.bias[panel * PANEL..][..PANEL].try_into().expect("padded to whole panels"),
+                rows: [0.0; TILE_ROWS],
+            };
             for tile in (0..rows).step_by(TILE_ROWS) {
-                kernel.integer_tile(&rounded[tile * self.pairs..(tile + TILE_ROWS) * self.pairs], weights, &mut sums);
-                for (r, tile_sums) in sums.iter().enumerate().take(rows - tile) {
-                    let row_scale = row_scales[tile + r];
-                    let mut values = [0f32; PANEL];
-                    for (((v, &sum), scale), bias) in values.iter_mut().zip(tile_sums).zip(scales).zip(bias) {
-                        *v = sum as f32 * row_scale * scale + bias;
+                let scales = Scales {
+                    rows: row_scales[tile..tile + TILE_ROWS].try_into().expect("padded to whole tiles"),
+                    ..panel_scales
+                };
+                let values =
+                    kernel.integer_tile(&rounded[tile * self.pairs..(tile + TILE_ROWS) * self.pairs], weights, &scales);
+                for (r, values) in values.iter().enumerate().take(rows - tile) {
+                    let out_row = &mut out[(tile + r) * self.outputs..][columns.clone()];
+                    // A whole panel is copied as a fixed-size array: a slice copy of unknown
+                    // length is a call to memmove, 7% of the time.
+                    match <&mut [f32; PANEL]>::try_from(&mut *out_row) {
+                        Ok(whole) => *whole = *values,
+                        Err(_) => out_row.copy_from_slice(&values[..out_row.len()]),
                     }
-                    out[(tile + r) * self.outputs..][columns.clone()].copy_from_slice(&values[..columns.len()]);
                 }
             }
         }
     }
 }
 
+/// What turns a tile's integer sums into outputs: `sum · rows[r] · columns[c] + bias[c]`.
+#[derive(Clone, Copy)]
+struct Scales {
+    rows: [f32; TILE_ROWS],
+    columns: [f32; PANEL],
+    bias: [f32; PANEL],
+}
+
+type Tile = [[f32; PANEL]; TILE_ROWS];
+
 impl Kernel {
-    /// The sums of `TILE_ROWS` rows of rounded input pairs (`[TILE_ROWS, pairs]`) times one
+    /// The outputs of `TILE_ROWS` rows of rounded input pairs (`[TILE_ROWS, pairs]`) times one
     /// weight panel (`[pairs, PANEL, 2]`).
-    fn integer_tile(self, inputs: &[i32], weights: &[i16], sums: &mut [[i32; PANEL]; TILE_ROWS]) {
+    fn integer_tile(self, inputs: &[i32], weights: &[i16], scales: &Scales) -> Tile {
         let pairs = inputs.len() / TILE_ROWS;
         assert!(inputs.len() == TILE_ROWS * pairs && weights.len() == pairs * PANEL * 2);
         match self {
             // SAFETY: AVX2 is present, and the slices have the lengths the kernel reads.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::tile(inputs, weights, pairs, sums) },
-            Kernel::Portable => portable_tile(inputs, weights, pairs, sums),
+            Kernel::Avx2 => unsafe { avx2::tile(inputs, weights, pairs, scales) },
+            Kernel::Portable => portable_tile(inputs, weights, pairs, scales),
         }
     }
 }
 
-fn portable_tile(inputs: &[i32], weights: &[i16], pairs: usize, sums: &mut [[i32; PANEL]; TILE_ROWS]) {
-    for (row, row_sums) in inputs.chunks_exact(pairs).zip(sums.iter_mut()) {
-        *row_sums = [0; PANEL];
+fn portable_tile(inputs: &[i32], weights: &[i16], pairs: usize, scales: &Scales) -> Tile {
+    let mut tile = [[0f32; PANEL]; TILE_ROWS];
+    for ((row, values), row_scale) in inputs.chunks_exact(pairs).zip(tile.iter_mut()).zip(scales.rows) {
+        let mut sums = [0i32; PANEL];
         for (&pair, panel_pair) in row.iter().zip(weights.chunks_exact(PANEL * 2)) {
             let (low, high) = (i32::from(pair as i16), pair >> 16);
-            for (sum, w) in row_sums.iter_mut().zip(panel_pair.chunks_exact(2)) {
+            for (sum, w) in sums.iter_mut().zip(panel_pair.chunks_exact(2)) {
                 *sum = sum.wrapping_add(low * i32::from(w[0]) + high * i32::from(w[1]));
             }
         }
+        for (c, value) in values.iter_mut().enumerate() {
+            *value = sums[c] as f32 * row_scale * scales.columns[c] + scales.bias[c];
+        }
     }
+    tile
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, TILE_ROWS};
+    use super::{PANEL, Scales, TILE_ROWS, Tile};
 
     /// # Safety
     /// AVX2 must be present; `inputs` holds `TILE_ROWS × pairs` values and `weights`
     /// `pairs × PANEL × 2`.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tile(inputs: &[i32], weights: &[i16], pairs: usize, sums: &mut [[i32; PANEL]; TILE_ROWS]) {
+    pub(super) unsafe fn tile(inputs: &[i32], weights: &[i16], pairs: usize, scales: &Scales) -> Tile {
         let mut acc = [[_mm256_setzero_si256(); 2]; TILE_ROWS];
         let w = weights.as_ptr();
         let x = inputs.as_ptr();
@@ -208,13 +229,22 @@ mod avx2 {
                 }
             }
         }
-        for (acc, out) in acc.iter().zip(sums.iter_mut()) {
-            // SAFETY: each row of sums holds exactly two registers' worth of i32.
-            unsafe {
-                _mm256_storeu_si256(out.as_mut_ptr().cast(), acc[0]);
-                _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), acc[1]);
+        let mut tile = [[0f32; PANEL]; TILE_ROWS];
+        // SAFETY: the scales hold PANEL floats and each row of the tile PANEL floats.
+        unsafe {
+            let columns = [_mm256_loadu_ps(scales.columns.as_ptr()), _mm256_loadu_ps(scales.columns.as_ptr().add(8))];
+            let bias = [_mm256_loadu_ps(scales.bias.as_ptr()), _mm256_loadu_ps(scales.bias.as_ptr().add(8))];
+            for ((acc, out), &row_scale) in acc.iter().zip(tile.iter_mut()).zip(&scales.rows) {
+                let row_scale = _mm256_set1_ps(row_scale);
+                for half in 0..2 {
+                    // The portable kernel's order: (sum · row) · column + bias, no fused step.
+                    let value = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[half]), row_scale);
+                    let value = _mm256_add_ps(_mm256_mul_ps(value, columns[half]), bias[half]);
+                    _mm256_storeu_ps(out.as_mut_ptr().add(8 * half), value);
+                }
             }
         }
+        tile
     }
 }
 

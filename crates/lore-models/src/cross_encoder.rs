@@ -99,9 +99,10 @@ impl CrossEncoder {
         let hidden = self.bert.forward(pairs)?;
         let width = self.bert.hidden_size();
         let cls: Vec<f32> = (0..pairs.len()).flat_map(|i| hidden.tokens(i)[..width].to_vec()).collect();
-        let mut pooled = self.pooler.forward(&cls, Finish::Bias);
+        let (mut pooled, mut logits) = (Vec::new(), Vec::new());
+        self.pooler.forward(&cls, Finish::Bias, &mut pooled);
         pooled.iter_mut().for_each(|v| *v = v.tanh());
-        let logits = self.classifier.forward(&pooled, Finish::Bias);
+        self.classifier.forward(&pooled, Finish::Bias, &mut logits);
         Ok(logits
             .chunks_exact(self.labels)
             .map(|row| if self.labels == 2 { row[1] - row[0] } else { row[0] })

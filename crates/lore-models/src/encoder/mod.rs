@@ -261,24 +261,28 @@ impl BertEncoder {
             }
             self.embedding_norm.apply(row);
         });
+        let mut buffers = Buffers::default();
         for layer in &self.layers {
-            x = self.layer(layer, &x, &bounds);
+            self.layer(layer, &mut x, &bounds, &mut buffers);
         }
         Ok(Hidden { values: x, width: h, bounds })
     }
 
-    fn layer(&self, layer: &Layer, x: &[f32], bounds: &[Range<usize>]) -> Vec<f32> {
-        let qkv = layer.qkv.forward(x, Finish::Bias);
-        let context = self.attention(&qkv, bounds);
-        let attended =
-            layer.attention_out.forward(&context, Finish::ResidualNorm { residual: x, norm: &layer.attention_norm });
-        let inner = layer.intermediate.forward(&attended, Finish::Activate(self.activation));
-        layer.output.forward(&inner, Finish::ResidualNorm { residual: &attended, norm: &layer.output_norm })
+    /// Replaces `x` with the layer's output.
+    fn layer(&self, layer: &Layer, x: &mut Vec<f32>, bounds: &[Range<usize>], buffers: &mut Buffers) {
+        let Buffers { qkv, context, attended, inner } = buffers;
+        layer.qkv.forward(x, Finish::Bias, qkv);
+        self.attention(qkv, bounds, context);
+        let norm = &layer.attention_norm;
+        layer.attention_out.forward(context, Finish::ResidualNorm { residual: x, norm }, attended);
+        layer.intermediate.forward(attended, Finish::Activate(self.activation), inner);
+        layer.output.forward(inner, Finish::ResidualNorm { residual: attended, norm: &layer.output_norm }, x);
     }
 
     /// Self-attention within each sequence, from the packed queries, keys and values
-    /// (`[tokens, 3·hidden]`); one parallel task per sequence and head.
-    fn attention(&self, qkv: &[f32], bounds: &[Range<usize>]) -> Vec<f32> {
+    /// (`[tokens, 3·hidden]`), into `context` (`[tokens, hidden]`); one parallel task per sequence
+    /// and head.
+    fn attention(&self, qkv: &[f32], bounds: &[Range<usize>], context: &mut Vec<f32>) {
         let h = self.config.hidden_size;
         let heads = self.config.num_attention_heads;
         let d = h / heads;
@@ -292,15 +296,24 @@ impl BertEncoder {
                 attend(kernel, &qkv[range.start * 3 * h..range.end * 3 * h], h, head * d, d)
             })
             .collect();
-        let mut context = vec![0f32; qkv.len() / 3];
+        context.resize(qkv.len() / 3, 0.0);
         for (&(s, head), result) in tasks.iter().zip(&results) {
             let start = bounds[s].start;
             for (i, row) in result.chunks_exact(d).enumerate() {
                 context[(start + i) * h + head * d..][..d].copy_from_slice(row);
             }
         }
-        context
     }
+}
+
+/// The intermediate products of a layer, kept from one layer to the next so that each product
+/// writes into memory already in place.
+#[derive(Default)]
+struct Buffers {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    attended: Vec<f32>,
+    inner: Vec<f32>,
 }
 
 /// The instructions the kernels run on, chosen at run time.

@@ -1,12 +1,12 @@
 //! Lore's BERT encoder for inference on CPU, shared by the sentence embedders and the
 //! cross-encoder.
 //!
-//! It differs from candle-transformers' BERT, which Lore used before and which took twice as
-//! long (docs/benchmarks.md, "Embedding"), in three ways:
+//! It differs from candle-transformers' BERT, which Lore used before and which took about three
+//! times as long (docs/benchmarks.md, "Embedding"), in three ways:
 //! - the sequences of a batch are packed end to end, so no padding is ever computed, and
 //!   attention runs per sequence;
-//! - the matrix products are in integers ([`linear`]): 8-bit weights, 16-bit inputs, exact 32-bit
-//!   sums;
+//! - the matrix products are in integers ([`linear`]): weights rounded to ±1023, inputs to at
+//!   most 16 bits, exact 32-bit sums;
 //! - bias, activation, residual and layer norm are applied to each row as its product is
 //!   finished, by the same parallel task, instead of in passes of their own.
 

@@ -224,6 +224,10 @@ pub fn answer(session: &Session, question: &str, json: bool, explain: bool) -> R
         let gated = if checks.gated { ", below the gate: not generated" } else { "" };
         eprintln!("evidence {evidence:.2}{gated}");
     }
+    if checks.second_look.is_some() {
+        let outcome = if answer.refused { "the refusal stands" } else { "its answer, taken from the passages, stands" };
+        eprintln!("the generator refused although the evidence was strong; asked again: {outcome}");
+    }
     let t = &answer.timings;
     eprintln!(
         "retrieval {:.0} ms, generation {:.0} ms ({} prompt + {} answer tokens)",

@@ -126,8 +126,8 @@ pub struct ScoringArgs {
     #[arg(long)]
     judge: Option<String>,
     /// Also compute the grounding metrics (faithfulness, answer relevancy, context precision and
-    /// recall) with the judge model, or the generator without --judge. Slow: several model
-    /// calls per question.
+    /// recall, citation precision) with the judge model, or the generator without --judge. Slow:
+    /// several model calls per question.
     #[arg(long)]
     grounding: bool,
 }

@@ -168,6 +168,11 @@ pub struct AnswerChecks {
     /// The generator's text, when verification changed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated: Option<String>,
+    /// The generator refused although the evidence was strong enough for a second look, and
+    /// was asked again: its second reply, which is the answer (before verification) when it
+    /// was no refusal and came from the passages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_look: Option<String>,
     /// Each sentence of the generated answer, with its check; empty when nothing was verified.
     pub sentences: Vec<CheckedSentence>,
     /// Passages (numbered as the citations) that held sentences giving the reader orders

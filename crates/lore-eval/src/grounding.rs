@@ -37,6 +37,8 @@ pub struct GroundingScores {
     pub context_precision: ItemScore,
     /// The share of the gold answer's sentences that the context supports.
     pub context_recall: ItemScore,
+    /// The share of (sentence, cited passage) pairs in which the passage supports the sentence.
+    pub citation_precision: ItemScore,
 }
 
 /// The four grounding metrics averaged over a question set, unscored items counted apart.
@@ -50,6 +52,8 @@ pub struct GroundingSummary {
     pub context_precision: Mean,
     /// Mean context recall.
     pub context_recall: Mean,
+    /// Mean citation precision.
+    pub citation_precision: Mean,
 }
 
 impl GroundingSummary {
@@ -62,6 +66,7 @@ impl GroundingSummary {
             answer_relevancy: mean(|s| &s.answer_relevancy),
             context_precision: mean(|s| &s.context_precision),
             context_recall: mean(|s| &s.context_recall),
+            citation_precision: mean(|s| &s.citation_precision),
         }
     }
 }
@@ -83,14 +88,16 @@ impl<'a> Grounding<'a> {
         self
     }
 
-    /// All four metrics of one item. Without a gold answer (an unanswerable question) context
-    /// precision and recall are unscored.
+    /// All five metrics of one item; `cited` is each answer sentence with the passages it cites
+    /// (see [`Grounding::citation_precision`]). Without a gold answer (an unanswerable
+    /// question) context precision and recall are unscored.
     pub fn score(
         &self,
         question: &str,
         answer: &str,
         gold: Option<&str>,
         contexts: &[&str],
+        cited: &[(&str, Vec<&str>)],
     ) -> Result<GroundingScores> {
         let needs_gold = || Unscored::without_model("no gold answer to compare the context with");
         Ok(GroundingScores {
@@ -104,7 +111,37 @@ impl<'a> Grounding<'a> {
                 Some(gold) => self.context_recall(question, gold, contexts)?,
                 None => Err(needs_gold()),
             },
+            citation_precision: self.citation_precision(question, cited)?,
         })
+    }
+
+    /// The share of the answer's (sentence, cited passage) pairs in which the model finds the
+    /// passage alone supports the sentence: whether citations point where they should. `cited`
+    /// is each sentence with the texts of the passages it cites; unscored when nothing is cited
+    /// (a refusal, or an answer without citations).
+    pub fn citation_precision(&self, question: &str, cited: &[(&str, Vec<&str>)]) -> Result<ItemScore> {
+        let language = detect_language(question);
+        let (mut pairs, mut supported) = (0usize, 0usize);
+        for (sentence, passages) in cited {
+            for passage in passages {
+                match self.ask_verdict(language, support_prompt(language, passage, sentence))? {
+                    Ok(v) => {
+                        pairs += 1;
+                        supported += usize::from(v);
+                    }
+                    Err(failure) => {
+                        return Ok(Err(Unscored {
+                            reason: format!("sentence ({sentence}): {}", failure.reason),
+                            ..failure
+                        }));
+                    }
+                }
+            }
+        }
+        if pairs == 0 {
+            return Ok(Err(Unscored::without_model("the answer cites no passage")));
+        }
+        Ok(Ok(supported as f64 / pairs as f64))
     }
 
     /// The share of the answer's claims that the context supports. A refusal makes no claim and

@@ -185,8 +185,29 @@ pub fn answer_question(
     let scores = QaScores::of(item, &answer.text, &contexts);
     let judgement = judge.map(|j| j.judge(&item.question, item.reference_answer(), &answer.text)).transpose()?;
     let gold = item.answerable.then(|| item.reference_answer());
-    let grounding = grounding.map(|g| g.score(&item.question, &answer.text, gold, &contexts)).transpose()?;
+    let cited = cited_sentences(&answer, &passages);
+    let grounding = grounding.map(|g| g.score(&item.question, &answer.text, gold, &contexts, &cited)).transpose()?;
     Ok(AnsweredQuestion { item: item.clone(), answer, passages, scores, judgement, grounding })
+}
+
+/// Each sentence of `answer` with the texts of the passages credited for it: the sentences
+/// verification kept, or, when it did not run, the whole answer with the passages it cites.
+fn cited_sentences<'a>(answer: &'a Answer, passages: &'a [Passage]) -> Vec<(&'a str, Vec<&'a str>)> {
+    let text_of = |n: usize| passages.iter().find(|p| p.n == n).map(|p| p.text.as_str());
+    if answer.refused {
+        return Vec::new();
+    }
+    if answer.checks.sentences.is_empty() {
+        let cited = passages.iter().filter(|p| p.cited).map(|p| p.text.as_str()).collect();
+        return vec![(answer.text.as_str(), cited)];
+    }
+    answer
+        .checks
+        .sentences
+        .iter()
+        .filter(|s| s.kept)
+        .map(|s| (s.text.as_str(), s.supported_by.iter().filter_map(|&n| text_of(n)).collect()))
+        .collect()
 }
 
 /// Whether a gold answer of `item` is in the context `pipeline` retrieves for it, with no
@@ -249,6 +270,7 @@ impl std::fmt::Display for QaReport {
             writeln!(f, "  answer relevancy   {}", g.answer_relevancy)?;
             writeln!(f, "  context precision  {}", g.context_precision)?;
             writeln!(f, "  context recall     {}", g.context_recall)?;
+            writeln!(f, "  citation precision {}", g.citation_precision)?;
         }
         writeln!(
             f,

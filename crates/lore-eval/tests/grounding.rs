@@ -172,6 +172,25 @@ fn context_recall_checks_each_gold_sentence() {
 }
 
 #[test]
+fn citation_precision_judges_each_cited_passage_alone() {
+    let chat = Scripted::new(["yes", "No.", "是"]);
+    let embedder = no_embedder();
+    let grounding = Grounding::new(&chat, &embedder, None).expect("grounding");
+    let cited = [("Paris is the capital of France.", vec![CONTEXTS[0], CONTEXTS[1]])];
+    near(&grounding.citation_precision("What is the capital of France?", &cited), 0.5);
+    let prompts = chat.conversations();
+    assert!(prompts[1][0].content.contains("Context:\nFrance is in western Europe."), "{:?}", prompts[1]);
+    near(
+        &grounding.citation_precision("法国的首都是哪里？", &[("巴黎是法国的首都。", vec!["巴黎是法国的首都。"])]),
+        1.0,
+    );
+    // Nothing cited (a refusal): nothing to judge, and no model call.
+    assert!(grounding.citation_precision("Who?", &[]).expect("no model").is_err());
+    assert!(grounding.citation_precision("Who?", &[("Bob.", vec![])]).expect("no model").is_err());
+    assert_eq!(chat.calls(), 3);
+}
+
+#[test]
 fn summaries_count_failures_instead_of_averaging_them() {
     let unscored = || Err(Unscored { reason: "no verdict".into(), attempts: 3, last_output: "hm".into() });
     let item = |faithfulness| GroundingScores {
@@ -179,6 +198,7 @@ fn summaries_count_failures_instead_of_averaging_them() {
         answer_relevancy: Ok(0.5),
         context_precision: Ok(1.0),
         context_recall: unscored(),
+        citation_precision: Ok(1.0),
     };
     let summary = GroundingSummary::of(&[item(Ok(1.0)), item(unscored()), item(Ok(0.0))]);
     assert_eq!(
@@ -190,7 +210,7 @@ fn summaries_count_failures_instead_of_averaging_them() {
 }
 
 #[test]
-fn score_runs_all_four_and_the_cache_answers_a_second_run() {
+fn score_runs_all_five_and_the_cache_answers_a_second_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = dir.path().join("replies.jsonl");
     let table = Table(HashMap::from([
@@ -204,21 +224,24 @@ fn score_runs_all_four_and_the_cache_answers_a_second_run() {
         "yes",                             // chunk 1 is useful
         "no",                              // chunk 2 is not
         "yes",                             // the gold sentence is supported
+        "yes",                             // the cited passage supports the answer
     ];
     let chat = Scripted::new(script);
     let grounding = Grounding::new(&chat, &table, Some(&cache)).expect("grounding");
-    let first = grounding.score("Capital of France?", "Paris.", Some("Paris."), &CONTEXTS).expect("model ran");
+    let cited = [("Paris.", vec![CONTEXTS[0]])];
+    let first = grounding.score("Capital of France?", "Paris.", Some("Paris."), &CONTEXTS, &cited).expect("model ran");
     assert_eq!(
         first,
         GroundingScores {
             faithfulness: Ok(1.0),
             answer_relevancy: Ok(0.8),
             context_precision: Ok(1.0),
-            context_recall: Ok(1.0)
+            context_recall: Ok(1.0),
+            citation_precision: Ok(1.0),
         }
     );
-    assert_eq!(chat.calls(), 6);
-    let without_gold = grounding.score("Capital of France?", "Paris.", None, &CONTEXTS).expect("cached");
+    assert_eq!(chat.calls(), 7);
+    let without_gold = grounding.score("Capital of France?", "Paris.", None, &CONTEXTS, &cited).expect("cached");
     assert!(without_gold.context_precision.is_err() && without_gold.context_recall.is_err());
 
     // Another run with the same model id and prompts is answered from the file.
@@ -228,13 +251,14 @@ fn score_runs_all_four_and_the_cache_answers_a_second_run() {
         "Paris.",
         Some("Paris."),
         &CONTEXTS,
+        &cited,
     );
     assert_eq!(second.expect("answered from the cache"), first);
     assert_eq!(replay.calls(), 0);
 
     // A line cut short by an interrupted run is skipped; a damaged line elsewhere is an error.
     let lines = std::fs::read_to_string(&cache).expect("cache file");
-    assert_eq!(lines.lines().count(), 6);
+    assert_eq!(lines.lines().count(), 7);
     std::fs::write(&cache, format!("{lines}{{\"key\": \"ab")).expect("write");
     assert!(Grounding::new(&replay, &table, Some(&cache)).is_ok());
     std::fs::write(&cache, format!("not json\n{lines}")).expect("write");

@@ -352,13 +352,14 @@ impl<'a> Pipeline<'a> {
             ..AnswerChecks::default()
         };
         let generate_started = Instant::now();
-        let (mut text, prompt_tokens, completion_tokens) = if gated {
+        let Generated { mut text, prompt_tokens, completion_tokens, second_look } = if gated {
             let text = refusal(detect_language(question)).to_string();
             on_token(&text);
-            (text, 0, 0)
+            Generated { text, prompt_tokens: 0, completion_tokens: 0, second_look: None }
         } else {
             self.generate(chat, question, &passages, evidence.score, on_token)?
         };
+        checks.second_look = second_look;
         let generate_ms = ms(generate_started);
         let mut refused = is_refusal(&text);
         if !refused && config.verification.enabled {
@@ -495,7 +496,7 @@ impl Pipeline<'_> {
         passages: &[Hit],
         evidence: f32,
         on_token: &mut dyn FnMut(&str),
-    ) -> Result<(String, usize, usize)> {
+    ) -> Result<Generated> {
         let check = &self.config.refusal;
         let recheck = check.recheck && evidence >= check.min_evidence;
         let options = &self.config.generation;
@@ -513,6 +514,7 @@ impl Pipeline<'_> {
         })?;
         let (mut text, mut prompt_tokens, mut completion_tokens) =
             (first.text, first.prompt_tokens, first.completion_tokens);
+        let mut second_look = None;
         if recheck && is_refusal(&text) {
             // Asked again, the model reads only each passage's sentences that hold the question's
             // words: a small model misses an answer in a long passage more than in a short one.
@@ -521,13 +523,14 @@ impl Pipeline<'_> {
             prompt_tokens += second.prompt_tokens;
             completion_tokens += second.completion_tokens;
             if !is_refusal(&second.text) && lexical_support(&second.text, question, passages) >= check.min_support {
-                text = second.text;
+                text = second.text.clone();
             }
+            second_look = Some(second.text);
         }
         if !streaming {
             on_token(&text);
         }
-        Ok((text, prompt_tokens, completion_tokens))
+        Ok(Generated { text, prompt_tokens, completion_tokens, second_look })
     }
 }
 
@@ -536,6 +539,15 @@ impl Ranked {
         let path = hit.metadata.get(PATH_FIELD).and_then(|p| p.as_str()).map(str::to_string);
         Ranked { chunk_id: hit.chunk_id, source: hit.source.clone(), score: hit.score, path }
     }
+}
+
+/// What [`Pipeline::generate`] produced.
+struct Generated {
+    text: String,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    /// The second look's reply, when there was one.
+    second_look: Option<String>,
 }
 
 /// One retrieval's searches, with the embedding time and the question's vector kept for MMR.

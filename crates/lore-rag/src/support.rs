@@ -6,9 +6,10 @@ use lore_core::{Hit, is_cjk};
 
 /// The share of the answer's content units that occur in `passages`, counting only units that
 /// are not in the question (restating the question proves nothing). Units are pairs of adjacent
-/// CJK characters and, for other scripts, words of three or more letters, stemmed crudely (an
-/// ending -ing, -ed, -es or -s dropped, then cut to six letters: "trained" and "training" meet). Citation marks are ignored. An answer with no
-/// unit of its own (nothing but a citation, or the question repeated) has support 0.
+/// CJK characters, numbers, and, for other scripts, words of three or more letters, stemmed
+/// crudely (an ending -ing, -ed, -es or -s dropped, then cut to six letters: "trained" and
+/// "training" meet). Citation marks are ignored. An answer with no unit of its own (nothing but
+/// a citation, or the question repeated) has support 0.
 ///
 /// Small models copy from their passages when they answer from them and write generic prose when
 /// they make an answer up, so the two are far apart: on the RAG-Arena set, qwen-0.5b's answers
@@ -27,34 +28,47 @@ pub fn lexical_support(answer: &str, question: &str, passages: &[Hit]) -> f32 {
     own.iter().filter(|u| in_passages.contains(*u)).count() as f32 / own.len() as f32
 }
 
-/// The units of `answer` that are not in `question`, its opening "according to the documents"
-/// left out: small models open with it, and it says nothing the passages could hold.
+/// The units of `answer` that are not in `question`, its citation marks and its opening
+/// "according to the documents" left out: small models open with it, and it says nothing the
+/// passages could hold.
 pub(crate) fn own_units(answer: &str, question: &str) -> Vec<String> {
     let in_question: HashSet<String> = units(question).into_iter().collect();
-    units(without_preamble(answer)).into_iter().filter(|u| !in_question.contains(u)).collect()
+    units(without_preamble(&without_citations(answer))).into_iter().filter(|u| !in_question.contains(u)).collect()
 }
 
 /// `answer` without an opening clause that credits the documents ("根据提供的文档，…",
-/// "According to the provided documents, …").
+/// "According to the provided documents, …", "The reference document states that …").
 fn without_preamble(answer: &str) -> &str {
     let trimmed = answer.trim_start();
-    let Some(comma) = trimmed.find(['，', ',']) else { return trimmed };
-    let opening = trimmed[..comma].to_lowercase();
-    let credits_documents = ["根据", "按照", "依据", "according to", "based on"].iter().any(|p| opening.starts_with(p))
-        && ["文档", "文件", "资料", "材料", "document", "passage", "source", "text"]
+    let comma = trimmed.find(['，', ',']);
+    let that = trimmed.find(" that ");
+    // The clause ends at the first comma, or at "that" when it comes first; what follows it is
+    // the answer.
+    let (end, rest) = match (comma, that) {
+        (Some(c), Some(t)) if t < c => (t, t + " that ".len()),
+        (Some(c), _) => (c, c),
+        (None, Some(t)) => (t, t + " that ".len()),
+        (None, None) => return trimmed,
+    };
+    let opening = trimmed[..end].to_lowercase();
+    let credits = ["根据", "按照", "依据", "according to", "based on"].iter().any(|p| opening.starts_with(p))
+        || ["指出", "提到", "显示", "表明", "state", "say", "show", "indicate", "mention", "suggest"]
             .iter()
-            .any(|w| opening.contains(w));
-    if credits_documents { trimmed[comma..].trim_start_matches(['，', ',', ' ']) } else { trimmed }
+            .any(|verb| opening.contains(verb));
+    let names_documents =
+        ["文档", "文件", "资料", "材料", "document", "passage", "source", "text"].iter().any(|w| opening.contains(w));
+    if credits && names_documents { trimmed[rest..].trim_start_matches(['，', ',', ' ']) } else { trimmed }
 }
 
-/// The content units of `text`: adjacent CJK character pairs, and other words of three or more
-/// letters, crudely stemmed.
+/// The content units of `text`: adjacent CJK character pairs, numbers, and other words of three
+/// or more letters, crudely stemmed.
 pub(crate) fn units(text: &str) -> Vec<String> {
     let mut units = Vec::new();
     let mut previous_cjk: Option<char> = None;
     let mut word = String::new();
     let flush_word = |word: &mut String, units: &mut Vec<String>| {
-        if word.chars().count() >= 3 {
+        // A number is the whole of many answers ("5 条"), however short.
+        if word.chars().count() >= 3 || !word.is_empty() && word.chars().all(|c| c.is_ascii_digit()) {
             let stem = ["ing", "ed", "es", "s"]
                 .iter()
                 .find_map(|ending| word.strip_suffix(ending).filter(|stem| stem.chars().count() >= 3))

@@ -134,6 +134,13 @@ fn support_counts_what_the_answer_adds_to_the_question() {
         lexical_support("According to the provided documents, green tea takes eighty degrees.", "", &english),
         lexical_support("green tea takes eighty degrees.", "", &english)
     );
+    assert_eq!(
+        lexical_support("The reference document states that green tea takes eighty degrees.", "", &english),
+        lexical_support("green tea takes eighty degrees.", "", &english)
+    );
+    // A clause that merely contains "that" is the answer itself.
+    let sleep = [passage("Tea drinkers sleep less.")];
+    assert!(lexical_support("Studies show that tea drinkers sleep less.", "", &sleep) < 1.0);
     // Nothing of its own: a bare citation or the question repeated supports nothing.
     assert_eq!(lexical_support("[2]", QUESTION, &passages), 0.0);
     assert_eq!(lexical_support(QUESTION, QUESTION, &passages), 0.0);
@@ -144,6 +151,12 @@ fn support_counts_what_the_answer_adds_to_the_question() {
         lexical_support("Because training on general tasks hurts specialised skills [1].", question, &english) > 0.8
     );
     assert!(lexical_support("The ethics board reviewed every dataset carefully.", question, &english) < 0.2);
+
+    // A number is the answer however short it is: "5" must come from the passage.
+    let routes = [passage("富泰巴士总站现有5条路线以此为总站。")];
+    let question = "现在一共有几条路线以富泰巴士总站为总站？";
+    assert_eq!(lexical_support("现在一共有5条路线以富泰巴士总站为总站。", question, &routes), 1.0);
+    assert_eq!(lexical_support("现在一共有7条路线以富泰巴士总站为总站。", question, &routes), 0.0);
 }
 
 #[test]
@@ -155,8 +168,13 @@ fn a_refusal_is_overturned_by_an_answer_taken_from_the_passages_and_never_shown(
     assert_eq!(streamed, answer_text, "the overturned refusal must not be streamed");
     assert_eq!(prompts.len(), 2);
     assert!(prompts[0][0].content.contains(REFUSAL_ZH) && !prompts[1][0].content.contains(REFUSAL_ZH));
+    // Both ask for a whole sentence; only the first asks for citations: asked again without
+    // the permission to refuse, qwen-0.5b replied with the citation alone ("[1]").
+    assert!(prompts.iter().all(|p| p[1].content.contains("完整的句子")));
+    assert!(prompts[0][1].content.contains("例如 [1]") && !prompts[1][1].content.contains("例如 [1]"));
     assert!(answer.citations[0].cited && answer.citations[0].source == "report.txt");
     assert_eq!((answer.prompt_tokens, answer.completion_tokens), (200, 20));
+    assert_eq!(answer.checks.second_look.as_deref(), Some(answer_text));
 }
 
 #[test]
@@ -168,6 +186,7 @@ fn a_refusal_stands_when_the_second_answer_is_made_up() {
     assert_eq!(streamed, REFUSAL_ZH);
     assert_eq!(prompts.len(), 2);
     assert!(answer.citations.iter().all(|c| !c.cited));
+    assert_eq!(answer.checks.second_look.as_deref(), Some(invented), "the rejected reply is still shown");
 }
 
 #[test]

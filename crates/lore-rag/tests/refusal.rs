@@ -168,10 +168,10 @@ fn a_refusal_is_overturned_by_an_answer_taken_from_the_passages_and_never_shown(
     assert_eq!(streamed, answer_text, "the overturned refusal must not be streamed");
     assert_eq!(prompts.len(), 2);
     assert!(prompts[0][0].content.contains(REFUSAL_ZH) && !prompts[1][0].content.contains(REFUSAL_ZH));
-    // Both ask for a whole sentence; only the first asks for citations: asked again without
-    // the permission to refuse, qwen-0.5b replied with the citation alone ("[1]").
-    assert!(prompts.iter().all(|p| p[1].content.contains("完整的句子")));
-    assert!(prompts[0][1].content.contains("例如 [1]") && !prompts[1][1].content.contains("例如 [1]"));
+    // Only the first asks for citations: asked again without the permission to refuse,
+    // qwen-0.5b replied with the citation alone ("[1]"); the second asks for sentences.
+    assert!(prompts[0][0].content.contains("例如 [1]") && !prompts[1][0].content.contains("例如 [1]"));
+    assert!(prompts[1][1].content.contains("完整的句子"));
     assert!(answer.citations[0].cited && answer.citations[0].source == "report.txt");
     assert_eq!((answer.prompt_tokens, answer.completion_tokens), (200, 20));
     assert_eq!(answer.checks.second_look.as_deref(), Some(answer_text));

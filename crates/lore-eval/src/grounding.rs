@@ -121,27 +121,13 @@ impl<'a> Grounding<'a> {
     /// (a refusal, or an answer without citations).
     pub fn citation_precision(&self, question: &str, cited: &[(&str, Vec<&str>)]) -> Result<ItemScore> {
         let language = detect_language(question);
-        let (mut pairs, mut supported) = (0usize, 0usize);
-        for (sentence, passages) in cited {
-            for passage in passages {
-                match self.ask_verdict(language, support_prompt(language, passage, sentence))? {
-                    Ok(v) => {
-                        pairs += 1;
-                        supported += usize::from(v);
-                    }
-                    Err(failure) => {
-                        return Ok(Err(Unscored {
-                            reason: format!("sentence ({sentence}): {}", failure.reason),
-                            ..failure
-                        }));
-                    }
-                }
-            }
-        }
-        if pairs == 0 {
-            return Ok(Err(Unscored::without_model("the answer cites no passage")));
-        }
-        Ok(Ok(supported as f64 / pairs as f64))
+        let pairs =
+            cited.iter().flat_map(|(sentence, passages)| passages.iter().map(move |passage| (*passage, *sentence)));
+        Ok(match self.count_supported(language, pairs)? {
+            Ok((_, 0)) => Err(Unscored::without_model("the answer cites no passage")),
+            Ok((supported, judged)) => Ok(supported as f64 / judged as f64),
+            Err(failure) => Err(failure),
+        })
     }
 
     /// The share of the answer's claims that the context supports. A refusal makes no claim and
@@ -163,8 +149,10 @@ impl<'a> Grounding<'a> {
             Err(failure) => return Ok(Err(failure)),
         };
         let claims = &claims[..claims.len().min(MAX_CLAIMS)];
-        let supported = self.count_supported(language, &numbered(contexts), claims)?;
-        Ok(supported.map(|n| n as f64 / claims.len() as f64))
+        let context = numbered(contexts);
+        let supported =
+            self.count_supported(language, claims.iter().map(|claim| (context.as_str(), claim.as_str())))?;
+        Ok(supported.map(|(n, judged)| n as f64 / judged as f64))
     }
 
     /// The mean cosine similarity between the question and questions the model writes from the
@@ -219,31 +207,35 @@ impl<'a> Grounding<'a> {
             return Ok(Ok(0.0));
         }
         let language = detect_language(question);
-        let supported = self.count_supported(language, &numbered(contexts), &sentences)?;
-        Ok(supported.map(|n| n as f64 / sentences.len() as f64))
+        let context = numbered(contexts);
+        let supported =
+            self.count_supported(language, sentences.iter().map(|sentence| (context.as_str(), sentence.as_str())))?;
+        Ok(supported.map(|(n, judged)| n as f64 / judged as f64))
     }
 
-    /// How many of `statements` the model finds supported by `context`; unscored as soon as one
-    /// verdict cannot be read.
-    fn count_supported(
+    /// Judges each (context, statement) pair alone and returns how many the model finds
+    /// supported and how many it judged; unscored as soon as one verdict cannot be read.
+    fn count_supported<'p>(
         &self,
         language: Language,
-        context: &str,
-        statements: &[String],
-    ) -> Result<std::result::Result<usize, Unscored>> {
-        let mut supported = 0;
-        for (i, statement) in statements.iter().enumerate() {
+        pairs: impl IntoIterator<Item = (&'p str, &'p str)>,
+    ) -> Result<std::result::Result<(usize, usize), Unscored>> {
+        let (mut supported, mut judged) = (0, 0);
+        for (context, statement) in pairs {
             match self.ask_verdict(language, support_prompt(language, context, statement))? {
-                Ok(v) => supported += usize::from(v),
+                Ok(v) => {
+                    judged += 1;
+                    supported += usize::from(v);
+                }
                 Err(failure) => {
                     return Ok(Err(Unscored {
-                        reason: format!("statement {} ({statement}): {}", i + 1, failure.reason),
+                        reason: format!("statement {} ({statement}): {}", judged + 1, failure.reason),
                         ..failure
                     }));
                 }
             }
         }
-        Ok(Ok(supported))
+        Ok(Ok((supported, judged)))
     }
 
     fn ask_verdict(&self, language: Language, messages: Vec<Message>) -> Result<std::result::Result<bool, Unscored>> {

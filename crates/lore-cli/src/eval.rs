@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use lore_engine::Engine;
 use lore_engine::arena::ArenaRequest;
 use lore_engine::eval::{DatasetRequest, Scoring};
-use lore_eval::{Half, html_report, leaderboard_markdown};
+use lore_eval::{GroundingMetric, Half, html_report, leaderboard_markdown};
 
 use crate::output::{Bars, print_json};
 
@@ -125,16 +125,29 @@ pub struct ScoringArgs {
     /// or openai:MODEL@URL); its replies are cached in $LORE_HOME/eval-cache/.
     #[arg(long)]
     judge: Option<String>,
-    /// Also compute the grounding metrics (faithfulness, answer relevancy, context precision and
-    /// recall, citation precision) with the judge model, or the generator without --judge. Slow:
-    /// several model calls per question.
-    #[arg(long)]
-    grounding: bool,
+    /// Also compute grounding metrics with the judge model, or the generator without --judge:
+    /// all five (faithfulness, answer-relevancy, context-precision, context-recall,
+    /// citation-precision), or those named, as in --grounding=citation-precision,faithfulness.
+    /// Slow: several model calls per question, most of them for faithfulness and context
+    /// recall, whose verdicts read every passage.
+    #[arg(long, value_name = "METRICS", num_args = 0..=1, require_equals = true, default_missing_value = "all", value_parser = grounding_metrics)]
+    grounding: Option<GroundingMetrics>,
+}
+
+/// The metrics `--grounding` names.
+#[derive(Clone)]
+struct GroundingMetrics(Vec<GroundingMetric>);
+
+fn grounding_metrics(text: &str) -> Result<GroundingMetrics, String> {
+    if text == "all" {
+        return Ok(GroundingMetrics(GroundingMetric::ALL.to_vec()));
+    }
+    text.split(',').map(|name| name.trim().parse()).collect::<Result<_, _>>().map(GroundingMetrics)
 }
 
 impl ScoringArgs {
     fn scoring(&self) -> Scoring {
-        Scoring { judge: self.judge.clone(), grounding: self.grounding }
+        Scoring { judge: self.judge.clone(), grounding: self.grounding.as_ref().map(|m| m.0.clone()) }
     }
 }
 

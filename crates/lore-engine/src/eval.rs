@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use lore_core::{AnswerChecks, Embedder, Error, Filter, GraphExtractor, PipelineConfig, Result, Store};
 use lore_eval::{
-    AnsweredQuestion, CUTOFFS, Dataset, Grounding, Half, Judge, JudgeSummary, Judgement, Mean, QaItem, QaReport, Qrels,
-    Query, Unscored, answer_question, answer_retrieved, as_run, chunk_depth, collection_name, evaluate,
-    headline_metrics, rank_documents, sample,
+    AnsweredQuestion, CUTOFFS, Dataset, Grounding, GroundingMetric, Half, Judge, JudgeSummary, Judgement, Mean, QaItem,
+    QaReport, Qrels, Query, Unscored, answer_question, answer_retrieved, as_run, chunk_depth, collection_name,
+    evaluate, headline_metrics, rank_documents, sample,
 };
 use lore_rag::{Evidence, Pipeline, Source};
 use serde::{Deserialize, Serialize};
@@ -256,8 +256,8 @@ pub struct JudgeEval {
 pub struct Scoring {
     /// Grade each answer against the gold answer with this chat model.
     pub judge: Option<String>,
-    /// Also compute the grounding metrics, with the judge (else the generator).
-    pub grounding: bool,
+    /// Also compute these grounding metrics, with the judge (else the generator).
+    pub grounding: Option<Vec<GroundingMetric>>,
 }
 
 /// One line of a file of answers to judge.
@@ -457,7 +457,11 @@ impl Engine {
         let judge = judge_model.as_deref().map(|model| Judge::new(model, Some(&cache))).transpose()?;
         let grounding = scoring
             .grounding
-            .then(|| Grounding::new(judge_model.as_deref().unwrap_or(chat), session.embedder.as_ref(), Some(&cache)))
+            .as_deref()
+            .map(|metrics| {
+                Grounding::new(judge_model.as_deref().unwrap_or(chat), session.embedder.as_ref(), Some(&cache))
+                    .map(|grounding| grounding.with_metrics(metrics))
+            })
             .transpose()?;
         let pipeline = session.pipeline()?;
         progress.start(what, items.len());

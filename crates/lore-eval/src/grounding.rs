@@ -16,6 +16,57 @@ pub type ItemScore = std::result::Result<f64, Unscored>;
 pub struct Grounding<'a> {
     asker: Asker<'a>,
     embedder: &'a dyn Embedder,
+    metrics: Vec<GroundingMetric>,
+}
+
+/// One of the grounding metrics, to choose which ones [`Grounding::score`] computes: each costs
+/// model calls, and a large judge makes the costly ones take hours on a question set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroundingMetric {
+    /// [`Grounding::faithfulness`]: a claim list, then one verdict per claim over all passages.
+    Faithfulness,
+    /// [`Grounding::answer_relevancy`]: one list of questions and the embedder.
+    AnswerRelevancy,
+    /// [`Grounding::context_precision`]: one verdict per retrieved passage.
+    ContextPrecision,
+    /// [`Grounding::context_recall`]: one verdict per gold sentence over all passages.
+    ContextRecall,
+    /// [`Grounding::citation_precision`]: one verdict per (sentence, cited passage) pair.
+    CitationPrecision,
+}
+
+impl GroundingMetric {
+    /// Every metric, in the order reports print them.
+    pub const ALL: [GroundingMetric; 5] = [
+        GroundingMetric::Faithfulness,
+        GroundingMetric::AnswerRelevancy,
+        GroundingMetric::ContextPrecision,
+        GroundingMetric::ContextRecall,
+        GroundingMetric::CitationPrecision,
+    ];
+
+    /// The metric's name in flags and JSON: `citation-precision`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroundingMetric::Faithfulness => "faithfulness",
+            GroundingMetric::AnswerRelevancy => "answer-relevancy",
+            GroundingMetric::ContextPrecision => "context-precision",
+            GroundingMetric::ContextRecall => "context-recall",
+            GroundingMetric::CitationPrecision => "citation-precision",
+        }
+    }
+}
+
+impl std::str::FromStr for GroundingMetric {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<GroundingMetric, String> {
+        GroundingMetric::ALL.into_iter().find(|m| m.name() == text).ok_or_else(|| {
+            let names: Vec<_> = GroundingMetric::ALL.iter().map(|m| m.name()).collect();
+            format!("no grounding metric {text:?}: say one of {}", names.join(", "))
+        })
+    }
 }
 
 /// Claims beyond this many are not checked: a small model asked for claims sometimes lists
@@ -26,41 +77,54 @@ const GENERATED_QUESTIONS: usize = 3;
 const LIST_MAX_TOKENS: usize = 384;
 const VERDICT_MAX_TOKENS: usize = 48;
 
-/// The four metrics of one item.
+/// The grounding metrics of one item; `None` for a metric that was not asked for.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroundingScores {
     /// The share of the answer's claims that the context supports.
-    pub faithfulness: ItemScore,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faithfulness: Option<ItemScore>,
     /// How well the answer addresses the question (see [`Grounding::answer_relevancy`]).
-    pub answer_relevancy: ItemScore,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_relevancy: Option<ItemScore>,
     /// Average precision of the chunks judged useful for the gold answer, in rank order.
-    pub context_precision: ItemScore,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_precision: Option<ItemScore>,
     /// The share of the gold answer's sentences that the context supports.
-    pub context_recall: ItemScore,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_recall: Option<ItemScore>,
     /// The share of (sentence, cited passage) pairs in which the passage supports the sentence.
-    pub citation_precision: ItemScore,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citation_precision: Option<ItemScore>,
 }
 
-/// The four grounding metrics averaged over a question set, unscored items counted apart.
+/// The grounding metrics averaged over a question set, unscored items counted apart; `None`
+/// for a metric that was not asked for.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroundingSummary {
     /// Mean faithfulness.
-    pub faithfulness: Mean,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faithfulness: Option<Mean>,
     /// Mean answer relevancy.
-    pub answer_relevancy: Mean,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_relevancy: Option<Mean>,
     /// Mean context precision.
-    pub context_precision: Mean,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_precision: Option<Mean>,
     /// Mean context recall.
-    pub context_recall: Mean,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_recall: Option<Mean>,
     /// Mean citation precision.
-    pub citation_precision: Mean,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citation_precision: Option<Mean>,
 }
 
 impl GroundingSummary {
     /// Each metric's mean over `scores`, leaving out the items it could not score.
     pub fn of(scores: &[GroundingScores]) -> GroundingSummary {
-        let mean =
-            |pick: fn(&GroundingScores) -> &ItemScore| Mean::of(scores.iter().map(|s| pick(s).as_ref().ok().copied()));
+        let mean = |pick: fn(&GroundingScores) -> &Option<ItemScore>| {
+            let asked: Vec<&ItemScore> = scores.iter().filter_map(|s| pick(s).as_ref()).collect();
+            (!asked.is_empty()).then(|| Mean::of(asked.iter().map(|score| score.as_ref().ok().copied())))
+        };
         GroundingSummary {
             faithfulness: mean(|s| &s.faithfulness),
             answer_relevancy: mean(|s| &s.answer_relevancy),
@@ -78,7 +142,13 @@ impl<'a> Grounding<'a> {
         embedder: &'a dyn Embedder,
         cache_path: Option<&Path>,
     ) -> Result<Grounding<'a>> {
-        Ok(Grounding { asker: Asker::new(chat, cache_path)?, embedder })
+        Ok(Grounding { asker: Asker::new(chat, cache_path)?, embedder, metrics: GroundingMetric::ALL.to_vec() })
+    }
+
+    /// Only these metrics are computed by [`Grounding::score`]; all of them by default.
+    pub fn with_metrics(mut self, metrics: &[GroundingMetric]) -> Self {
+        self.metrics = metrics.to_vec();
+        self
     }
 
     /// How many times the model is asked for one reply before the item is recorded as unscored;
@@ -88,9 +158,9 @@ impl<'a> Grounding<'a> {
         self
     }
 
-    /// All five metrics of one item; `cited` is each answer sentence with the passages it cites
-    /// (see [`Grounding::citation_precision`]). Without a gold answer (an unanswerable
-    /// question) context precision and recall are unscored.
+    /// The chosen metrics of one item (all five by default); `cited` is each answer sentence
+    /// with the passages it cites (see [`Grounding::citation_precision`]). Without a gold answer
+    /// (an unanswerable question) context precision and recall are unscored.
     pub fn score(
         &self,
         question: &str,
@@ -99,19 +169,24 @@ impl<'a> Grounding<'a> {
         contexts: &[&str],
         cited: &[(&str, Vec<&str>)],
     ) -> Result<GroundingScores> {
-        let needs_gold = || Unscored::without_model("no gold answer to compare the context with");
+        let asked = |metric| self.metrics.contains(&metric);
+        let needs_gold = || Ok(Err(Unscored::without_model("no gold answer to compare the context with")));
         Ok(GroundingScores {
-            faithfulness: self.faithfulness(question, answer, contexts)?,
-            answer_relevancy: self.answer_relevancy(question, answer)?,
-            context_precision: match gold {
-                Some(gold) => self.context_precision(question, gold, contexts)?,
-                None => Err(needs_gold()),
-            },
-            context_recall: match gold {
-                Some(gold) => self.context_recall(question, gold, contexts)?,
-                None => Err(needs_gold()),
-            },
-            citation_precision: self.citation_precision(question, cited)?,
+            faithfulness: asked(GroundingMetric::Faithfulness)
+                .then(|| self.faithfulness(question, answer, contexts))
+                .transpose()?,
+            answer_relevancy: asked(GroundingMetric::AnswerRelevancy)
+                .then(|| self.answer_relevancy(question, answer))
+                .transpose()?,
+            context_precision: asked(GroundingMetric::ContextPrecision)
+                .then(|| gold.map_or_else(needs_gold, |gold| self.context_precision(question, gold, contexts)))
+                .transpose()?,
+            context_recall: asked(GroundingMetric::ContextRecall)
+                .then(|| gold.map_or_else(needs_gold, |gold| self.context_recall(question, gold, contexts)))
+                .transpose()?,
+            citation_precision: asked(GroundingMetric::CitationPrecision)
+                .then(|| self.citation_precision(question, cited))
+                .transpose()?,
         })
     }
 

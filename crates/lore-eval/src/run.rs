@@ -266,11 +266,18 @@ impl std::fmt::Display for QaReport {
             writeln!(f, "{judge}")?;
         }
         if let Some(g) = &self.grounding {
-            writeln!(f, "  faithfulness       {}", g.faithfulness)?;
-            writeln!(f, "  answer relevancy   {}", g.answer_relevancy)?;
-            writeln!(f, "  context precision  {}", g.context_precision)?;
-            writeln!(f, "  context recall     {}", g.context_recall)?;
-            writeln!(f, "  citation precision {}", g.citation_precision)?;
+            let lines = [
+                ("faithfulness      ", &g.faithfulness),
+                ("answer relevancy  ", &g.answer_relevancy),
+                ("context precision ", &g.context_precision),
+                ("context recall    ", &g.context_recall),
+                ("citation precision", &g.citation_precision),
+            ];
+            for (name, mean) in lines {
+                if let Some(mean) = mean {
+                    writeln!(f, "  {name} {mean}")?;
+                }
+            }
         }
         writeln!(
             f,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use common::Scripted;
 use lore_core::{EmbedKind, Embedder, Error, Result, Tokenize};
-use lore_eval::{Grounding, GroundingScores, GroundingSummary, Unscored};
+use lore_eval::{Grounding, GroundingMetric, GroundingScores, GroundingSummary, Unscored};
 
 /// An embedder that knows a few texts by heart, so cosines are chosen by the test. Its vectors
 /// are not unit length, so that cosines such as 3/5 come out exact in f32.
@@ -194,19 +194,19 @@ fn citation_precision_judges_each_cited_passage_alone() {
 fn summaries_count_failures_instead_of_averaging_them() {
     let unscored = || Err(Unscored { reason: "no verdict".into(), attempts: 3, last_output: "hm".into() });
     let item = |faithfulness| GroundingScores {
-        faithfulness,
-        answer_relevancy: Ok(0.5),
-        context_precision: Ok(1.0),
-        context_recall: unscored(),
-        citation_precision: Ok(1.0),
+        faithfulness: Some(faithfulness),
+        answer_relevancy: Some(Ok(0.5)),
+        context_precision: Some(Ok(1.0)),
+        context_recall: Some(unscored()),
+        citation_precision: None,
     };
     let summary = GroundingSummary::of(&[item(Ok(1.0)), item(unscored()), item(Ok(0.0))]);
-    assert_eq!(
-        (summary.faithfulness.value, summary.faithfulness.scored, summary.faithfulness.failed),
-        (Some(0.5), 2, 1)
-    );
-    assert_eq!((summary.context_recall.value, summary.context_recall.failed), (None, 3));
-    assert_eq!(summary.answer_relevancy.value, Some(0.5));
+    let faithfulness = summary.faithfulness.expect("asked for");
+    assert_eq!((faithfulness.value, faithfulness.scored, faithfulness.failed), (Some(0.5), 2, 1));
+    let recall = summary.context_recall.expect("asked for");
+    assert_eq!((recall.value, recall.failed), (None, 3));
+    assert_eq!(summary.answer_relevancy.expect("asked for").value, Some(0.5));
+    assert_eq!(summary.citation_precision, None, "a metric nobody asked for has no mean, not a mean of failures");
 }
 
 #[test]
@@ -233,16 +233,16 @@ fn score_runs_all_five_and_the_cache_answers_a_second_run() {
     assert_eq!(
         first,
         GroundingScores {
-            faithfulness: Ok(1.0),
-            answer_relevancy: Ok(0.8),
-            context_precision: Ok(1.0),
-            context_recall: Ok(1.0),
-            citation_precision: Ok(1.0),
+            faithfulness: Some(Ok(1.0)),
+            answer_relevancy: Some(Ok(0.8)),
+            context_precision: Some(Ok(1.0)),
+            context_recall: Some(Ok(1.0)),
+            citation_precision: Some(Ok(1.0)),
         }
     );
     assert_eq!(chat.calls(), 7);
     let without_gold = grounding.score("Capital of France?", "Paris.", None, &CONTEXTS, &cited).expect("cached");
-    assert!(without_gold.context_precision.is_err() && without_gold.context_recall.is_err());
+    assert!(matches!((&without_gold.context_precision, &without_gold.context_recall), (Some(Err(_)), Some(Err(_)))));
 
     // Another run with the same model id and prompts is answered from the file.
     let replay = Scripted::new(Vec::<String>::new());
@@ -267,6 +267,30 @@ fn score_runs_all_five_and_the_cache_answers_a_second_run() {
         error.contains("replies.jsonl") && error.contains("line 1") && error.contains("delete the file"),
         "{error}"
     );
+}
+
+#[test]
+fn only_the_chosen_metrics_are_computed() {
+    let (chat, embedder) = (Scripted::new(["yes"]), no_embedder());
+    let grounding = Grounding::new(&chat, &embedder, None)
+        .expect("grounding")
+        .with_metrics(&["citation-precision".parse().expect("a metric's name")]);
+    let cited = [("Paris.", vec![CONTEXTS[0]])];
+    let scores = grounding.score("Capital of France?", "Paris.", Some("Paris."), &CONTEXTS, &cited).expect("model ran");
+    assert_eq!(
+        scores,
+        GroundingScores {
+            faithfulness: None,
+            answer_relevancy: None,
+            context_precision: None,
+            context_recall: None,
+            citation_precision: Some(Ok(1.0)),
+        }
+    );
+    assert_eq!(chat.calls(), 1, "one verdict: the cited pair");
+    assert_eq!(GroundingMetric::ALL.map(GroundingMetric::name).len(), 5);
+    let error = "faithfullness".parse::<GroundingMetric>().expect_err("a misspelt name");
+    assert!(error.contains("faithfulness, answer-relevancy"), "{error}");
 }
 
 /// Replies the local models gave to these prompts (captured through lore-eval's reply cache; the

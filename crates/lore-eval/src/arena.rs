@@ -23,6 +23,7 @@ pub const ARENAS: &[(&str, &str)] = &[
     ("tutorial", include_str!("../arenas/tutorial.toml")),
     ("retrieval", include_str!("../arenas/retrieval.toml")),
     ("themes", include_str!("../arenas/themes.toml")),
+    ("grounded", include_str!("../arenas/grounded.toml")),
 ];
 
 /// A built-in arena's name, or the path of an arena file; returns the name to report it under

@@ -77,6 +77,20 @@ fn built_in_arenas_parse_and_the_tutorial_baseline_comes_first() {
             "multi-hop"
         ]
     );
+    let (_, grounded) = load_arena("grounded").expect("grounded");
+    let steps: Vec<(&str, bool, bool, bool)> = grounded
+        .iter()
+        .map(|c| {
+            let gate = c.config.answerability.min_evidence > 0.0;
+            (c.name.as_str(), gate, c.config.refusal.recheck, c.config.verification.enabled)
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [("generator-alone", false, false, false), ("verified", false, false, true), ("grounded", true, true, true)]
+    );
+    let (_, dense) = lore_rag::load_pipeline("dense").expect("preset");
+    assert_eq!(grounded[2].config, dense, "the grounded contender is Lore's default pipeline");
 }
 
 fn answered(item: &QaItem, text: &str, judge: Option<u8>) -> AnsweredQuestion {

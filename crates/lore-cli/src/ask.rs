@@ -192,7 +192,10 @@ pub fn answer(session: &Session, question: &str, json: bool, explain: bool) -> R
     }
     println!("\n");
     let checks = &answer.checks;
-    if let Some(generated) = &checks.generated {
+    if checks.quoted {
+        // The streamed text was the generator's refusal or an answer verification removed.
+        println!("Quoted instead (the generator wrote nothing the passages support):\n{}\n", answer.text);
+    } else if let Some(generated) = &checks.generated {
         // The streamed text was the generator's; what survived verification replaces it.
         let removed = checks.sentences.iter().filter(|s| !s.kept).count();
         let what = if removed > 0 {

@@ -475,13 +475,20 @@ impl Default for Verification {
 /// without the instruction, and that answer replaces the refusal only if it is taken from the
 /// passages: at least `min_support` of its words (Chinese: character pairs) that are not in the
 /// question occur in them. It is asked only when the evidence that the passages answer is
-/// strong ([`Answerability`]'s score at least `min_evidence`).
+/// strong ([`Answerability`]'s score at least `min_evidence`). When, with evidence that strong,
+/// the answer still ends as a refusal (the second look failed too, or verification removed every
+/// sentence), Lore can quote the passage sentences that hold the most of the question's words
+/// instead: a small model fails to write an answer its passage holds more often than a passage
+/// that strong fails to hold it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RefusalCheck {
     /// Ask again without the permission to refuse when the generator refuses. Default true.
     pub recheck: bool,
-    /// The evidence score from which a refusal is questioned.
+    /// Quote the closest passage sentences instead of refusing, from the same evidence on.
+    /// Default true.
+    pub quote: bool,
+    /// The evidence score from which a refusal is questioned (asked again, or quoted).
     pub min_evidence: f32,
     /// The share of the new answer's words that must occur in the passages, from 0 to 1.
     /// Default 0.6.
@@ -490,7 +497,7 @@ pub struct RefusalCheck {
 
 impl Default for RefusalCheck {
     fn default() -> Self {
-        RefusalCheck { recheck: true, min_evidence: 0.5, min_support: 0.6 }
+        RefusalCheck { recheck: true, quote: true, min_evidence: 0.5, min_support: 0.6 }
     }
 }
 

@@ -165,7 +165,7 @@ pub struct AnswerChecks {
     /// Lore refused without generating: the evidence score was below the gate's threshold. The
     /// citations are then the nearest passages, none of them cited.
     pub gated: bool,
-    /// The generator's text, when verification changed it.
+    /// The generator's text, when verification changed it or a quote replaced it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated: Option<String>,
     /// The generator refused although the evidence was strong enough for a second look, and
@@ -173,6 +173,11 @@ pub struct AnswerChecks {
     /// was no refusal and came from the passages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub second_look: Option<String>,
+    /// The generator gave no answer the passages support although the evidence was strong
+    /// ([`crate::RefusalCheck`]): the answer quotes the passage sentences that hold the most of
+    /// the question's words, and cites that passage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quoted: bool,
     /// Each sentence of the generated answer, with its check; empty when nothing was verified.
     pub sentences: Vec<CheckedSentence>,
     /// Passages (numbered as the citations) that held sentences giving the reader orders

@@ -78,16 +78,20 @@ fn built_in_arenas_parse_and_the_tutorial_baseline_comes_first() {
         ]
     );
     let (_, grounded) = load_arena("grounded").expect("grounded");
-    let steps: Vec<(&str, bool, bool, bool)> = grounded
+    let steps: Vec<(&str, bool, bool, bool, bool)> = grounded
         .iter()
         .map(|c| {
-            let gate = c.config.answerability.min_evidence > 0.0;
-            (c.name.as_str(), gate, c.config.refusal.recheck, c.config.verification.enabled)
+            let (gate, refusal) = (c.config.answerability.min_evidence > 0.0, &c.config.refusal);
+            (c.name.as_str(), gate, refusal.recheck, c.config.verification.enabled, refusal.quote)
         })
         .collect();
     assert_eq!(
         steps,
-        [("generator-alone", false, false, false), ("verified", false, false, true), ("grounded", true, true, true)]
+        [
+            ("generator-alone", false, false, false, false),
+            ("verified", false, false, true, false),
+            ("grounded", true, true, true, true)
+        ]
     );
     let (_, dense) = lore_rag::load_pipeline("dense").expect("preset");
     assert_eq!(grounded[2].config, dense, "the grounded contender is Lore's default pipeline");

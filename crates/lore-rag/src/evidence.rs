@@ -1,5 +1,6 @@
 //! Whether the retrieved passages can answer a question, judged before any text is generated.
 
+use std::cmp::Reverse;
 use std::collections::HashSet;
 
 use lore_core::{Answerability, Hit};
@@ -107,25 +108,39 @@ pub(crate) fn asked_units(question: &str) -> HashSet<String> {
     units(&question).into_iter().filter(|u| !QUESTION_WORDS.contains(&u.as_str())).collect()
 }
 
-/// Each passage cut to the three consecutive sentences that hold the most of the question's
-/// words (ties: the first): what a small model reads when asked again after refusing, so that
-/// the answer is not lost in a long passage.
+/// Each passage cut to its [`best_window`]: what a small model reads when asked again after
+/// refusing, so that the answer is not lost in a long passage.
 pub(crate) fn focus(question: &str, passages: &[Hit]) -> Vec<Hit> {
-    const WINDOW: usize = 3;
+    let asked = asked_units(question);
+    passages.iter().map(|passage| Hit { text: best_window(&asked, passage).0, ..passage.clone() }).collect()
+}
+
+/// The passage whose [`best_window`] holds the most of the question's words (ties: the better
+/// ranked), as its index in `passages` and that window: what Lore quotes when the generator gives
+/// no supported answer. `None` when no passage holds any of the words.
+pub(crate) fn closest_window(question: &str, passages: &[Hit]) -> Option<(usize, String)> {
     let asked = asked_units(question);
     passages
         .iter()
-        .map(|passage| {
-            let sentences = Sentences::of(&passage.text, |u| asked.contains(u));
-            let best = sentences
-                .windows(WINDOW)
-                .max_by_key(|(start, found)| (found.len(), std::cmp::Reverse(*start)))
-                .map_or(0, |(start, _)| start);
-            let texts = &sentences.texts;
-            let text = texts[best.min(texts.len())..(best + WINDOW).min(texts.len())].concat();
-            Hit { text: text.trim().to_string(), ..passage.clone() }
-        })
-        .collect()
+        .enumerate()
+        .map(|(i, passage)| (i, best_window(&asked, passage)))
+        .filter(|(_, (_, found))| *found > 0)
+        .max_by_key(|(i, (_, found))| (*found, Reverse(*i)))
+        .map(|(i, (window, _))| (i, window))
+}
+
+/// The three consecutive sentences of `passage` that hold the most of the `asked` units (ties:
+/// the first), and how many they hold.
+fn best_window(asked: &HashSet<String>, passage: &Hit) -> (String, usize) {
+    const WINDOW: usize = 3;
+    let sentences = Sentences::of(&passage.text, |u| asked.contains(u));
+    let (start, found) = sentences
+        .windows(WINDOW)
+        .map(|(start, found)| (start, found.len()))
+        .max_by_key(|&(start, found)| (found, Reverse(start)))
+        .unwrap_or((0, 0));
+    let texts = &sentences.texts;
+    (texts[start.min(texts.len())..(start + WINDOW).min(texts.len())].concat().trim().to_string(), found)
 }
 
 fn share(part: usize, whole: usize) -> f32 {

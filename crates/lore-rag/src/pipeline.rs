@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use lore_graph::{GraphRetriever, PATH_FIELD};
 
-use crate::evidence::{Evidence, focus};
+use crate::evidence::{Evidence, closest_window, focus};
 use crate::fusion::{WeightedList, fuse};
 use crate::prompt::{
-    cited_numbers, context_passages, grounded_prompt, is_refusal, recheck_prompt, refusal, withhold_orders,
+    cited_numbers, context_passages, grounded_prompt, is_refusal, quoted_answer, recheck_prompt, refusal,
+    withhold_orders,
 };
 use crate::rerank::{LlmReranker, mmr};
 use crate::retrievers::{DenseRetriever, KeywordRetriever};
@@ -373,17 +374,32 @@ impl<'a> Pipeline<'a> {
                 }
             }
         }
-        let mut cited = match refused {
-            true => Vec::new(),
+        let check = &config.refusal;
+        let mut quoted_from = None;
+        if refused
+            && !gated
+            && check.quote
+            && evidence.score >= check.min_evidence
+            && let Some((i, window)) = closest_window(question, &passages)
+        {
+            let streamed = std::mem::replace(&mut text, quoted_answer(detect_language(question), i + 1, &window));
+            checks.generated.get_or_insert(streamed);
+            checks.quoted = true;
+            refused = false;
+            quoted_from = Some(i + 1);
+        }
+        let mut cited = match (refused, quoted_from) {
+            (true, _) => Vec::new(),
+            (false, Some(n)) => vec![n],
             // Verification credits each kept sentence to the passages that support it.
-            false if !checks.sentences.is_empty() => {
+            (false, None) if !checks.sentences.is_empty() => {
                 let mut credited: Vec<usize> =
                     checks.sentences.iter().filter(|s| s.kept).flat_map(|s| s.supported_by.iter().copied()).collect();
                 credited.sort_unstable();
                 credited.dedup();
                 credited
             }
-            false => cited_numbers(&text),
+            (false, None) => cited_numbers(&text),
         };
         if !refused && cited.is_empty() {
             // An answer that names no source is credited to the passage it takes most from (the

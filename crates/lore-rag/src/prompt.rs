@@ -13,6 +13,15 @@ pub fn refusal(language: Language) -> &'static str {
     }
 }
 
+/// The answer that quotes `window`, sentences of passage `n`, when the generator wrote nothing the
+/// passages support although they hold the question's words: the quote says it is one.
+pub(crate) fn quoted_answer(language: Language, n: usize, window: &str) -> String {
+    match language {
+        Language::Chinese => format!("文档中与问题最相关的原文是：「{window}」[{n}]"),
+        Language::English => format!("The passage closest to the question says: \"{window}\" [{n}]"),
+    }
+}
+
 /// The passages a generator reads for `hits`, in rank order: a chunk that carries a wider
 /// `context` (its sentence window, its parent chunk, its section without the heading prefix)
 /// contributes that context instead of its own text, and several children of one parent

@@ -177,10 +177,14 @@ fn a_refusal_is_overturned_by_an_answer_taken_from_the_passages_and_never_shown(
     assert_eq!(answer.checks.second_look.as_deref(), Some(answer_text));
 }
 
+fn without_quotes() -> PipelineConfig {
+    PipelineConfig { refusal: RefusalCheck { quote: false, ..Default::default() }, ..Default::default() }
+}
+
 #[test]
 fn a_refusal_stands_when_the_second_answer_is_made_up() {
     let invented = "开发团队实施了严格的伦理审查流程，确保数据来源合法合规 [2]。";
-    let (answer, streamed, prompts) = ask(PipelineConfig::default(), &[REFUSAL_ZH, invented]);
+    let (answer, streamed, prompts) = ask(without_quotes(), &[REFUSAL_ZH, invented]);
     assert!(answer.refused);
     assert_eq!(answer.text, REFUSAL_ZH);
     assert_eq!(streamed, REFUSAL_ZH);
@@ -198,8 +202,10 @@ fn answers_stream_as_they_come_and_refusals_are_not_rechecked_when_disabled() {
     assert!(answer.citations.iter().any(|c| c.cited && c.source == "report.txt"));
     assert!(answer.citations.iter().all(|c| !c.cited || c.source == "report.txt"));
 
-    let config =
-        PipelineConfig { refusal: RefusalCheck { recheck: false, ..Default::default() }, ..Default::default() };
+    let config = PipelineConfig {
+        refusal: RefusalCheck { recheck: false, quote: false, ..Default::default() },
+        ..Default::default()
+    };
     let (answer, streamed, prompts) = ask(config, &[REFUSAL_ZH]);
     assert!(answer.refused);
     assert_eq!((streamed.as_str(), prompts.len()), (REFUSAL_ZH, 1));
@@ -258,7 +264,7 @@ fn unsupported_sentences_are_removed_and_citations_moved_to_the_passage_that_sup
 #[test]
 fn an_answer_with_no_supported_sentence_becomes_the_refusal() {
     let invented = "开发团队实施了严格的伦理审查流程，确保数据来源合法合规 [1]。";
-    let (answer, _, _) = ask(PipelineConfig::default(), &[invented]);
+    let (answer, _, _) = ask(without_quotes(), &[invented]);
     assert!(answer.refused);
     assert_eq!(answer.text, REFUSAL_ZH);
     assert_eq!(answer.checks.generated.as_deref(), Some(invented));
@@ -268,6 +274,35 @@ fn an_answer_with_no_supported_sentence_becomes_the_refusal() {
     config.verification.enabled = false;
     let (answer, _, _) = ask(config, &[invented]);
     assert!(!answer.refused && answer.checks.sentences.is_empty());
+}
+
+#[test]
+fn with_strong_evidence_a_refusal_becomes_a_quote_of_the_closest_sentences() {
+    // The generator refuses twice (first answer, second look): the passage is quoted instead.
+    let (answer, streamed, prompts) = ask(PipelineConfig::default(), &[REFUSAL_ZH, REFUSAL_ZH]);
+    let report = number_of(&answer, "report.txt");
+    assert!(!answer.refused && answer.checks.quoted, "{:?}", answer.checks);
+    assert_eq!(answer.text, format!("文档中与问题最相关的原文是：「{REPORT}」[{report}]"));
+    assert_eq!(prompts.len(), 2);
+    assert_eq!(streamed, REFUSAL_ZH, "what streamed was the refusal");
+    assert_eq!(answer.checks.generated.as_deref(), Some(REFUSAL_ZH));
+    let cited: Vec<&str> = answer.citations.iter().filter(|c| c.cited).map(|c| c.source.as_str()).collect();
+    assert_eq!(cited, ["report.txt"]);
+
+    // Verification removed every sentence: the quote replaces the refusal, and the generator's
+    // text is kept.
+    let invented = "开发团队实施了严格的伦理审查流程，确保数据来源合法合规 [1]。";
+    let (answer, _, _) = ask(PipelineConfig::default(), &[invented]);
+    assert!(!answer.refused && answer.checks.quoted);
+    assert_eq!(answer.checks.generated.as_deref(), Some(invented));
+    assert!(answer.checks.sentences.iter().all(|s| !s.kept));
+
+    // Weak evidence: nothing is quoted (the gate is off so that the generator is asked).
+    let mut config = PipelineConfig::default();
+    config.answerability.min_evidence = 0.0;
+    let docs = [("report.txt", REPORT), ("tea.txt", TEA)];
+    let (answer, _, _) = ask_about(&docs, "伦理审查是由哪个委员会批准的？", config, &[REFUSAL_ZH]);
+    assert!(answer.refused && !answer.checks.quoted);
 }
 
 #[test]

@@ -133,7 +133,7 @@ fn rand_u64() -> u64 {
 
 /// OpenAI's stream: a first chunk with the role, one per token, a last one with
 /// `finish_reason`, the usage and Lore's `citations` and `checks` (with `verified_content`, the
-/// answer to show instead of the streamed text, when verification changed it), then `[DONE]`. An error mid-stream is
+/// answer to show instead of the streamed text, when verification or a quote replaced it), then `[DONE]`. An error mid-stream is
 /// sent as an `{"error": …}` chunk, as OpenAI does.
 fn chunks(
     events: tokio::sync::mpsc::Receiver<AnswerEvent>,

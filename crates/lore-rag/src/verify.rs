@@ -33,8 +33,11 @@ const WINDOW: usize = 3;
 /// claims its own words (those not in the question) *as the answer to the question*, so the
 /// claim is its own words with the question's, and a passage supports it when three
 /// consecutive sentences of it hold at least `config.min_support` of them: a short answer copied
-/// from a passage about something else is not supported by it. A sentence its cited passages
-/// do not support is credited to the passage that does, or removed.
+/// from a passage about something else is not supported by it. The sentence's own numbers must
+/// all be in those sentences: a date or a count is often the whole answer and one unit among
+/// many, so a wrong one ("1940" where the passage says 1949) would otherwise pass on the
+/// question's words. A sentence its cited passages do not support is credited to the passage
+/// that does, or removed.
 pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Verification) -> Verified {
     let passage_sentences: Vec<Sentences> = passages.iter().map(|p| Sentences::of(&p.text, |_| true)).collect();
     let windows: Vec<Vec<HashSet<&String>>> =
@@ -58,9 +61,14 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
             });
             continue;
         }
+        let numbers: Vec<String> = claim.iter().filter(|u| u.chars().all(|c| c.is_ascii_digit())).cloned().collect();
         claim.extend(asked.iter().cloned());
         let support = |n: usize| {
-            let held = windows[n - 1].iter().map(|w| claim.iter().filter(|u| w.contains(u)).count()).max();
+            let held = windows[n - 1]
+                .iter()
+                .filter(|w| numbers.iter().all(|number| w.contains(number)))
+                .map(|w| claim.iter().filter(|u| w.contains(u)).count())
+                .max();
             held.unwrap_or(0) as f32 / claim.len().max(1) as f32
         };
         let supporting: Vec<usize> = cited.iter().copied().filter(|&n| support(n) >= config.min_support).collect();

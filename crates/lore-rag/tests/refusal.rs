@@ -262,6 +262,18 @@ fn unsupported_sentences_are_removed_and_citations_moved_to_the_passage_that_sup
 }
 
 #[test]
+fn a_sentence_whose_number_is_not_in_the_passage_is_unsupported() {
+    let docs =
+        [("nato.txt", "布鲁塞尔条约签署于1948年3月17日。最终北大西洋公约于1949年在华盛顿签订。"), ("tea.txt", TEA)];
+    let question = "北大西洋公约是哪一年签订的？";
+    let (right, _, _) = ask_about(&docs, question, without_quotes(), &["北大西洋公约是1949年签订的 [1]。"]);
+    assert!(!right.refused && right.checks.sentences[0].kept, "{:?}", right.checks);
+    // Every other word of the wrong answer is the question's, and the passage holds them all.
+    let (wrong, _, _) = ask_about(&docs, question, without_quotes(), &["北大西洋公约是1940年签订的 [1]。"]);
+    assert!(wrong.refused && !wrong.checks.sentences[0].kept, "{:?}", wrong.checks);
+}
+
+#[test]
 fn an_answer_with_no_supported_sentence_becomes_the_refusal() {
     let invented = "开发团队实施了严格的伦理审查流程，确保数据来源合法合规 [1]。";
     let (answer, _, _) = ask(without_quotes(), &[invented]);

@@ -170,7 +170,9 @@ pub struct ArenaArgs {
     /// A built-in arena (tutorial: the RAG tutorial's baseline and variants; retrieval: dense,
     /// bm25, hybrid, hybrid-zscore, graph, hybrid-graph, hybrid-rerank, hyde, multi-query,
     /// multi-hop; themes: hybrid with the collection's theme summaries kept for questions about
-    /// the collection, ranked like passages, or left out) or an arena TOML file: one
+    /// the collection, ranked like passages, or left out; grounded: the generator alone, with
+    /// verification, and with Lore's gate, second look, verification and quote) or an arena TOML
+    /// file: one
     /// [NAME] table of pipeline settings per contender, `preset = "NAME"` to start from a
     /// pipeline preset.
     #[arg(long, default_value = "tutorial")]

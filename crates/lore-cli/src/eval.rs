@@ -139,10 +139,7 @@ pub struct ScoringArgs {
 struct GroundingMetrics(Vec<GroundingMetric>);
 
 fn grounding_metrics(text: &str) -> Result<GroundingMetrics, String> {
-    if text == "all" {
-        return Ok(GroundingMetrics(GroundingMetric::ALL.to_vec()));
-    }
-    text.split(',').map(|name| name.trim().parse()).collect::<Result<_, _>>().map(GroundingMetrics)
+    GroundingMetric::parse_list(text).map(GroundingMetrics)
 }
 
 impl ScoringArgs {

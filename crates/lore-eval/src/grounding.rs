@@ -58,6 +58,17 @@ impl GroundingMetric {
     }
 }
 
+impl GroundingMetric {
+    /// The metrics a flag names: `all`, or names joined by commas
+    /// (`citation-precision,faithfulness`).
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<GroundingMetric>, String> {
+        if text == "all" {
+            return Ok(GroundingMetric::ALL.to_vec());
+        }
+        text.split(',').map(|name| name.trim().parse()).collect()
+    }
+}
+
 impl std::str::FromStr for GroundingMetric {
     type Err = String;
 
@@ -77,48 +88,47 @@ const GENERATED_QUESTIONS: usize = 3;
 const LIST_MAX_TOKENS: usize = 384;
 const VERDICT_MAX_TOKENS: usize = 48;
 
-/// The grounding metrics of one item; `None` for a metric that was not asked for.
+/// One value per grounding metric, `None` for a metric that was not asked for: an item's scores
+/// ([`GroundingScores`]) or their means over a question set ([`GroundingSummary`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct GroundingScores {
+pub struct PerMetric<T> {
     /// The share of the answer's claims that the context supports.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub faithfulness: Option<ItemScore>,
+    pub faithfulness: Option<T>,
     /// How well the answer addresses the question (see [`Grounding::answer_relevancy`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer_relevancy: Option<ItemScore>,
+    pub answer_relevancy: Option<T>,
     /// Average precision of the chunks judged useful for the gold answer, in rank order.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub context_precision: Option<ItemScore>,
+    pub context_precision: Option<T>,
     /// The share of the gold answer's sentences that the context supports.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub context_recall: Option<ItemScore>,
+    pub context_recall: Option<T>,
     /// The share of (sentence, cited passage) pairs in which the passage supports the sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub citation_precision: Option<ItemScore>,
+    pub citation_precision: Option<T>,
 }
 
-/// The grounding metrics averaged over a question set, unscored items counted apart; `None`
-/// for a metric that was not asked for.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct GroundingSummary {
-    /// Mean faithfulness.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub faithfulness: Option<Mean>,
-    /// Mean answer relevancy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer_relevancy: Option<Mean>,
-    /// Mean context precision.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context_precision: Option<Mean>,
-    /// Mean context recall.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context_recall: Option<Mean>,
-    /// Mean citation precision.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub citation_precision: Option<Mean>,
+impl<T> PerMetric<T> {
+    /// Each metric's value, in the order of [`GroundingMetric::ALL`].
+    pub fn values(&self) -> [(GroundingMetric, &Option<T>); 5] {
+        [
+            (GroundingMetric::Faithfulness, &self.faithfulness),
+            (GroundingMetric::AnswerRelevancy, &self.answer_relevancy),
+            (GroundingMetric::ContextPrecision, &self.context_precision),
+            (GroundingMetric::ContextRecall, &self.context_recall),
+            (GroundingMetric::CitationPrecision, &self.citation_precision),
+        ]
+    }
 }
 
-impl GroundingSummary {
+/// The grounding metrics of one item.
+pub type GroundingScores = PerMetric<ItemScore>;
+
+/// The grounding metrics averaged over a question set, unscored items counted apart.
+pub type GroundingSummary = PerMetric<Mean>;
+
+impl PerMetric<Mean> {
     /// Each metric's mean over `scores`, leaving out the items it could not score.
     pub fn of(scores: &[GroundingScores]) -> GroundingSummary {
         let mean = |pick: fn(&GroundingScores) -> &Option<ItemScore>| {

@@ -30,7 +30,7 @@ use serde::Serialize;
 pub use arena::{ARENAS, ArenaEntry, Contender, html_report, leaderboard_markdown, load_arena, parse_arena};
 pub use ask::Unscored;
 pub use dataset::{ArenaDataset, BeirDataset, Dataset, QaItem, Qrels, Query};
-pub use grounding::{Grounding, GroundingMetric, GroundingScores, GroundingSummary, ItemScore};
+pub use grounding::{Grounding, GroundingMetric, GroundingScores, GroundingSummary, ItemScore, PerMetric};
 pub use judge::{Judge, JudgeSummary, Judgement, RubricScores};
 pub use qa::{QaScores, QaSummary, RefusalCounts, answer_in_context, exact_match, rouge_l, token_f1, tokens};
 pub use retrieval::{RetrievalMetrics, RetrievalReport, Run, best_chunk_per_document, evaluate};

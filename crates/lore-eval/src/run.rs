@@ -266,16 +266,9 @@ impl std::fmt::Display for QaReport {
             writeln!(f, "{judge}")?;
         }
         if let Some(g) = &self.grounding {
-            let lines = [
-                ("faithfulness      ", &g.faithfulness),
-                ("answer relevancy  ", &g.answer_relevancy),
-                ("context precision ", &g.context_precision),
-                ("context recall    ", &g.context_recall),
-                ("citation precision", &g.citation_precision),
-            ];
-            for (name, mean) in lines {
+            for (metric, mean) in g.values() {
                 if let Some(mean) = mean {
-                    writeln!(f, "  {name} {mean}")?;
+                    writeln!(f, "  {:<18} {mean}", metric.name().replace('-', " "))?;
                 }
             }
         }

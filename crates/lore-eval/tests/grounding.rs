@@ -274,7 +274,7 @@ fn only_the_chosen_metrics_are_computed() {
     let (chat, embedder) = (Scripted::new(["yes"]), no_embedder());
     let grounding = Grounding::new(&chat, &embedder, None)
         .expect("grounding")
-        .with_metrics(&["citation-precision".parse().expect("a metric's name")]);
+        .with_metrics(&GroundingMetric::parse_list("citation-precision").expect("a metric's name"));
     let cited = [("Paris.", vec![CONTEXTS[0]])];
     let scores = grounding.score("Capital of France?", "Paris.", Some("Paris."), &CONTEXTS, &cited).expect("model ran");
     assert_eq!(
@@ -288,8 +288,12 @@ fn only_the_chosen_metrics_are_computed() {
         }
     );
     assert_eq!(chat.calls(), 1, "one verdict: the cited pair");
-    assert_eq!(GroundingMetric::ALL.map(GroundingMetric::name).len(), 5);
-    let error = "faithfullness".parse::<GroundingMetric>().expect_err("a misspelt name");
+    assert_eq!(GroundingMetric::parse_list("all"), Ok(GroundingMetric::ALL.to_vec()));
+    assert_eq!(
+        GroundingMetric::parse_list("faithfulness, context-recall"),
+        Ok(vec![GroundingMetric::Faithfulness, GroundingMetric::ContextRecall])
+    );
+    let error = GroundingMetric::parse_list("citation-precision,faithfullness").expect_err("a misspelt name");
     assert!(error.contains("faithfulness, answer-relevancy"), "{error}");
 }
 

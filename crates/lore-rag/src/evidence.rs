@@ -14,7 +14,8 @@ use crate::themes::is_theme_source;
 /// an answer rarely sits below the third.
 const COVERAGE_PASSAGES: usize = 3;
 
-/// English question words, which a passage rarely repeats and which say nothing about its topic.
+/// English question words, which a passage rarely repeats and which say nothing about its topic;
+/// the first nine ask for something ([`asks_for_something`]).
 const QUESTION_WORDS: [&str; 17] = [
     "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "doe", "did", "was", "were", "are", "the",
     "and", "for",
@@ -106,6 +107,22 @@ pub(crate) fn asked_units(question: &str) -> HashSet<String> {
         question = question.replace(word, " ");
     }
     units(&question).into_iter().filter(|u| !QUESTION_WORDS.contains(&u.as_str())).collect()
+}
+
+/// Whether `question` asks for something the answer must name (what, who, 哪个, 多少 …), rather
+/// than for a yes or no, a choice between named options (" or ", 还是) or a verdict on a claim:
+/// only then is an answer that repeats the question's words no answer.
+pub(crate) fn asks_for_something(question: &str) -> bool {
+    let lower = question.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let wh = &QUESTION_WORDS[..9];
+    // A claim ("X, which binds Y, causes Z.") holds question words too; a question opens with
+    // one or ends with a question mark.
+    let english = words.first().is_some_and(|w| wh.contains(w))
+        || question.trim_end().ends_with('?') && wh.iter().any(|w| words.contains(w));
+    let chinese = CHINESE_QUESTION_WORDS.iter().filter(|w| !["吗", "呢"].contains(w)).any(|w| question.contains(w));
+    let choice = words.contains(&"or") || ["还是", "是否", "吗"].iter().any(|w| question.contains(w));
+    (english || chinese) && !choice
 }
 
 /// Each passage cut to its [`best_window`]: what a small model reads when asked again after

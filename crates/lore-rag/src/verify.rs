@@ -4,15 +4,15 @@ use std::collections::HashSet;
 
 use lore_core::{CheckedSentence, Hit, Language, Verification, detect_language};
 
-use crate::evidence::asked_units;
+use crate::evidence::{asked_units, asks_for_something};
 use crate::prompt::cited_numbers;
 use crate::support::{Sentences, own_units, sentences_of, without_citations};
 
 /// Words too common to show that a sentence came from a passage ("Yes, it is." has nothing to
-/// check).
-const FILLER_UNITS: [&str; 16] = [
+/// check), and stems naming the documents themselves ("The document is [1]." names nothing).
+const FILLER_UNITS: [&str; 18] = [
     "yes", "the", "and", "for", "with", "that", "this", "from", "are", "was", "were", "has", "have", "not", "its",
-    "also",
+    "also", "docume", "passag",
 ];
 
 /// A generated answer after its sentences were checked.
@@ -37,12 +37,15 @@ const WINDOW: usize = 3;
 /// all be in those sentences: a date or a count is often the whole answer and one unit among
 /// many, so a wrong one ("1940" where the passage says 1949) would otherwise pass on the
 /// question's words. A sentence its cited passages do not support is credited to the passage
-/// that does, or removed.
+/// that does, or removed. A sentence that only gives back the question's words, to a question
+/// that asks for something ([`asks_for_something`]), is removed: "The song debuted in that
+/// episode" names no song.
 pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Verification) -> Verified {
     let passage_sentences: Vec<Sentences> = passages.iter().map(|p| Sentences::of(&p.text, |_| true)).collect();
     let windows: Vec<Vec<HashSet<&String>>> =
         passage_sentences.iter().map(|s| s.windows(WINDOW).map(|(_, units)| units).collect()).collect();
     let asked = asked_units(question);
+    let asks_for_something = asks_for_something(question);
     let mut sentences = Vec::new();
     let mut changed = false;
     for piece in sentences_of(answer) {
@@ -50,14 +53,18 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
         let text = without_citations(&piece);
         let mut claim: HashSet<String> =
             own_units(&text, question).into_iter().filter(|u| !FILLER_UNITS.contains(&u.as_str())).collect();
-        if claim.is_empty() && !has_letters(&text) {
+        if claim.is_empty() && (!has_letters(&text) || asks_for_something) {
+            // Punctuation or a bare citation has nothing to check; the question's own words
+            // given back to a question that asks for something name nothing.
+            let echo = has_letters(&text);
+            changed |= echo;
             sentences.push(CheckedSentence {
                 text,
-                cited: cited.clone(),
-                supported_by: cited,
-                support: 1.0,
-                method: "nothing to check".into(),
-                kept: true,
+                supported_by: if echo { Vec::new() } else { cited.clone() },
+                cited,
+                support: if echo { 0.0 } else { 1.0 },
+                method: if echo { "adds nothing to the question" } else { "nothing to check" }.into(),
+                kept: !echo,
             });
             continue;
         }

@@ -274,6 +274,40 @@ fn a_sentence_whose_number_is_not_in_the_passage_is_unsupported() {
 }
 
 #[test]
+fn repeating_the_question_answers_a_yes_or_no_question_only() {
+    let docs = [
+        (
+            "nato.txt",
+            "The Brussels Treaty was signed on 17 March 1948. The North Atlantic Treaty was signed in Washington in 1949. It founded NATO.",
+        ),
+        ("tea.txt", TEA),
+    ];
+    let echo = "The North Atlantic Treaty was signed [1].";
+    let (asked_for, _, _) =
+        ask_about(&docs, "In what year was the North Atlantic Treaty signed?", without_quotes(), &[echo]);
+    let checked = &asked_for.checks.sentences[0];
+    assert!(asked_for.refused && !checked.kept && checked.method == "adds nothing to the question", "{checked:?}");
+    let (named, _, _) = ask_about(
+        &docs,
+        "In what year was the North Atlantic Treaty signed?",
+        without_quotes(),
+        &["The document is [1]."],
+    );
+    assert!(named.refused && !named.checks.sentences[0].kept, "{:?}", named.checks);
+    let (yes, _, _) = ask_about(
+        &docs,
+        "Was the North Atlantic Treaty signed in Washington?",
+        without_quotes(),
+        &["The North Atlantic Treaty was signed in Washington [1]."],
+    );
+    assert!(!yes.refused && yes.checks.sentences[0].kept, "{:?}", yes.checks);
+    // A claim to check is no question, though it holds "which".
+    let claim = "The North Atlantic Treaty, which founded NATO, was signed in Washington.";
+    let (agreed, _, _) = ask_about(&docs, claim, without_quotes(), &[&claim.replace('.', " [1].")]);
+    assert!(!agreed.refused && agreed.checks.sentences[0].kept, "{:?}", agreed.checks);
+}
+
+#[test]
 fn an_answer_with_no_supported_sentence_becomes_the_refusal() {
     let invented = "开发团队实施了严格的伦理审查流程，确保数据来源合法合规 [1]。";
     let (answer, _, _) = ask(without_quotes(), &[invented]);

@@ -39,7 +39,7 @@ const WINDOW: usize = 3;
 /// question's words. A sentence its cited passages do not support is credited to the passage
 /// that does, or removed. A sentence that only gives back the question's words, to a question
 /// that asks for something ([`asks_for_something`]), is removed: "The song debuted in that
-/// episode" names no song.
+/// episode" names no song. So is a sentence the answer already gave.
 pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Verification) -> Verified {
     let passage_sentences: Vec<Sentences> = passages.iter().map(|p| Sentences::of(&p.text, |_| true)).collect();
     let windows: Vec<Vec<HashSet<&String>>> =
@@ -51,6 +51,19 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
     for piece in sentences_of(answer) {
         let cited: Vec<usize> = cited_numbers(&piece).into_iter().filter(|&n| n >= 1 && n <= passages.len()).collect();
         let text = without_citations(&piece);
+        if sentences.iter().any(|kept: &CheckedSentence| kept.kept && kept.text.trim() == text.trim()) {
+            // A small model caught in a loop writes the same sentences again and again.
+            changed = true;
+            sentences.push(CheckedSentence {
+                text,
+                cited,
+                supported_by: Vec::new(),
+                support: 0.0,
+                method: "repeats an earlier sentence".into(),
+                kept: false,
+            });
+            continue;
+        }
         let mut claim: HashSet<String> =
             own_units(&text, question).into_iter().filter(|u| !FILLER_UNITS.contains(&u.as_str())).collect();
         if claim.is_empty() && (!has_letters(&text) || asks_for_something) {

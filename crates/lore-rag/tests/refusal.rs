@@ -259,6 +259,12 @@ fn unsupported_sentences_are_removed_and_citations_moved_to_the_passage_that_sup
     let (answer, _, _) = ask(PipelineConfig::default(), &[&faithful]);
     assert_eq!(answer.text, faithful);
     assert!(answer.checks.generated.is_none() && answer.checks.sentences[0].kept);
+
+    // A sentence written again, as a small model in a loop does, is kept once.
+    let looping = format!("{supported} [{report}]。{supported} [{report}]。{supported} [{report}]。");
+    let (answer, _, _) = ask(PipelineConfig::default(), &[&looping]);
+    assert_eq!(answer.text, format!("{supported}[{report}]。"));
+    assert_eq!(answer.checks.sentences[2].method, "repeats an earlier sentence");
 }
 
 #[test]

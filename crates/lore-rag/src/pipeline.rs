@@ -366,12 +366,10 @@ impl<'a> Pipeline<'a> {
         if !refused && config.verification.enabled {
             let verified = verify(&text, question, &passages, &config.verification);
             checks.sentences = verified.sentences;
-            if verified.changed {
-                checks.generated = Some(std::mem::replace(&mut text, verified.text));
-                if checks.sentences.iter().all(|s| !s.kept) {
-                    text = refusal(detect_language(question)).to_string();
-                    refused = true;
-                }
+            if verified.changed || !verified.says_something {
+                refused = !verified.says_something;
+                let shown = if refused { refusal(detect_language(question)).to_string() } else { verified.text };
+                checks.generated = Some(std::mem::replace(&mut text, shown));
             }
         }
         let check = &config.refusal;

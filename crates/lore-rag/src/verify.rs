@@ -22,6 +22,8 @@ pub(crate) struct Verified {
     pub text: String,
     /// Whether a sentence was removed or a citation moved.
     pub changed: bool,
+    /// Whether a kept sentence has words: an answer of citation marks alone says nothing.
+    pub says_something: bool,
     /// Each sentence's check.
     pub sentences: Vec<CheckedSentence>,
 }
@@ -108,7 +110,8 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
         sentences.push(CheckedSentence { text, cited, supported_by, support: best, method: "lexical".into(), kept });
     }
     let text = if changed { rewrite(&sentences, detect_language(answer)) } else { answer.trim().to_string() };
-    Verified { text, changed, sentences }
+    let says_something = sentences.iter().any(|s| s.kept && has_letters(&s.text));
+    Verified { text, changed, says_something, sentences }
 }
 
 /// Whether `text` has a letter or digit: a bare citation or punctuation has nothing to check.

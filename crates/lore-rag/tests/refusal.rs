@@ -322,6 +322,10 @@ fn an_answer_with_no_supported_sentence_becomes_the_refusal() {
     assert_eq!(answer.checks.generated.as_deref(), Some(invented));
     assert!(answer.citations.iter().all(|c| !c.cited));
 
+    // Citation marks alone say nothing.
+    let (answer, _, _) = ask(without_quotes(), &["[1] [2]"]);
+    assert!(answer.refused && answer.checks.generated.as_deref() == Some("[1] [2]"), "{:?}", answer.checks);
+
     let mut config = PipelineConfig::default();
     config.verification.enabled = false;
     let (answer, _, _) = ask(config, &[invented]);

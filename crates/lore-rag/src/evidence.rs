@@ -7,7 +7,7 @@ use lore_core::{Answerability, Hit};
 use serde::Serialize;
 
 use crate::pipeline::Retrieval;
-use crate::support::{Sentences, units};
+use crate::support::{Sentences, WINDOW, units};
 use crate::themes::is_theme_source;
 
 /// How many of the best passages the coverage signal reads: the generator reads them all, but
@@ -149,7 +149,6 @@ pub(crate) fn closest_window(question: &str, passages: &[Hit]) -> Option<(usize,
 /// The three consecutive sentences of `passage` that hold the most of the `asked` units (ties:
 /// the first), and how many they hold.
 fn best_window(asked: &HashSet<String>, passage: &Hit) -> (String, usize) {
-    const WINDOW: usize = 3;
     let sentences = Sentences::of(&passage.text, |u| asked.contains(u));
     let (start, found) = sentences
         .windows(WINDOW)

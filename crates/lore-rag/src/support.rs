@@ -97,6 +97,11 @@ pub(crate) fn units(text: &str) -> Vec<String> {
     units
 }
 
+/// How many consecutive sentences of a passage hold a claim together, for verification, and
+/// make up the window the second look reads and the quote shows: an answer is seldom spread
+/// wider, and a longer window would hold a question's words by chance.
+pub(crate) const WINDOW: usize = 3;
+
 /// A text cut into sentences ([`sentences_of`]), each with its content units ([`units`]): what
 /// the gate, the second look and verification compare a question or a claim with.
 pub(crate) struct Sentences {

@@ -6,7 +6,7 @@ use lore_core::{CheckedSentence, Hit, Language, Verification, detect_language};
 
 use crate::evidence::{asked_units, asks_for_something};
 use crate::prompt::cited_numbers;
-use crate::support::{Sentences, own_units, sentences_of, without_citations};
+use crate::support::{Sentences, WINDOW, own_units, sentences_of, without_citations};
 
 /// Words too common to show that a sentence came from a passage ("Yes, it is." has nothing to
 /// check), and stems naming the documents themselves ("The document is [1]." names nothing).
@@ -27,9 +27,6 @@ pub(crate) struct Verified {
     /// Each sentence's check.
     pub sentences: Vec<CheckedSentence>,
 }
-
-/// How many consecutive sentences of a passage must hold a claim together.
-const WINDOW: usize = 3;
 
 /// Checks each sentence of `answer` against `passages` (numbered from 1, as cited). A sentence
 /// claims its own words (those not in the question) *as the answer to the question*, so the

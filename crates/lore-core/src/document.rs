@@ -195,10 +195,14 @@ pub struct CheckedSentence {
     /// The passages credited after the check (the cited one when it supports the sentence,
     /// else the one that supports it best); empty when none does.
     pub supported_by: Vec<usize>,
-    /// The share of the sentence's own words found in the passage credited (or, when none
-    /// is, the best passage).
+    /// The share of the sentence's claim (its own words with the question's) that the best
+    /// three consecutive sentences of the passage credited hold (or, when none is, of the best
+    /// passage); 0 when the sentence was removed unchecked.
     pub support: f32,
-    /// How the sentence was checked (`lexical`).
+    /// How the sentence was checked: `lexical`, or `nothing to check` (punctuation or a bare
+    /// citation); or why it was removed unchecked: `adds nothing to the question` (the
+    /// question's words given back to a question that asks for something), `repeats an earlier
+    /// sentence`.
     pub method: String,
     /// The sentence stays in the answer.
     pub kept: bool,

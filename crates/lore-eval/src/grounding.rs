@@ -56,9 +56,7 @@ impl GroundingMetric {
             GroundingMetric::CitationPrecision => "citation-precision",
         }
     }
-}
 
-impl GroundingMetric {
     /// The metrics a flag names: `all`, or names joined by commas
     /// (`citation-precision,faithfulness`).
     pub fn parse_list(text: &str) -> std::result::Result<Vec<GroundingMetric>, String> {

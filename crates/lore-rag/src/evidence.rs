@@ -120,7 +120,8 @@ pub(crate) fn asks_for_something(question: &str) -> bool {
     // one or ends with a question mark.
     let english = words.first().is_some_and(|w| wh.contains(w))
         || question.trim_end().ends_with('?') && wh.iter().any(|w| words.contains(w));
-    let chinese = CHINESE_QUESTION_WORDS.iter().filter(|w| !["吗", "呢"].contains(w)).any(|w| question.contains(w));
+    // 吗 makes a yes/no question (below); 呢 follows any kind.
+    let chinese = CHINESE_QUESTION_WORDS.iter().filter(|&&w| w != "呢").any(|w| question.contains(w));
     let choice = words.contains(&"or") || ["还是", "是否", "吗"].iter().any(|w| question.contains(w));
     (english || chinese) && !choice
 }

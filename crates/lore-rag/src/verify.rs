@@ -50,33 +50,33 @@ pub(crate) fn verify(answer: &str, question: &str, passages: &[Hit], config: &Ve
     for piece in sentences_of(answer) {
         let cited: Vec<usize> = cited_numbers(&piece).into_iter().filter(|&n| n >= 1 && n <= passages.len()).collect();
         let text = without_citations(&piece);
-        if sentences.iter().any(|kept: &CheckedSentence| kept.kept && kept.text.trim() == text.trim()) {
-            // A small model caught in a loop writes the same sentences again and again.
+        let mut claim: HashSet<String> =
+            own_units(&text, question).into_iter().filter(|u| !FILLER_UNITS.contains(&u.as_str())).collect();
+        // A small model caught in a loop writes the same sentences again and again; the
+        // question's own words given back to a question that asks for something name nothing.
+        let repeated = sentences.iter().any(|kept: &CheckedSentence| kept.kept && kept.text.trim() == text.trim());
+        let echo = claim.is_empty() && has_letters(&text) && asks_for_something;
+        if repeated || echo {
+            let method = if repeated { "repeats an earlier sentence" } else { "adds nothing to the question" };
             changed = true;
             sentences.push(CheckedSentence {
                 text,
                 cited,
                 supported_by: Vec::new(),
                 support: 0.0,
-                method: "repeats an earlier sentence".into(),
+                method: method.into(),
                 kept: false,
             });
             continue;
         }
-        let mut claim: HashSet<String> =
-            own_units(&text, question).into_iter().filter(|u| !FILLER_UNITS.contains(&u.as_str())).collect();
-        if claim.is_empty() && (!has_letters(&text) || asks_for_something) {
-            // Punctuation or a bare citation has nothing to check; the question's own words
-            // given back to a question that asks for something name nothing.
-            let echo = has_letters(&text);
-            changed |= echo;
+        if claim.is_empty() && !has_letters(&text) {
             sentences.push(CheckedSentence {
                 text,
-                supported_by: if echo { Vec::new() } else { cited.clone() },
-                cited,
-                support: if echo { 0.0 } else { 1.0 },
-                method: if echo { "adds nothing to the question" } else { "nothing to check" }.into(),
-                kept: !echo,
+                cited: cited.clone(),
+                supported_by: cited,
+                support: 1.0,
+                method: "nothing to check".into(),
+                kept: true,
             });
             continue;
         }

@@ -29,6 +29,9 @@ use half::f16;
 const BLOCK: usize = 32;
 /// Rows per group (one per lane of an AVX2 float vector).
 const GROUP: usize = 8;
+/// Tokens scored together against a group of Q4_K rows: the values are unpacked from their
+/// nibbles once for all of them.
+const TILE: usize = 4;
 /// A block's values are interleaved in runs of this many bytes per row.
 const RUN: usize = 8;
 /// The order of the rows within each 32-byte vector of a group's values: after the products of
@@ -121,15 +124,16 @@ impl GroupedMatrix {
         candle_core::utils::barrier_pool().execute_chunked(self.outputs.div_ceil(GROUP), |range| {
             for group in range {
                 let weights = &self.groups[group * group_bytes..(group + 1) * group_bytes];
-                let first = group * GROUP;
-                let rows = GROUP.min(self.outputs - first);
-                for token in 0..tokens {
-                    let sums = kernel.dot_group(self.format, weights, &quantized, token);
-                    for (row, &sum) in sums[..rows].iter().enumerate() {
-                        // SAFETY: each (token, row) is written by the one group that holds the
-                        // row, and `out` outlives the pool's call.
-                        unsafe { out_at.write(token * self.outputs + first + row, sum) };
-                    }
+                let mut first = 0;
+                while first < tokens {
+                    let tile = Tile { weights, group, first, outputs: self.outputs, out: out_at };
+                    first += match (self.format, tokens - first) {
+                        // Q8_0 shares nothing between tokens, and measured slower in tiles.
+                        (Format::Q8_0, _) | (_, 1) => tile.score::<1>(kernel, self.format, &quantized),
+                        (_, 2) => tile.score::<2>(kernel, self.format, &quantized),
+                        (_, 3) => tile.score::<3>(kernel, self.format, &quantized),
+                        _ => tile.score::<TILE>(kernel, self.format, &quantized),
+                    };
                 }
             }
         });
@@ -195,9 +199,9 @@ fn q4k_sub_scale_min(packed: &[u8; 12], sub: usize) -> (u8, u8) {
     }
 }
 
-/// The output buffer, written by the pool's workers at disjoint indices.
+/// An output buffer, written by the pool's workers at disjoint indices.
 #[derive(Clone, Copy)]
-struct SharedOutput(*mut f32);
+pub(super) struct SharedOutput(pub(super) *mut f32);
 
 // SAFETY: the workers write disjoint elements (see `GroupedMatrix::forward`).
 unsafe impl Send for SharedOutput {}
@@ -206,8 +210,34 @@ unsafe impl Sync for SharedOutput {}
 impl SharedOutput {
     /// # Safety
     /// `index` is in bounds and no other thread touches it during the call.
-    unsafe fn write(self, index: usize, value: f32) {
+    pub(super) unsafe fn write(self, index: usize, value: f32) {
         unsafe { *self.0.add(index) = value };
+    }
+}
+
+/// Up to [`TILE`] consecutive tokens scored against one group of rows.
+struct Tile<'a> {
+    weights: &'a [u8],
+    group: usize,
+    first: usize,
+    outputs: usize,
+    out: SharedOutput,
+}
+
+impl Tile<'_> {
+    /// Scores tokens `first..first + T` and writes their results; returns `T`.
+    fn score<const T: usize>(&self, kernel: Kernel, format: Format, tokens: &QuantizedTokens) -> usize {
+        let sums = kernel.dot_group::<T>(format, self.weights, tokens, self.first);
+        let first_row = self.group * GROUP;
+        let rows = GROUP.min(self.outputs - first_row);
+        for (token, sums) in (self.first..).zip(sums) {
+            for (row, &sum) in sums[..rows].iter().enumerate() {
+                // SAFETY: each (token, row) is written by the one group that holds the row,
+                // and the output outlives the pool's call.
+                unsafe { self.out.write(token * self.outputs + first_row + row, sum) };
+            }
+        }
+        T
     }
 }
 
@@ -283,18 +313,29 @@ impl Kernel {
         Kernel::Portable
     }
 
-    /// The dot products of a group's eight rows (`weights`, rearranged) with token `token`.
-    fn dot_group(self, format: Format, weights: &[u8], tokens: &QuantizedTokens, token: usize) -> [f32; GROUP] {
-        let token = tokens.token(token);
-        assert_eq!(weights.len(), format.group_bytes(token.values.len()), "a group's weights and the token disagree");
+    /// The dot products of a group's eight rows (`weights`, rearranged) with tokens
+    /// `first..first + T`.
+    fn dot_group<const T: usize>(
+        self,
+        format: Format,
+        weights: &[u8],
+        tokens: &QuantizedTokens,
+        first: usize,
+    ) -> [[f32; GROUP]; T] {
+        let tile: [Token<'_>; T] = std::array::from_fn(|t| tokens.token(first + t));
+        assert_eq!(
+            weights.len(),
+            format.group_bytes(tokens.blocks_per_token * BLOCK),
+            "a group's weights and the tokens disagree"
+        );
         match (self, format) {
             // SAFETY: AVX2, FMA and F16C were detected; the lengths were checked above.
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2, Format::Q8_0) => unsafe { avx2::dot_group_q8_0(weights, token) },
+            (Kernel::Avx2, Format::Q8_0) => tile.map(|token| unsafe { avx2::dot_group_q8_0(weights, token) }),
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2, Format::Q4K) => unsafe { avx2::dot_group_q4k(weights, token) },
-            (_, Format::Q8_0) => portable::dot_group_q8_0(weights, token),
-            (_, Format::Q4K) => portable::dot_group_q4k(weights, token),
+            (Kernel::Avx2, Format::Q4K) => unsafe { avx2::dot_group_q4k(weights, tile) },
+            (_, Format::Q8_0) => tile.map(|token| portable::dot_group_q8_0(weights, token)),
+            (_, Format::Q4K) => tile.map(|token| portable::dot_group_q4k(weights, token)),
         }
     }
 }
@@ -436,57 +477,76 @@ mod avx2 {
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(at.cast()))) }
     }
 
+    /// The products of a Q4_K group with `T` tokens. Each 32-byte vector of values is loaded and
+    /// split into its nibbles once for all the tokens, and the products of a sub-block's four
+    /// runs are summed in 16 bits before widening: a pair of products is at most 2 · 15 · 127,
+    /// four of them stay below 2^15.
+    ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `weights` holds a group's Q4_K super-blocks for the
-    /// token.
+    /// tokens.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_group_q4k(weights: &[u8], token: Token<'_>) -> [f32; GROUP] {
+    pub(super) unsafe fn dot_group_q4k<const T: usize>(weights: &[u8], tokens: [Token<'_>; T]) -> [[f32; GROUP]; T] {
         let ones = _mm256_set1_epi16(1);
         let low_nibbles = _mm256_set1_epi8(0x0F);
-        let mut acc = _mm256_setzero_ps();
-        for b in 0..token.scales.len() / 8 {
-            // SAFETY: the caller checked that `weights` holds a super-block per eight token
-            // blocks.
+        let mut acc = [_mm256_setzero_ps(); T];
+        for b in 0..weights.len() / Q4K_GROUP_BYTES {
+            // SAFETY: the caller checked that `weights` holds a super-block per eight blocks of
+            // each token.
             unsafe {
                 let block = weights.as_ptr().add(b * Q4K_GROUP_BYTES);
                 prefetch(block, Q4K_GROUP_BYTES);
                 let scales = _mm256_cvtph_ps(_mm_loadu_si128(block.cast()));
                 let mins = _mm256_cvtph_ps(_mm_loadu_si128(block.add(Q4K_MINS).cast()));
                 for pair in 0..4 {
-                    // Sums of sub-blocks 2·pair (low nibbles) and 2·pair + 1 (high), per vector.
-                    let mut sums = [[_mm256_setzero_si256(); 2]; 2];
+                    // Per token, the sums of sub-blocks 2·pair (low nibbles) and 2·pair + 1
+                    // (high), per vector.
+                    let mut sums = [[[_mm256_setzero_si256(); 2]; 2]; T];
                     let first = b * 8 + 2 * pair;
-                    for run in 0..BLOCK / RUN {
-                        let low_token = broadcast_run(token.values.as_ptr(), first * BLOCK + run * RUN);
-                        let high_token = broadcast_run(token.values.as_ptr(), (first + 1) * BLOCK + run * RUN);
-                        for vector in 0..2 {
+                    for vector in 0..2 {
+                        let mut short = [[_mm256_setzero_si256(); 2]; T];
+                        for run in 0..BLOCK / RUN {
                             let at = Q4K_VALUES + pair * 8 * BLOCK + run * 2 * BLOCK + vector * BLOCK;
                             let w = _mm256_loadu_si256(block.add(at).cast());
-                            let low = _mm256_and_si256(w, low_nibbles);
-                            let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
-                            // Unsigned nibbles times signed values: pairs fit in 16 bits.
-                            let products =
-                                [_mm256_maddubs_epi16(low, low_token), _mm256_maddubs_epi16(high, high_token)];
-                            for (sum, products) in sums.iter_mut().zip(products) {
-                                sum[vector] = _mm256_add_epi32(sum[vector], _mm256_madd_epi16(products, ones));
+                            let nibbles = [
+                                _mm256_and_si256(w, low_nibbles),
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles),
+                            ];
+                            for (short, token) in short.iter_mut().zip(&tokens) {
+                                for (half, (short, &nibbles)) in short.iter_mut().zip(&nibbles).enumerate() {
+                                    let values =
+                                        broadcast_run(token.values.as_ptr(), (first + half) * BLOCK + run * RUN);
+                                    // Unsigned nibbles times signed values: pairs fit in 16 bits.
+                                    *short = _mm256_add_epi16(*short, _mm256_maddubs_epi16(nibbles, values));
+                                }
+                            }
+                        }
+                        for (sums, short) in sums.iter_mut().zip(short) {
+                            for (sum, short) in sums.iter_mut().zip(short) {
+                                sum[vector] = _mm256_madd_epi16(short, ones);
                             }
                         }
                     }
-                    for (half, sum) in sums.iter().enumerate() {
+                    for half in 0..2 {
                         let (sub, t) = (2 * pair + half, first + half);
-                        let per_row = _mm256_cvtepi32_ps(_mm256_hadd_epi32(sum[0], sum[1]));
                         let scale = _mm256_mul_ps(scales, bytes_as_floats(block.add(Q4K_SUB_SCALES + sub * GROUP)));
                         let min = _mm256_mul_ps(mins, bytes_as_floats(block.add(Q4K_SUB_MINS + sub * GROUP)));
-                        acc = _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(token.scales[t])), per_row, acc);
-                        acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(token.scales[t] * token.sums[t]), acc);
+                        for ((acc, sums), token) in acc.iter_mut().zip(&sums).zip(&tokens) {
+                            let per_row = _mm256_cvtepi32_ps(_mm256_hadd_epi32(sums[half][0], sums[half][1]));
+                            *acc =
+                                _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(token.scales[t])), per_row, *acc);
+                            *acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(token.scales[t] * token.sums[t]), *acc);
+                        }
                     }
                 }
             }
         }
-        let mut out = [0f32; GROUP];
-        // SAFETY: `out` holds eight floats.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-        out
+        acc.map(|acc| {
+            let mut out = [0f32; GROUP];
+            // SAFETY: `out` holds eight floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+            out
+        })
     }
 }
 
@@ -540,7 +600,7 @@ mod tests {
         let weights = weights(11, 512, GgmlDType::Q4K);
         let ours = GroupedMatrix::new(&weights).unwrap().unwrap();
         let dense = weights.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
-        for tokens in [1, 2] {
+        for tokens in [1, 2, 7] {
             let x = values(tokens * 512, 5 + tokens as u64);
             let quantized = QuantizedTokens::new(&x, 512 / BLOCK);
             let got = ours.forward(&Tensor::from_vec(x, (tokens, 512), &Device::Cpu).unwrap()).unwrap();
@@ -564,13 +624,27 @@ mod tests {
     fn the_portable_kernels_compute_what_the_detected_ones_do() {
         for (format, inputs) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 512)] {
             let matrix = GroupedMatrix::new(&weights(16, inputs, format)).unwrap().unwrap();
-            let tokens = QuantizedTokens::new(&values(inputs, 3), inputs / BLOCK);
+            let tokens = QuantizedTokens::new(&values(TILE * inputs, 3), inputs / BLOCK);
             for group in matrix.groups.chunks_exact(matrix.format.group_bytes(inputs)) {
                 assert_eq!(
-                    Kernel::detect().dot_group(matrix.format, group, &tokens, 0),
-                    Kernel::Portable.dot_group(matrix.format, group, &tokens, 0),
+                    Kernel::detect().dot_group::<TILE>(matrix.format, group, &tokens, 0),
+                    Kernel::Portable.dot_group::<TILE>(matrix.format, group, &tokens, 0),
                     "{format:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_scores_the_same_alone_and_in_a_tile() {
+        // A cached prompt prefix must hold what a fresh run computes, however the prompt was cut.
+        for (format, inputs) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 512)] {
+            let matrix = GroupedMatrix::new(&weights(12, inputs, format)).unwrap().unwrap();
+            let x = Tensor::from_vec(values(6 * inputs, 11), (6, inputs), &Device::Cpu).unwrap();
+            let together = matrix.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+            for (token, together) in together.iter().enumerate() {
+                let alone = matrix.forward(&x.narrow(0, token, 1).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+                assert_eq!(&alone[0], together, "{format:?}, token {token}");
             }
         }
     }

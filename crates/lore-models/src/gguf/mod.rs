@@ -1,6 +1,7 @@
 //! Quantized GGUF chat models (Qwen2, SmolLM2 and other ChatML models) on the CPU: Lore's own
 //! Q8_0 and Q4_K kernel and candle's.
 
+mod attend;
 mod grouped;
 mod json;
 mod linear;

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Result, Tensor, bail};
 use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 use candle_nn::rotary_emb::{rope, rope_i};
 
+use super::attend::attend_one;
 use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights, Quantized};
 
 /// A decoder-only transformer: token embedding, blocks of grouped-query attention and a gated
@@ -240,6 +241,9 @@ impl Transformer {
         let k = rotate(split_heads(layer.k.forward(x, pass)?, self.kv_heads)?)?;
         let v = split_heads(layer.v.forward(x, pass)?, self.kv_heads)?;
         let (keys, values) = self.cache.write(n, &k, &v, start)?;
+        if tokens == 1 {
+            return layer.o.forward(&attend_one(&q, &keys, &values)?, pass);
+        }
         let positions = start + tokens;
 
         // The query heads that share a key/value head are stacked as rows of one product

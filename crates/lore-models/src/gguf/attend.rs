@@ -1,0 +1,183 @@
+//! One token's attention, computed on the key/value cache itself, its heads shared among the
+//! quantized products' threads.
+//!
+//! A reply token is one query row per head. Through candle, its scores and weighted sum were
+//! two matrix products whose operand packing cost more than their arithmetic, run on the
+//! calling thread while the products' other threads waited for the next quantized product:
+//! SmolLM2 decoding a 1,000-token reply on two threads spent a quarter of the main thread's time
+//! in those products and the second thread over half of its time waiting.
+//!
+//! Prompt chunks stay on candle's products, on one thread. Two ways of sharing them were
+//! measured on SmolLM2 with two threads, and both were faster on a 430-token prompt and slower
+//! on a 1,500-token one (RAG prompts are the long kind): a row at a time as here (351 against
+//! 295 tokens/s at 430, 207 against 235 at 1,500), and candle's products per key/value head
+//! and 32-token block on rayon's threads (330 against 275 at 430, 178 against 232 at 1,500).
+
+use candle_core::{Device, Layout, Result, Storage, Tensor, bail};
+
+use super::grouped::SharedOutput;
+
+/// Attention of one token: `q` is `(heads, 1, head_dim)`, rotated; `keys` and `values` are
+/// `(kv_heads, positions, head_dim)` views of the cache, the token's own position last, and
+/// query head `h` reads key/value head `h / (heads / kv_heads)`. Returns `(1, heads × head_dim)`,
+/// the heads side by side.
+pub(super) fn attend_one(q: &Tensor, keys: &Tensor, values: &Tensor) -> Result<Tensor> {
+    let (heads, tokens, head_dim) = q.dims3()?;
+    let (kv_heads, positions, _) = keys.dims3()?;
+    if tokens != 1 || heads % kv_heads != 0 || values.dims3()? != keys.dims3()? || keys.dim(2)? != head_dim {
+        bail!("attention of one token: query {:?}, keys {:?}, values {:?}", q.dims(), keys.dims(), values.dims());
+    }
+    let group = heads / kv_heads;
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let (key_storage, key_layout) = keys.storage_and_layout();
+    let (value_storage, value_layout) = values.storage_and_layout();
+    let (Storage::Cpu(key_storage), Storage::Cpu(value_storage)) = (&*key_storage, &*value_storage) else {
+        bail!("the key/value cache is not in CPU memory")
+    };
+    let key_heads = head_rows(key_storage.as_slice::<f32>()?, key_layout, kv_heads, positions, head_dim)?;
+    let value_heads = head_rows(value_storage.as_slice::<f32>()?, value_layout, kv_heads, positions, head_dim)?;
+
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut out = vec![0f32; heads * head_dim];
+    let out_at = SharedOutput(out.as_mut_ptr());
+    candle_core::utils::barrier_pool().execute_chunked(heads, |range| {
+        let mut scores = vec![0f32; positions];
+        let mut head_out = vec![0f32; head_dim];
+        for head in range {
+            let query = &q[head * head_dim..(head + 1) * head_dim];
+            attend_row(query, key_heads[head / group], value_heads[head / group], scale, &mut scores, &mut head_out);
+            for (d, &value) in head_out.iter().enumerate() {
+                // SAFETY: each head's outputs are written by the one call that computes the
+                // head, and `out` outlives the pool's call.
+                unsafe { out_at.write(head * head_dim + d, value) };
+            }
+        }
+    });
+    Tensor::from_vec(out, (1, heads * head_dim), &Device::Cpu)
+}
+
+/// Each head's `positions × head_dim` values, which the cache keeps as consecutive rows.
+fn head_rows<'a>(
+    data: &'a [f32],
+    layout: &Layout,
+    heads: usize,
+    positions: usize,
+    head_dim: usize,
+) -> Result<Vec<&'a [f32]>> {
+    let &[head_stride, row_stride, 1] = layout.stride() else { bail!("cache strides {:?}", layout.stride()) };
+    if row_stride != head_dim {
+        bail!("cache rows of {row_stride} values for heads of {head_dim}");
+    }
+    (0..heads)
+        .map(|head| {
+            let start = layout.start_offset() + head * head_stride;
+            match data.get(start..start + positions * head_dim) {
+                Some(rows) => Ok(rows),
+                None => bail!("cache head {head} is out of its storage"),
+            }
+        })
+        .collect()
+}
+
+/// Softmax-weighted sum of `values`' rows by the scaled products of `query` with `keys`' rows,
+/// into `out`; `scores` holds one value per row.
+fn attend_row(query: &[f32], keys: &[f32], values: &[f32], scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA were detected.
+        return unsafe { attend_row_avx2(query, keys, values, scale, scores, out) };
+    }
+    attend_row_inline(query, keys, values, scale, scores, out, |a, b, c| a * b + c)
+}
+
+/// The same loops compiled for AVX2 and FMA, which the binary cannot assume.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn attend_row_avx2(query: &[f32], keys: &[f32], values: &[f32], scale: f32, scores: &mut [f32], out: &mut [f32]) {
+    attend_row_inline(query, keys, values, scale, scores, out, f32::mul_add)
+}
+
+/// `multiply_add(a, b, c)` is `a × b + c`: fused where the CPU has FMA (without it `mul_add`
+/// is a slow library call).
+#[inline(always)]
+fn attend_row_inline(
+    query: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+    multiply_add: impl Fn(f32, f32, f32) -> f32 + Copy,
+) {
+    let head_dim = query.len();
+    let mut largest = f32::NEG_INFINITY;
+    for (score, key) in scores.iter_mut().zip(keys.chunks_exact(head_dim)) {
+        *score = dot(query, key, multiply_add) * scale;
+        largest = largest.max(*score);
+    }
+    let mut total = 0.0;
+    for score in scores.iter_mut() {
+        *score = (*score - largest).exp();
+        total += *score;
+    }
+    out.fill(0.0);
+    for (&weight, value) in scores.iter().zip(values.chunks_exact(head_dim)) {
+        for (out, &value) in out.iter_mut().zip(value) {
+            *out = multiply_add(weight, value, *out);
+        }
+    }
+    for out in out.iter_mut() {
+        *out /= total;
+    }
+}
+
+/// Eight running sums, so that the compiler can keep them in one vector register.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32], multiply_add: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    let mut lanes = [0f32; 8];
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] = multiply_add(x[lane], y[lane], lanes[lane]);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_nn::ops::softmax_last_dim;
+
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / 16_777_216.0 * 4.0 - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn one_token_attends_as_the_matrix_products_do() {
+        let (heads, kv_heads, head_dim, capacity, positions) = (6, 2, 68, 40, 29);
+        let cache = |seed| {
+            Tensor::from_vec(values(kv_heads * capacity * head_dim, seed), (kv_heads, capacity, head_dim), &Device::Cpu)
+                .unwrap()
+                .narrow(1, 0, positions)
+                .unwrap()
+        };
+        let (keys, values_) = (cache(1), cache(2));
+        let q = Tensor::from_vec(values(heads * head_dim, 3), (heads, 1, head_dim), &Device::Cpu).unwrap();
+
+        let got = attend_one(&q, &keys, &values_).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+
+        let grouped = q.reshape((kv_heads, heads / kv_heads, head_dim)).unwrap();
+        let scores = (grouped.matmul(&keys.t().unwrap()).unwrap() / (head_dim as f64).sqrt()).unwrap();
+        let expected = softmax_last_dim(&scores).unwrap().matmul(&values_.contiguous().unwrap()).unwrap();
+        let expected = expected.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(got.len(), expected.len());
+        for (got, expected) in got.iter().zip(&expected) {
+            assert!((got - expected).abs() < 1e-5, "{got} against {expected}");
+        }
+    }
+}

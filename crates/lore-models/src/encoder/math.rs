@@ -1,7 +1,8 @@
-//! Element-wise and row-wise functions of the encoder, written so that the compiler turns them
-//! into vector code: no calls into libm inside the loops (its `expf` and `erff` are scalar and
-//! took a fifth of the time of candle's BERT), and sums kept in eight lanes, because a float sum
-//! folded one element at a time cannot be reordered into vector adds.
+//! Element-wise and row-wise functions of the encoder (and the softmax of the chat models' reply
+//! attention), written so that the compiler turns them into vector code: no calls into libm
+//! inside the loops (its `expf` and `erff` are scalar and took a fifth of the time of candle's
+//! BERT), and sums kept in eight lanes, because a float sum folded one element at a time cannot
+//! be reordered into vector adds.
 
 /// `e^x` to about 2e-7 relative error, for `x` in float range; branch-free so that loops over it
 /// vectorise.

@@ -12,7 +12,7 @@
 
 mod attention;
 mod linear;
-mod math;
+pub(crate) mod math;
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -16,6 +16,7 @@
 use candle_core::{Device, Layout, Result, Storage, Tensor, bail};
 
 use super::grouped::SharedOutput;
+use crate::encoder::math::softmax;
 
 /// Attention of one token: `q` is `(heads, 1, head_dim)`, rotated; `keys` and `values` are
 /// `(kv_heads, positions, head_dim)` views of the cache, the token's own position last, and
@@ -110,24 +111,15 @@ fn attend_row_inline(
     multiply_add: impl Fn(f32, f32, f32) -> f32 + Copy,
 ) {
     let head_dim = query.len();
-    let mut largest = f32::NEG_INFINITY;
     for (score, key) in scores.iter_mut().zip(keys.chunks_exact(head_dim)) {
         *score = dot(query, key, multiply_add) * scale;
-        largest = largest.max(*score);
     }
-    let mut total = 0.0;
-    for score in scores.iter_mut() {
-        *score = (*score - largest).exp();
-        total += *score;
-    }
+    softmax(scores);
     out.fill(0.0);
     for (&weight, value) in scores.iter().zip(values.chunks_exact(head_dim)) {
         for (out, &value) in out.iter_mut().zip(value) {
             *out = multiply_add(weight, value, *out);
         }
-    }
-    for out in out.iter_mut() {
-        *out /= total;
     }
 }
 

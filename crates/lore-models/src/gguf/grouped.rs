@@ -29,8 +29,10 @@ use half::f16;
 const BLOCK: usize = 32;
 /// Rows per group (one per lane of an AVX2 float vector).
 const GROUP: usize = 8;
-/// Tokens scored together against a group of Q4_K rows: the values are unpacked from their
-/// nibbles once for all of them.
+/// Tokens scored together against a group of rows in one call of the kernel: Q4_K's values are
+/// unpacked from their nibbles once for all of them; Q8_0 shares nothing between tokens, but
+/// one call per token cost SmolLM2's short rows a tenth of the prompt's time in calls and
+/// returned results.
 const TILE: usize = 4;
 /// A block's values are interleaved in runs of this many bytes per row.
 const RUN: usize = 8;
@@ -118,25 +120,27 @@ impl GroupedMatrix {
         }
         let quantized = QuantizedTokens::new(&x.flatten_all()?.to_vec1::<f32>()?, inputs / BLOCK);
         let group_bytes = self.format.group_bytes(inputs);
-        let mut out = vec![0f32; tokens * self.outputs];
-        let out_at = SharedOutput(out.as_mut_ptr());
         let kernel = Kernel::detect();
-        candle_core::utils::barrier_pool().execute_chunked(self.outputs.div_ceil(GROUP), |range| {
-            for group in range {
-                let weights = &self.groups[group * group_bytes..(group + 1) * group_bytes];
-                let mut first = 0;
-                while first < tokens {
-                    let tile = Tile { weights, group, first, outputs: self.outputs, out: out_at };
-                    first += match (self.format, tokens - first) {
-                        // Q8_0 shares nothing between tokens, and measured slower in tiles.
-                        (Format::Q8_0, _) | (_, 1) => tile.score::<1>(kernel, self.format, &quantized),
-                        (_, 2) => tile.score::<2>(kernel, self.format, &quantized),
-                        (_, 3) => tile.score::<3>(kernel, self.format, &quantized),
-                        _ => tile.score::<TILE>(kernel, self.format, &quantized),
-                    };
-                }
-            }
-        });
+        // SAFETY: the groups cover every output row, and each is scored against every token.
+        let out = unsafe {
+            SharedOutput::fill(tokens * self.outputs, |out_at| {
+                candle_core::utils::barrier_pool().execute_chunked(self.outputs.div_ceil(GROUP), |range| {
+                    for group in range {
+                        let weights = &self.groups[group * group_bytes..(group + 1) * group_bytes];
+                        let mut first = 0;
+                        while first < tokens {
+                            let tile = Tile { weights, group, first, outputs: self.outputs, out: out_at };
+                            first += match tokens - first {
+                                1 => tile.score::<1>(kernel, self.format, &quantized),
+                                2 => tile.score::<2>(kernel, self.format, &quantized),
+                                3 => tile.score::<3>(kernel, self.format, &quantized),
+                                _ => tile.score::<TILE>(kernel, self.format, &quantized),
+                            };
+                        }
+                    }
+                })
+            })
+        };
         Tensor::from_vec(out, (tokens, self.outputs), &Device::Cpu)
     }
 }
@@ -200,18 +204,54 @@ fn q4k_sub_scale_min(packed: &[u8; 12], sub: usize) -> (u8, u8) {
 }
 
 /// An output buffer, written by the pool's workers at disjoint indices.
-#[derive(Clone, Copy)]
-pub(super) struct SharedOutput(pub(super) *mut f32);
+pub(super) struct SharedOutput<T = f32>(pub(super) *mut T);
+
+impl<T> Clone for SharedOutput<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedOutput<T> {}
 
 // SAFETY: the workers write disjoint elements (see `GroupedMatrix::forward`).
-unsafe impl Send for SharedOutput {}
-unsafe impl Sync for SharedOutput {}
+unsafe impl<T: Send> Send for SharedOutput<T> {}
+unsafe impl<T: Send> Sync for SharedOutput<T> {}
 
-impl SharedOutput {
+impl<T> SharedOutput<T> {
+    /// A buffer of `len` values that `write_all` fills through the shared pointer it is given.
+    /// It is not zeroed first: a product's output of a few megabytes came from memory the
+    /// allocator had just freed, which it zeroed on the calling thread while the others waited.
+    ///
+    /// # Safety
+    /// `write_all` writes every one of the `len` values before it returns.
+    pub(super) unsafe fn fill(len: usize, write_all: impl FnOnce(SharedOutput<T>)) -> Vec<T> {
+        let mut out = Vec::with_capacity(len);
+        write_all(SharedOutput(out.as_mut_ptr()));
+        // SAFETY: the caller guarantees that every value was written.
+        unsafe { out.set_len(len) };
+        out
+    }
+
     /// # Safety
     /// `index` is in bounds and no other thread touches it during the call.
-    pub(super) unsafe fn write(self, index: usize, value: f32) {
+    pub(super) unsafe fn write(self, index: usize, value: T) {
         unsafe { *self.0.add(index) = value };
+    }
+
+    /// Where value `index` goes.
+    ///
+    /// # Safety
+    /// `index` is in bounds.
+    pub(super) unsafe fn at(self, index: usize) -> *mut T {
+        unsafe { self.0.add(index) }
+    }
+
+    /// The `len` values from `start` on, to be written by the caller alone.
+    ///
+    /// # Safety
+    /// The range is in bounds, and no other thread touches it while the slice lives.
+    pub(super) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
 
@@ -231,20 +271,18 @@ impl Tile<'_> {
         let first_row = self.group * GROUP;
         let rows = GROUP.min(self.outputs - first_row);
         for (token, sums) in (self.first..).zip(sums) {
-            for (row, &sum) in sums[..rows].iter().enumerate() {
-                // SAFETY: each (token, row) is written by the one group that holds the row,
-                // and the output outlives the pool's call.
-                unsafe { self.out.write(token * self.outputs + first_row + row, sum) };
-            }
+            // SAFETY: each (token, row) is written by the one group that holds the row, and the
+            // output outlives the pool's call.
+            unsafe { self.out.slice(token * self.outputs + first_row, rows) }.copy_from_slice(&sums[..rows]);
         }
         T
     }
 }
 
 /// Tokens quantized as ggml quantizes a Q8_0 product's input: per block, the scale is the
-/// largest magnitude over 127 (stored as f16), the values `round(x / scale)`; with the values'
-/// magnitudes, which the Q8_0 kernel multiplies by the weights carrying the values' signs, and
-/// each block's sum, which Q4_K's minimums multiply.
+/// largest magnitude over 127 (stored as f16), the values `x / scale` rounded to the nearest
+/// integer (ties to even); with the values' magnitudes, which the Q8_0 kernel multiplies by the
+/// weights carrying the values' signs, and each block's sum, which Q4_K's minimums multiply.
 struct QuantizedTokens {
     values: Vec<i8>,
     magnitudes: Vec<u8>,
@@ -263,24 +301,50 @@ struct Token<'a> {
 }
 
 impl QuantizedTokens {
+    /// Quantizes `x`, its blocks shared among the pool's threads: on one thread this was a
+    /// fortieth of a prompt's time, during which the other threads waited.
     fn new(x: &[f32], blocks_per_token: usize) -> QuantizedTokens {
-        let mut values = vec![0i8; x.len()];
-        let scales = x
-            .chunks_exact(BLOCK)
-            .zip(values.chunks_exact_mut(BLOCK))
-            .map(|(block, quantized)| {
+        let blocks = x.len() / BLOCK;
+        let mut values = vec![0i8; blocks * BLOCK];
+        let mut magnitudes = vec![0u8; blocks * BLOCK];
+        let mut scales = vec![0f32; blocks];
+        let mut sums = vec![0f32; blocks];
+        let (values_at, magnitudes_at) = (SharedOutput(values.as_mut_ptr()), SharedOutput(magnitudes.as_mut_ptr()));
+        let (scales_at, sums_at) = (SharedOutput(scales.as_mut_ptr()), SharedOutput(sums.as_mut_ptr()));
+        candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
+            let values_range = range.start * BLOCK..range.end * BLOCK;
+            // SAFETY: each range of blocks is quantized by the one call that holds it, and the
+            // buffers outlive the pool's call.
+            let (values, magnitudes, scales, sums) = unsafe {
+                (
+                    values_at.slice(values_range.start, values_range.len()),
+                    magnitudes_at.slice(values_range.start, values_range.len()),
+                    scales_at.slice(range.start, range.len()),
+                    sums_at.slice(range.start, range.len()),
+                )
+            };
+            let blocks = x[values_range]
+                .chunks_exact(BLOCK)
+                .zip(values.chunks_exact_mut(BLOCK).zip(magnitudes.chunks_exact_mut(BLOCK)))
+                .zip(scales.iter_mut().zip(sums));
+            for ((block, (quantized, magnitudes)), (scale, sum)) in blocks {
                 let largest = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let scale = largest / 127.0;
-                let inverse = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-                for (q, &v) in quantized.iter_mut().zip(block) {
-                    *q = (v * inverse).round() as i8;
+                let exact_scale = largest / 127.0;
+                let inverse = if exact_scale != 0.0 { 1.0 / exact_scale } else { 0.0 };
+                let mut total = 0i32;
+                for ((q, magnitude), &v) in quantized.iter_mut().zip(magnitudes.iter_mut()).zip(block) {
+                    // Rounded to nearest, ties to even, as ggml's AVX2 quantizer does: adding
+                    // 1.5 · 2²³ leaves the integer in the low bits (|v · inverse| ≤ 127). Rust's
+                    // saturating `as` from a float stays scalar; this vectorises.
+                    let integer = (v * inverse + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000) as i32;
+                    *q = integer as i8;
+                    *magnitude = integer.unsigned_abs() as u8;
+                    total += integer;
                 }
-                f16::from_f32(scale).to_f32()
-            })
-            .collect();
-        let magnitudes = values.iter().map(|v| v.unsigned_abs()).collect();
-        let sums =
-            values.chunks_exact(BLOCK).map(|block| block.iter().map(|&v| i32::from(v)).sum::<i32>() as f32).collect();
+                *scale = f16::from_f32(exact_scale).to_f32();
+                *sum = total as f32;
+            }
+        });
         QuantizedTokens { values, magnitudes, scales, sums, blocks_per_token }
     }
 
@@ -331,7 +395,7 @@ impl Kernel {
         match (self, format) {
             // SAFETY: AVX2, FMA and F16C were detected; the lengths were checked above.
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2, Format::Q8_0) => tile.map(|token| unsafe { avx2::dot_group_q8_0(weights, token) }),
+            (Kernel::Avx2, Format::Q8_0) => unsafe { avx2::dot_group_q8_0(weights, tile) },
             #[cfg(target_arch = "x86_64")]
             (Kernel::Avx2, Format::Q4K) => unsafe { avx2::dot_group_q4k(weights, tile) },
             (_, Format::Q8_0) => tile.map(|token| portable::dot_group_q8_0(weights, token)),
@@ -433,10 +497,25 @@ mod avx2 {
         unsafe { _mm256_set1_epi64x(bytes.cast::<u8>().add(at).cast::<i64>().read_unaligned()) }
     }
 
+    /// The products of a Q8_0 group with each of `T` tokens, one after the other.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `weights` holds a group's Q8_0 blocks for the tokens.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_group_q8_0<const T: usize>(weights: &[u8], tokens: [Token<'_>; T]) -> [[f32; GROUP]; T] {
+        let mut out = [[0f32; GROUP]; T];
+        for (out, token) in out.iter_mut().zip(tokens) {
+            // SAFETY: as the caller guarantees.
+            *out = unsafe { dot_group_q8_0_token(weights, token) };
+        }
+        out
+    }
+
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `weights` holds a group's Q8_0 blocks for the token.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_group_q8_0(weights: &[u8], token: Token<'_>) -> [f32; GROUP] {
+    unsafe fn dot_group_q8_0_token(weights: &[u8], token: Token<'_>) -> [f32; GROUP] {
         let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_ps();
         for (b, &token_scale) in token.scales.iter().enumerate() {

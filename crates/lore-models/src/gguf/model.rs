@@ -6,10 +6,10 @@ use std::io::{Read, Seek};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{QTensor, ggml_file::qtensor_from_ggml};
 use candle_core::{DType, Device, Result, Tensor, bail};
-use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
+use candle_nn::ops::{rms_norm, silu};
 use candle_nn::rotary_emb::{rope, rope_i};
 
-use super::attend::attend_one;
+use super::attend::{attend_chunk, attend_one};
 use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights, Quantized};
 
 /// A decoder-only transformer: token embedding, blocks of grouped-query attention and a gated
@@ -55,8 +55,6 @@ struct Chunk {
     /// The rotary tables' rows for the chunk's positions.
     cos: Tensor,
     sin: Tensor,
-    /// The causal mask, `(tokens, start + tokens)`; none for a single token, which sees all.
-    mask: Option<Tensor>,
 }
 
 /// Keys and values of every layer, `(kv_heads, capacity, head_dim)`, of which the first
@@ -183,7 +181,6 @@ impl Transformer {
             start,
             cos: self.cos.narrow(0, start, tokens.len())?,
             sin: self.sin.narrow(0, start, tokens.len())?,
-            mask: if tokens.len() > 1 { Some(causal_mask(tokens.len(), start)?) } else { None },
         };
 
         let mut x = self.embed(tokens)?;
@@ -226,7 +223,7 @@ impl Transformer {
     /// Self-attention of `x` (`(tokens, hidden)`) over the cached positions and itself; writes
     /// its keys and values into layer `n`'s cache.
     fn attention(&self, n: usize, layer: &Layer, x: &Tensor, chunk: &Chunk) -> Result<Tensor> {
-        let Chunk { pass, start, cos, sin, mask } = chunk;
+        let Chunk { pass, start, cos, sin } = chunk;
         let (pass, start) = (*pass, *start);
         let tokens = x.dim(0)?;
         let head_dim = self.head_dim;
@@ -241,28 +238,9 @@ impl Transformer {
         let k = rotate(split_heads(layer.k.forward(x, pass)?, self.kv_heads)?)?;
         let v = split_heads(layer.v.forward(x, pass)?, self.kv_heads)?;
         let (keys, values) = self.cache.write(n, &k, &v, start)?;
-        if tokens == 1 {
-            return layer.o.forward(&attend_one(&q, &keys, &values)?, pass);
-        }
-        let positions = start + tokens;
-
-        // The query heads that share a key/value head are stacked as rows of one product
-        // instead of copying the keys and values once per query head.
-        let group = self.heads / self.kv_heads;
-        let q = q.reshape((self.kv_heads, group * tokens, head_dim))?;
-        let scores = (q.matmul(&keys.t()?)? / (head_dim as f64).sqrt())?;
-        let scores = match mask {
-            Some(mask) => scores.reshape((self.kv_heads, group, tokens, positions))?.broadcast_add(mask)?.reshape((
-                self.kv_heads,
-                group * tokens,
-                positions,
-            ))?,
-            None => scores,
-        };
-        let weights = softmax_last_dim(&scores)?;
-        let y = weights.matmul(&values)?;
-        let y = y.reshape((self.heads, tokens, head_dim))?.transpose(0, 1)?.reshape((tokens, self.hidden))?;
-        layer.o.forward(&y, pass)
+        let attended =
+            if tokens == 1 { attend_one(&q, &keys, &values)? } else { attend_chunk(&q, &keys, &values, start)? };
+        layer.o.forward(&attended, pass)
     }
 }
 
@@ -303,15 +281,6 @@ impl KvCache {
         self.values[n].slice_set(values, 1, start)?;
         Ok((self.keys[n].narrow(1, 0, end)?, self.values[n].narrow(1, 0, end)?))
     }
-}
-
-/// `(tokens, start + tokens)`: 0 where token i (at position start + i) may attend to position
-/// j, minus infinity where j is after it.
-fn causal_mask(tokens: usize, start: usize) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..tokens)
-        .flat_map(|i| (0..start + tokens).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Tensor::from_vec(mask, (tokens, start + tokens), &Device::Cpu)
 }
 
 /// Cosine and sine of the rotary angles, position × frequency, for every position.

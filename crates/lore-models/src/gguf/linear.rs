@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, ggml_file::qtensor_from_ggml};
 use candle_core::{Device, Module, Result, Tensor};
 
 use super::grouped::GroupedMatrix;
@@ -66,6 +66,36 @@ impl Linear {
         match &self.bias {
             Some(bias) => y.broadcast_add(bias),
             None => Ok(y),
+        }
+    }
+}
+
+/// Projections of the same input (attention's query, key and value; the MLP's gate and up),
+/// multiplied as one matrix of their rows stacked when their weights share a type: the input is
+/// quantized once instead of once per projection, and the threads meet once. Decoding SmolLM2
+/// on two threads, a token crossed 210 thread barriers in its products; stacked, 120.
+pub(super) enum Projections {
+    Stacked { linear: Linear, widths: Vec<usize> },
+    Separate(Vec<Linear>),
+}
+
+impl Projections {
+    /// `x` is `(tokens, inputs)`; one `(tokens, outputs)` result per projection, in order.
+    pub(super) fn forward(&self, x: &Tensor, pass: Pass) -> Result<Vec<Tensor>> {
+        match self {
+            Projections::Stacked { linear, widths } => {
+                let y = linear.forward(x, pass)?;
+                let mut first = 0;
+                widths
+                    .iter()
+                    .map(|&width| {
+                        let part = y.narrow(1, first, width)?.contiguous();
+                        first += width;
+                        part
+                    })
+                    .collect()
+            }
+            Projections::Separate(linears) => linears.iter().map(|linear| linear.forward(x, pass)).collect(),
         }
     }
 }
@@ -137,6 +167,38 @@ impl LinearBuilder {
     }
 }
 
+impl LinearBuilder {
+    /// The projections `weights` (each `(outputs, inputs)`) with their biases, stacked into one
+    /// matrix when they share a type and their inputs and all or none have biases.
+    pub(super) fn build_projections(
+        &mut self,
+        weights: Vec<QTensor>,
+        biases: Vec<Option<Tensor>>,
+    ) -> Result<Projections> {
+        let dtype = weights[0].dtype();
+        let shapes: Vec<&[usize]> = weights.iter().map(|w| w.shape().dims()).collect();
+        let stackable = weights.iter().all(|w| w.dtype() == dtype)
+            && shapes.iter().all(|dims| dims.len() == 2 && dims[1] == shapes[0][1])
+            && (biases.iter().all(Option::is_some) || biases.iter().all(Option::is_none));
+        if !stackable {
+            let linears = weights.into_iter().zip(biases).map(|(w, b)| self.build(w, b)).collect::<Result<_>>()?;
+            return Ok(Projections::Separate(linears));
+        }
+        let widths: Vec<usize> = shapes.iter().map(|dims| dims[0]).collect();
+        let inputs = shapes[0][1];
+        let mut bytes = Vec::new();
+        for w in &weights {
+            bytes.extend_from_slice(&w.data()?);
+        }
+        let stacked = qtensor_from_ggml(dtype, &bytes, vec![widths.iter().sum(), inputs], &Device::Cpu)?;
+        let bias = match biases.into_iter().collect::<Option<Vec<Tensor>>>() {
+            Some(biases) => Some(Tensor::cat(&biases, 0)?),
+            None => None,
+        };
+        Ok(Projections::Stacked { linear: self.build(stacked, bias)?, widths })
+    }
+}
+
 /// Times both forms on a [`CALIBRATION_ROWS`]-row input, best of two runs each: the first
 /// quantized run may include candle repacking the weights into tiles, and one run slowed by
 /// another process should not decide.
@@ -155,4 +217,47 @@ fn dense_is_faster(quantized: &Quantized, dense: &Tensor) -> Result<bool> {
     let quantized_time = best_of_two(&|| quantized.forward(&x))?;
     let dense_time = best_of_two(&|| x.matmul(&dense.t()?))?;
     Ok(dense_time.as_secs_f64() * DENSE_MIN_SPEEDUP < quantized_time.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        (0..n as u64).map(|i| ((i * 2_654_435_761 + seed * 40_503) % 1_000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn stacked_projections_give_each_projections_own_results() {
+        // Widths that are not multiples of a group of eight rows, and biases.
+        let (inputs, widths) = (64, [24, 12, 20]);
+        let weights = |seed| -> Vec<QTensor> {
+            widths
+                .iter()
+                .zip(seed..)
+                .map(|(&w, seed)| {
+                    let dense = Tensor::from_vec(values(w * inputs, seed), (w, inputs), &Device::Cpu).unwrap();
+                    QTensor::quantize(&dense, GgmlDType::Q8_0).unwrap()
+                })
+                .collect()
+        };
+        let biases = || {
+            widths.iter().zip(7..).map(|(&w, seed)| Some(Tensor::from_vec(values(w, seed), w, &Device::Cpu).unwrap()))
+        };
+        let mut builder = LinearBuilder::new(PrefillWeights::Quantized);
+        let stacked = builder.build_projections(weights(1), biases().collect()).unwrap();
+        assert!(matches!(stacked, Projections::Stacked { .. }));
+        let separate: Vec<Linear> =
+            weights(1).into_iter().zip(biases()).map(|(w, b)| builder.build(w, b).unwrap()).collect();
+
+        let x = Tensor::from_vec(values(5 * inputs, 3), (5, inputs), &Device::Cpu).unwrap();
+        for pass in [Pass::Prompt, Pass::Reply] {
+            let got = stacked.forward(&x, pass).unwrap();
+            assert_eq!(got.len(), widths.len());
+            for (got, linear) in got.iter().zip(&separate) {
+                let expected = linear.forward(&x, pass).unwrap();
+                assert_eq!(got.to_vec2::<f32>().unwrap(), expected.to_vec2::<f32>().unwrap());
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use candle_nn::ops::{rms_norm, silu};
 use candle_nn::rotary_emb::{rope, rope_i};
 
 use super::attend::{attend_chunk, attend_one};
-use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights, Quantized};
+use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights, Projections, Quantized};
 
 /// A decoder-only transformer: token embedding, blocks of grouped-query attention and a gated
 /// MLP with RMS norms before each, a final norm and the output projection.
@@ -37,13 +37,12 @@ pub(super) struct Transformer {
 
 struct Layer {
     attention_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value.
+    qkv: Projections,
     o: Linear,
     mlp_norm: Tensor,
-    gate: Linear,
-    up: Linear,
+    /// Gate and up.
+    gate_up: Projections,
     down: Linear,
 }
 
@@ -112,7 +111,7 @@ impl Transformer {
         let mut layers = Vec::with_capacity(block_count);
         for n in 0..block_count {
             let mut tensor = |name: &str| content.tensor(reader, &format!("blk.{n}.{name}"), &Device::Cpu);
-            let mut projection = |name: &str| -> Result<Linear> {
+            let mut weights_and_bias = |name: &str| -> Result<(QTensor, Option<Tensor>)> {
                 let weights = tensor(&format!("{name}.weight"))?;
                 // Qwen2 has biases on q, k and v; Llama has none.
                 let bias = if content.tensor_infos.contains_key(&format!("blk.{n}.{name}.bias")) {
@@ -120,21 +119,22 @@ impl Transformer {
                 } else {
                     None
                 };
-                linear.build(weights, bias)
+                Ok((weights, bias))
             };
-            let (q, k, v, o) =
-                (projection("attn_q")?, projection("attn_k")?, projection("attn_v")?, projection("attn_output")?);
-            let (gate, up, down) = (projection("ffn_gate")?, projection("ffn_up")?, projection("ffn_down")?);
+            let mut projections = |names: &[&str]| -> Result<(Vec<QTensor>, Vec<Option<Tensor>>)> {
+                Ok(names.iter().map(|name| weights_and_bias(name)).collect::<Result<Vec<_>>>()?.into_iter().unzip())
+            };
+            let (qkv, qkv_biases) = projections(&["attn_q", "attn_k", "attn_v"])?;
+            let (gate_up, gate_up_biases) = projections(&["ffn_gate", "ffn_up"])?;
+            let (o, o_bias) = weights_and_bias("attn_output")?;
+            let (down, down_bias) = weights_and_bias("ffn_down")?;
             layers.push(Layer {
                 attention_norm: tensor("attn_norm.weight")?.dequantize(&Device::Cpu)?,
                 mlp_norm: tensor("ffn_norm.weight")?.dequantize(&Device::Cpu)?,
-                q,
-                k,
-                v,
-                o,
-                gate,
-                up,
-                down,
+                qkv: linear.build_projections(qkv, qkv_biases)?,
+                o: linear.build(o, o_bias)?,
+                gate_up: linear.build_projections(gate_up, gate_up_biases)?,
+                down: linear.build(down, down_bias)?,
             });
         }
         let (cos, sin) = rope_tables(head_dim, rope_base, context_length)?;
@@ -189,7 +189,9 @@ impl Transformer {
             let attended = self.attention(n, layer, &normed, &chunk)?;
             x = (x + attended)?;
             let normed = rms_norm(&x, &layer.mlp_norm, self.rms_eps)?;
-            let gated = (silu(&layer.gate.forward(&normed, pass)?)? * layer.up.forward(&normed, pass)?)?;
+            let [gate, up] = <[Tensor; 2]>::try_from(layer.gate_up.forward(&normed, pass)?)
+                .map_err(|_| candle_core::Error::Msg("gate and up: not two results".into()))?;
+            let gated = (silu(&gate)? * up)?;
             x = (x + layer.down.forward(&gated, pass)?)?;
         }
         // Only now are all layers' keys and values written: an error above leaves the cache as
@@ -234,9 +236,11 @@ impl Transformer {
             let y = if self.rope_interleaved { rope_i(&y, cos, sin)? } else { rope(&y, cos, sin)? };
             y.squeeze(0)
         };
-        let q = rotate(split_heads(layer.q.forward(x, pass)?, self.heads)?)?;
-        let k = rotate(split_heads(layer.k.forward(x, pass)?, self.kv_heads)?)?;
-        let v = split_heads(layer.v.forward(x, pass)?, self.kv_heads)?;
+        let [q, k, v] = <[Tensor; 3]>::try_from(layer.qkv.forward(x, pass)?)
+            .map_err(|_| candle_core::Error::Msg("query, key and value: not three results".into()))?;
+        let q = rotate(split_heads(q, self.heads)?)?;
+        let k = rotate(split_heads(k, self.kv_heads)?)?;
+        let v = split_heads(v, self.kv_heads)?;
         let (keys, values) = self.cache.write(n, &k, &v, start)?;
         let attended =
             if tokens == 1 { attend_one(&q, &keys, &values)? } else { attend_chunk(&q, &keys, &values, start)? };

@@ -1,5 +1,5 @@
-//! One token's attention, computed on the key/value cache itself, its heads shared among the
-//! quantized products' threads, and a prompt chunk's attention.
+//! Attention on the key/value cache, shared among the quantized products' threads: one reply
+//! token's ([`attend_one`]) and a prompt chunk's ([`attend_chunk`]).
 //!
 //! A reply token is one query row per head. Through candle, its scores and weighted sum were
 //! two matrix products whose operand packing cost more than their arithmetic, run on the
@@ -7,12 +7,12 @@
 //! SmolLM2 decoding a 1,000-token reply on two threads spent a quarter of the main thread's time
 //! in those products and the second thread over half of its time waiting.
 //!
-//! A prompt chunk's attention ([`attend_chunk`]) is split among the same threads by query head
-//! and block of tokens. Two ways of sharing them were
-//! measured on SmolLM2 with two threads, and both were faster on a 430-token prompt and slower
-//! on a 1,500-token one (RAG prompts are the long kind): a row at a time as here (351 against
-//! 295 tokens/s at 430, 207 against 235 at 1,500), and candle's products per key/value head
-//! and 32-token block on rayon's threads (330 against 275 at 430, 178 against 232 at 1,500).
+//! A prompt chunk keeps matrix products (`gemm`, without threads of its own), one pair per query
+//! head and block of tokens, the blocks split among the threads. Two other ways were measured
+//! on SmolLM2 with two threads and were faster on a 430-token prompt but slower on a 1,500-token
+//! one (RAG prompts are the long kind): a row at a time as for a reply token (351 against 295
+//! tokens/s at 430, 207 against 235 at 1,500), and candle's products per key/value head and
+//! 32-token block on rayon's threads (330 against 275 at 430, 178 against 232 at 1,500).
 
 use candle_core::{Device, Layout, Result, Storage, Tensor, bail};
 

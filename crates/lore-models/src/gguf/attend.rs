@@ -266,16 +266,19 @@ mod tests {
             .collect()
     }
 
+    /// The first `positions` of a key or value cache with room for more, as the model's are.
+    fn cache(kv_heads: usize, positions: usize, head_dim: usize, seed: u32) -> Tensor {
+        let capacity = 2 * positions;
+        Tensor::from_vec(values(kv_heads * capacity * head_dim, seed), (kv_heads, capacity, head_dim), &Device::Cpu)
+            .unwrap()
+            .narrow(1, 0, positions)
+            .unwrap()
+    }
+
     #[test]
     fn one_token_attends_as_the_matrix_products_do() {
-        let (heads, kv_heads, head_dim, capacity, positions) = (6, 2, 68, 40, 29);
-        let cache = |seed| {
-            Tensor::from_vec(values(kv_heads * capacity * head_dim, seed), (kv_heads, capacity, head_dim), &Device::Cpu)
-                .unwrap()
-                .narrow(1, 0, positions)
-                .unwrap()
-        };
-        let (keys, values_) = (cache(1), cache(2));
+        let (heads, kv_heads, head_dim, positions) = (6, 2, 68, 29);
+        let (keys, values_) = (cache(kv_heads, positions, head_dim, 1), cache(kv_heads, positions, head_dim, 2));
         let q = Tensor::from_vec(values(heads * head_dim, 3), (heads, 1, head_dim), &Device::Cpu).unwrap();
 
         let got = attend_one(&q, &keys, &values_).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -293,15 +296,9 @@ mod tests {
     #[test]
     fn a_prompt_chunk_attends_as_the_masked_matrix_products_do() {
         // More tokens than a block, after cached positions, heads sharing key/value heads.
-        let (heads, kv_heads, head_dim, capacity, start, tokens) = (6, 2, 40, 160, 9, QUERY_BLOCK + 7);
+        let (heads, kv_heads, head_dim, start, tokens) = (6, 2, 40, 9, QUERY_BLOCK + 7);
         let positions = start + tokens;
-        let cache = |seed| {
-            Tensor::from_vec(values(kv_heads * capacity * head_dim, seed), (kv_heads, capacity, head_dim), &Device::Cpu)
-                .unwrap()
-                .narrow(1, 0, positions)
-                .unwrap()
-        };
-        let (keys, values_) = (cache(5), cache(6));
+        let (keys, values_) = (cache(kv_heads, positions, head_dim, 5), cache(kv_heads, positions, head_dim, 6));
         let q =
             Tensor::from_vec(values(heads * tokens * head_dim, 7), (heads, tokens, head_dim), &Device::Cpu).unwrap();
 

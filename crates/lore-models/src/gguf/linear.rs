@@ -80,23 +80,28 @@ pub(super) enum Projections {
 }
 
 impl Projections {
-    /// `x` is `(tokens, inputs)`; one `(tokens, outputs)` result per projection, in order.
-    pub(super) fn forward(&self, x: &Tensor, pass: Pass) -> Result<Vec<Tensor>> {
-        match self {
+    /// `x` is `(tokens, inputs)`; the `N` projections' `(tokens, outputs)` results, in order
+    /// (stacked, views of one result: the operations that read them copy what they need).
+    pub(super) fn forward<const N: usize>(&self, x: &Tensor, pass: Pass) -> Result<[Tensor; N]> {
+        let results: Vec<Tensor> = match self {
             Projections::Stacked { linear, widths } => {
                 let y = linear.forward(x, pass)?;
                 let mut first = 0;
                 widths
                     .iter()
                     .map(|&width| {
-                        let part = y.narrow(1, first, width)?.contiguous();
+                        let part = y.narrow(1, first, width);
                         first += width;
                         part
                     })
-                    .collect()
+                    .collect::<Result<_>>()?
             }
-            Projections::Separate(linears) => linears.iter().map(|linear| linear.forward(x, pass)).collect(),
-        }
+            Projections::Separate(linears) => {
+                linears.iter().map(|linear| linear.forward(x, pass)).collect::<Result<_>>()?
+            }
+        };
+        let count = results.len();
+        results.try_into().map_err(|_| candle_core::Error::Msg(format!("{count} projections where {N} were expected")))
     }
 }
 
@@ -165,9 +170,7 @@ impl LinearBuilder {
         };
         Ok(Linear { quantized, dense, bias })
     }
-}
 
-impl LinearBuilder {
     /// The projections `weights` (each `(outputs, inputs)`) with their biases, stacked into one
     /// matrix when they share a type and their inputs and all or none have biases.
     pub(super) fn build_projections(
@@ -191,10 +194,8 @@ impl LinearBuilder {
             bytes.extend_from_slice(&w.data()?);
         }
         let stacked = qtensor_from_ggml(dtype, &bytes, vec![widths.iter().sum(), inputs], &Device::Cpu)?;
-        let bias = match biases.into_iter().collect::<Option<Vec<Tensor>>>() {
-            Some(biases) => Some(Tensor::cat(&biases, 0)?),
-            None => None,
-        };
+        let bias =
+            biases.into_iter().collect::<Option<Vec<Tensor>>>().map(|biases| Tensor::cat(&biases, 0)).transpose()?;
         Ok(Projections::Stacked { linear: self.build(stacked, bias)?, widths })
     }
 }
@@ -252,7 +253,7 @@ mod tests {
 
         let x = Tensor::from_vec(values(5 * inputs, 3), (5, inputs), &Device::Cpu).unwrap();
         for pass in [Pass::Prompt, Pass::Reply] {
-            let got = stacked.forward(&x, pass).unwrap();
+            let got: [Tensor; 3] = stacked.forward(&x, pass).unwrap();
             assert_eq!(got.len(), widths.len());
             for (got, linear) in got.iter().zip(&separate) {
                 let expected = linear.forward(&x, pass).unwrap();

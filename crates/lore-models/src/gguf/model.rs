@@ -189,8 +189,7 @@ impl Transformer {
             let attended = self.attention(n, layer, &normed, &chunk)?;
             x = (x + attended)?;
             let normed = rms_norm(&x, &layer.mlp_norm, self.rms_eps)?;
-            let [gate, up] = <[Tensor; 2]>::try_from(layer.gate_up.forward(&normed, pass)?)
-                .map_err(|_| candle_core::Error::Msg("gate and up: not two results".into()))?;
+            let [gate, up] = layer.gate_up.forward(&normed, pass)?;
             let gated = (silu(&gate)? * up)?;
             x = (x + layer.down.forward(&gated, pass)?)?;
         }
@@ -236,8 +235,7 @@ impl Transformer {
             let y = if self.rope_interleaved { rope_i(&y, cos, sin)? } else { rope(&y, cos, sin)? };
             y.squeeze(0)
         };
-        let [q, k, v] = <[Tensor; 3]>::try_from(layer.qkv.forward(x, pass)?)
-            .map_err(|_| candle_core::Error::Msg("query, key and value: not three results".into()))?;
+        let [q, k, v] = layer.qkv.forward(x, pass)?;
         let q = rotate(split_heads(q, self.heads)?)?;
         let k = rotate(split_heads(k, self.kv_heads)?)?;
         let v = split_heads(v, self.kv_heads)?;

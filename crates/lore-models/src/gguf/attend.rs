@@ -16,7 +16,7 @@
 
 use candle_core::{Device, Layout, Result, Storage, Tensor, bail};
 
-use super::grouped::SharedOutput;
+use super::grouped::{SharedOutput, share};
 use crate::encoder::math::softmax;
 
 /// Attention of one token: `q` is `(heads, 1, head_dim)`, rotated; `keys` and `values` are
@@ -42,7 +42,7 @@ pub(super) fn attend_one(q: &Tensor, keys: &Tensor, values: &Tensor) -> Result<T
     let scale = 1.0 / (head_dim as f32).sqrt();
     let mut out = vec![0f32; heads * head_dim];
     let out_at = SharedOutput(out.as_mut_ptr());
-    candle_core::utils::barrier_pool().execute_chunked(heads, |range| {
+    share(heads, 2 * heads * positions * head_dim, |range| {
         let mut scores = vec![0f32; positions];
         let mut head_out = vec![0f32; head_dim];
         for head in range {
@@ -105,7 +105,7 @@ pub(super) fn attend_chunk(q: &Tensor, keys: &Tensor, values: &Tensor, start: us
     // its head's columns whole.
     let out = unsafe {
         SharedOutput::<f32>::fill(tokens * width, |out_at| {
-            candle_core::utils::barrier_pool().execute_chunked(heads * blocks, |range| {
+            share(heads * blocks, 2 * heads * tokens * positions * head_dim, |range| {
                 let mut scores = Vec::new();
                 for task in range {
                     let (head, first) = (task / blocks, task % blocks * QUERY_BLOCK);

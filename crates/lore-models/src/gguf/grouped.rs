@@ -21,8 +21,11 @@
 //! a few units in the last place of the f32 result; for Q4_K candle quantizes the token per 256
 //! values instead of 32, which Lore's blocks keep closer.
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Result, Tensor, bail};
+use candle_core::{Device, Result, Storage, Tensor, bail};
 use half::f16;
 
 /// Values per block of a quantized token, and per Q8_0 block and Q4_K sub-block of weights.
@@ -118,13 +121,19 @@ impl GroupedMatrix {
         if inputs != self.inputs {
             bail!("a product of {inputs} inputs with weights of {} inputs", self.inputs);
         }
-        let quantized = QuantizedTokens::new(&x.flatten_all()?.to_vec1::<f32>()?, inputs / BLOCK);
+        // Read where it lies: a copy of a prompt chunk's input was a serial step per product.
+        let x = x.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let (Storage::Cpu(storage), Some((from, to))) = (&*storage, layout.contiguous_offsets()) else {
+            bail!("a product's input is not contiguous in CPU memory")
+        };
+        let quantized = QuantizedTokens::new(&storage.as_slice::<f32>()?[from..to], inputs / BLOCK);
         let group_bytes = self.format.group_bytes(inputs);
         let kernel = Kernel::detect();
         // SAFETY: the groups cover every output row, and each is scored against every token.
         let out = unsafe {
             SharedOutput::fill(tokens * self.outputs, |out_at| {
-                candle_core::utils::barrier_pool().execute_chunked(self.outputs.div_ceil(GROUP), |range| {
+                share(self.outputs.div_ceil(GROUP), tokens * self.outputs * inputs, |range| {
                     for group in range {
                         let weights = &self.groups[group * group_bytes..(group + 1) * group_bytes];
                         let mut first = 0;
@@ -201,6 +210,39 @@ fn q4k_sub_scale_min(packed: &[u8; 12], sub: usize) -> (u8, u8) {
     } else {
         ((packed[sub + 4] & 0xF) | ((packed[sub - 4] >> 6) << 4), (packed[sub + 4] >> 4) | ((packed[sub] >> 6) << 4))
     }
+}
+
+/// Work of fewer units than this (values to compute, or multiplications in a product) runs on
+/// the calling thread: waking the pool's threads costs more than they save on a reply token's
+/// input to a product (576–8,960 values), and SmolLM2 decoding on two threads met at a barrier
+/// nine times a layer, four of them for such inputs.
+const SHARED_MIN_WORK: usize = 16 * 1024;
+
+/// The threads take items in grabs of about this much work (at least one item), each grab one
+/// atomic addition: the caller waits for the last thread to finish, and candle's grabs of an
+/// eighth of a thread's share of a prompt chunk's product kept it waiting about 3% of the time.
+const GRAB_WORK: usize = 64 * 1024;
+
+/// Runs `run` over `0..items`, which hold `work` units in all, shared among the quantized
+/// products' threads unless the work is too small to be worth it.
+pub(super) fn share(items: usize, work: usize, run: impl Fn(Range<usize>) + Sync) {
+    let pool = candle_core::utils::barrier_pool();
+    let threads = pool.n_workers() + 1;
+    if work < SHARED_MIN_WORK || items < 2 || threads == 1 {
+        return run(0..items);
+    }
+    let per_item = (work / items).max(1);
+    let grab = (GRAB_WORK / per_item).clamp(1, items.div_ceil(threads * 8));
+    let cursor = AtomicUsize::new(0);
+    pool.execute(|_| {
+        loop {
+            let start = cursor.fetch_add(grab, Ordering::Relaxed);
+            if start >= items {
+                break;
+            }
+            run(start..items.min(start + grab));
+        }
+    });
 }
 
 /// An output buffer, written by the pool's workers at disjoint indices.
@@ -301,8 +343,8 @@ struct Token<'a> {
 }
 
 impl QuantizedTokens {
-    /// Quantizes `x`, its blocks shared among the pool's threads: on one thread this was a
-    /// fortieth of a prompt's time, during which the other threads waited.
+    /// Quantizes `x`, its blocks shared among the pool's threads when it is large: on one thread
+    /// a prompt chunk's took a fortieth of the prompt's time, during which the others waited.
     fn new(x: &[f32], blocks_per_token: usize) -> QuantizedTokens {
         let blocks = x.len() / BLOCK;
         let mut values = vec![0i8; blocks * BLOCK];
@@ -311,7 +353,7 @@ impl QuantizedTokens {
         let mut sums = vec![0f32; blocks];
         let (values_at, magnitudes_at) = (SharedOutput(values.as_mut_ptr()), SharedOutput(magnitudes.as_mut_ptr()));
         let (scales_at, sums_at) = (SharedOutput(scales.as_mut_ptr()), SharedOutput(sums.as_mut_ptr()));
-        candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
+        share(blocks, x.len(), |range| {
             let values_range = range.start * BLOCK..range.end * BLOCK;
             // SAFETY: each range of blocks is quantized by the one call that holds it, and the
             // buffers outlive the pool's call.

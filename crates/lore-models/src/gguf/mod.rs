@@ -7,6 +7,7 @@ mod json;
 mod linear;
 mod model;
 mod requantize;
+mod rows;
 mod tokenizer;
 
 use std::fs::File;
@@ -313,6 +314,7 @@ fn prefill(transformer: &mut Transformer, prompt: &[u32]) -> candle_core::Result
     // The last prompt token always runs: its logits are the result.
     let reused = shared.min(prompt.len().saturating_sub(1)) / PREFILL_CHUNK * PREFILL_CHUNK;
     transformer.truncate_cache(reused);
+    transformer.reserve(prompt.len())?;
     let mut logits = None;
     for chunk in prompt[reused..].chunks(PREFILL_CHUNK) {
         logits = Some(transformer.forward(chunk, Pass::Prompt)?);

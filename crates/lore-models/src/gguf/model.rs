@@ -6,11 +6,10 @@ use std::io::{Read, Seek};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{QTensor, ggml_file::qtensor_from_ggml};
 use candle_core::{DType, Device, Result, Tensor, bail};
-use candle_nn::ops::{rms_norm, silu};
-use candle_nn::rotary_emb::{rope, rope_i};
 
 use super::attend::{attend_chunk, attend_one};
 use super::linear::{Linear, LinearBuilder, Pass, PrefillWeights, Projections, Quantized};
+use super::rows::{Rotary, rms_norm, silu_times, split_heads};
 
 /// A decoder-only transformer: token embedding, blocks of grouped-query attention and a gated
 /// MLP with RMS norms before each, a final norm and the output projection.
@@ -20,27 +19,22 @@ pub(super) struct Transformer {
     embedding: QTensor,
     hidden: usize,
     layers: Vec<Layer>,
-    norm: Tensor,
+    norm: Vec<f32>,
     output: Quantized,
     rms_eps: f32,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    /// Rotary embedding tables, `(positions, head_dim / 2)`.
-    cos: Tensor,
-    sin: Tensor,
-    /// Llama pairs neighbouring dimensions (2i, 2i+1) in the rotation; Qwen2 pairs i and
-    /// i + head_dim/2 (GPT-NeoX style), as llama.cpp decides by architecture.
-    rope_interleaved: bool,
+    rotary: Rotary,
     cache: KvCache,
 }
 
 struct Layer {
-    attention_norm: Tensor,
+    attention_norm: Vec<f32>,
     /// Query, key and value.
     qkv: Projections,
     o: Linear,
-    mlp_norm: Tensor,
+    mlp_norm: Vec<f32>,
     /// Gate and up.
     gate_up: Projections,
     down: Linear,
@@ -51,9 +45,6 @@ struct Chunk {
     pass: Pass,
     /// The position of the chunk's first token.
     start: usize,
-    /// The rotary tables' rows for the chunk's positions.
-    cos: Tensor,
-    sin: Tensor,
 }
 
 /// Keys and values of every layer, `(kv_heads, capacity, head_dim)`, of which the first
@@ -106,7 +97,7 @@ impl Transformer {
             // Tied embeddings: the output projection is the embedding table.
             Err(_) => Quantized::new(tensor("token_embd.weight")?)?,
         };
-        let norm = tensor("output_norm.weight")?.dequantize(&Device::Cpu)?;
+        let norm = tensor("output_norm.weight")?.dequantize(&Device::Cpu)?.to_vec1()?;
         let mut linear = LinearBuilder::new(prefill_weights);
         let mut layers = Vec::with_capacity(block_count);
         for n in 0..block_count {
@@ -129,15 +120,14 @@ impl Transformer {
             let (o, o_bias) = weights_and_bias("attn_output")?;
             let (down, down_bias) = weights_and_bias("ffn_down")?;
             layers.push(Layer {
-                attention_norm: tensor("attn_norm.weight")?.dequantize(&Device::Cpu)?,
-                mlp_norm: tensor("ffn_norm.weight")?.dequantize(&Device::Cpu)?,
+                attention_norm: tensor("attn_norm.weight")?.dequantize(&Device::Cpu)?.to_vec1()?,
+                mlp_norm: tensor("ffn_norm.weight")?.dequantize(&Device::Cpu)?.to_vec1()?,
                 qkv: linear.build_projections(qkv, qkv_biases)?,
                 o: linear.build(o, o_bias)?,
                 gate_up: linear.build_projections(gate_up, gate_up_biases)?,
                 down: linear.build(down, down_bias)?,
             });
         }
-        let (cos, sin) = rope_tables(head_dim, rope_base, context_length)?;
         Ok(Transformer {
             embedding,
             hidden,
@@ -148,9 +138,7 @@ impl Transformer {
             heads,
             kv_heads,
             head_dim,
-            cos,
-            sin,
-            rope_interleaved: architecture == "llama",
+            rotary: Rotary::new(head_dim, rope_base, context_length, architecture == "llama"),
             cache: KvCache::default(),
         })
     }
@@ -158,6 +146,13 @@ impl Transformer {
     /// The tokens whose keys and values are cached and were computed as prompt, in order.
     pub(super) fn cached_prompt(&self) -> &[u32] {
         &self.cache.tokens[..self.cache.prompt_len]
+    }
+
+    /// Makes room in the cache for `positions` positions: a prompt's whole length at once, which
+    /// spares the copies and freshly zeroed memory of growing it chunk by chunk.
+    pub(super) fn reserve(&mut self, positions: usize) -> Result<()> {
+        let context = self.rotary.positions();
+        self.cache.reserve(positions.min(context), self.layers.len(), self.kv_heads, self.head_dim, context)
     }
 
     /// Forgets the cached positions from `len` on.
@@ -172,16 +167,12 @@ impl Transformer {
         let Some(last) = tokens.len().checked_sub(1) else { bail!("no tokens to run") };
         let start = self.cache.tokens.len();
         let end = start + tokens.len();
-        if end > self.cos.dim(0)? {
-            bail!("{end} positions exceed the context of {}", self.cos.dim(0)?);
+        let context = self.rotary.positions();
+        if end > context {
+            bail!("{end} positions exceed the context of {context}");
         }
-        self.cache.reserve(end, self.layers.len(), self.kv_heads, self.head_dim, self.cos.dim(0)?)?;
-        let chunk = Chunk {
-            pass,
-            start,
-            cos: self.cos.narrow(0, start, tokens.len())?,
-            sin: self.sin.narrow(0, start, tokens.len())?,
-        };
+        self.reserve(end)?;
+        let chunk = Chunk { pass, start };
 
         let mut x = self.embed(tokens)?;
         for (n, layer) in self.layers.iter().enumerate() {
@@ -190,7 +181,7 @@ impl Transformer {
             x = (x + attended)?;
             let normed = rms_norm(&x, &layer.mlp_norm, self.rms_eps)?;
             let [gate, up] = layer.gate_up.forward(&normed, pass)?;
-            let gated = (silu(&gate)? * up)?;
+            let gated = silu_times(&gate, &up)?;
             x = (x + layer.down.forward(&gated, pass)?)?;
         }
         // Only now are all layers' keys and values written: an error above leaves the cache as
@@ -224,21 +215,12 @@ impl Transformer {
     /// Self-attention of `x` (`(tokens, hidden)`) over the cached positions and itself; writes
     /// its keys and values into layer `n`'s cache.
     fn attention(&self, n: usize, layer: &Layer, x: &Tensor, chunk: &Chunk) -> Result<Tensor> {
-        let Chunk { pass, start, cos, sin } = chunk;
-        let (pass, start) = (*pass, *start);
+        let &Chunk { pass, start } = chunk;
         let tokens = x.dim(0)?;
-        let head_dim = self.head_dim;
-        // (tokens, heads × head_dim) → (heads, tokens, head_dim)
-        let split_heads = |y: Tensor, heads: usize| y.reshape((tokens, heads, head_dim))?.transpose(0, 1)?.contiguous();
-        let rotate = |y: Tensor| -> Result<Tensor> {
-            let y = y.unsqueeze(0)?;
-            let y = if self.rope_interleaved { rope_i(&y, cos, sin)? } else { rope(&y, cos, sin)? };
-            y.squeeze(0)
-        };
         let [q, k, v] = layer.qkv.forward(x, pass)?;
-        let q = rotate(split_heads(q, self.heads)?)?;
-        let k = rotate(split_heads(k, self.kv_heads)?)?;
-        let v = split_heads(v, self.kv_heads)?;
+        let q = split_heads(&q, self.heads, start, Some(&self.rotary))?;
+        let k = split_heads(&k, self.kv_heads, start, Some(&self.rotary))?;
+        let v = split_heads(&v, self.kv_heads, start, None)?;
         let (keys, values) = self.cache.write(n, &k, &v, start)?;
         let attended =
             if tokens == 1 { attend_one(&q, &keys, &values)? } else { attend_chunk(&q, &keys, &values, start)? };
@@ -283,12 +265,4 @@ impl KvCache {
         self.values[n].slice_set(values, 1, start)?;
         Ok((self.keys[n].narrow(1, 0, end)?, self.values[n].narrow(1, 0, end)?))
     }
-}
-
-/// Cosine and sine of the rotary angles, position × frequency, for every position.
-fn rope_tables(head_dim: usize, base: f32, positions: usize) -> Result<(Tensor, Tensor)> {
-    let frequencies: Vec<f32> = (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
-    let angles: Vec<f32> = (0..positions).flat_map(|p| frequencies.iter().map(move |f| p as f32 * f)).collect();
-    let angles = Tensor::from_vec(angles, (positions, head_dim / 2), &Device::Cpu)?;
-    Ok((angles.cos()?, angles.sin()?))
 }

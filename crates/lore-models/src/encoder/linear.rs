@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::math::{LayerNorm, gelu, gelu_tanh};
+use super::math::{LayerNorm, gelu, gelu_tanh, max_abs};
 use super::{Activation, Kernel};
 
 /// Output columns per weight panel: two AVX2 registers of 32-bit sums.
@@ -63,7 +63,7 @@ impl Linear {
         let mut panels = vec![0i16; panel_count * pairs * PANEL * 2];
         let mut scales = vec![0f32; panel_count * PANEL];
         for (output, row) in weight.chunks_exact(inputs).enumerate() {
-            let top = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let top = max_abs(row);
             let scale = if top > 0.0 { top / WEIGHT_MAX } else { 1.0 };
             scales[output] = scale;
             let (panel, column) = (output / PANEL, output % PANEL);
@@ -118,7 +118,7 @@ impl Linear {
         let mut row_scales = vec![0f32; rows.div_ceil(TILE_ROWS) * TILE_ROWS];
         let mut row_pairs = vec![0i32; self.pairs];
         for (r, (row, row_scale)) in x.chunks_exact(self.inputs).zip(&mut row_scales).enumerate() {
-            let top = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let top = max_abs(row);
             let scale = if top > 0.0 { top / self.input_max } else { 1.0 };
             *row_scale = scale;
             let inverse = 1.0 / scale;

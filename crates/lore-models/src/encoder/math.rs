@@ -70,11 +70,24 @@ fn sum_of(values: &[f32], term: impl Fn(f32) -> f32) -> f32 {
 
 /// The largest of `values` (−∞ when empty).
 pub(crate) fn max(values: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
+    max_of(values, f32::NEG_INFINITY, |v| v)
+}
+
+/// The largest magnitude of `values` (0 when empty): the scale of a row or block rounded to
+/// integers. Folded one value at a time, as `fold(0, |m, v| m.max(v.abs()))`, it stays scalar and
+/// was a tenth of the encoder's input rounding.
+pub(crate) fn max_abs(values: &[f32]) -> f32 {
+    max_of(values, 0.0, f32::abs)
+}
+
+#[inline(always)]
+fn max_of(values: &[f32], empty: f32, term: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [empty; 8];
     let chunks = values.chunks_exact(8);
-    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let rest = chunks.remainder().iter().fold(empty, |a, &b| a.max(term(b)));
     for chunk in chunks {
         for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            let v = term(v);
             *lane = if v > *lane { v } else { *lane };
         }
     }
@@ -129,6 +142,18 @@ mod tests {
         }
         assert!(exp(-1000.0) < 1e-37);
         assert!(exp(1000.0).is_finite());
+    }
+
+    #[test]
+    fn lane_reductions_match_their_definitions() {
+        assert_eq!((max(&[]), max_abs(&[])), (f32::NEG_INFINITY, 0.0));
+        for n in [1, 7, 8, 13, 32, 100] {
+            let values: Vec<f32> = (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) / 3.0).collect();
+            assert_eq!(max(&values), values.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)));
+            assert_eq!(max_abs(&values), values.iter().fold(0f32, |m, v| m.max(v.abs())));
+            let squares: f32 = values.iter().map(|v| v * v).sum();
+            assert!((sum_of_squares(&values) - squares).abs() <= 1e-5 * squares);
+        }
     }
 
     #[test]

@@ -28,6 +28,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Result, Storage, Tensor, bail};
 use half::f16;
 
+use crate::encoder::math::max_abs;
+
 /// Values per block of a quantized token, and per Q8_0 block and Q4_K sub-block of weights.
 const BLOCK: usize = 32;
 /// Rows per group (one per lane of an AVX2 float vector).
@@ -370,7 +372,7 @@ impl QuantizedTokens {
                 .zip(values.chunks_exact_mut(BLOCK).zip(magnitudes.chunks_exact_mut(BLOCK)))
                 .zip(scales.iter_mut().zip(sums));
             for ((block, (quantized, magnitudes)), (scale, sum)) in blocks {
-                let largest = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let largest = max_abs(block);
                 let exact_scale = largest / 127.0;
                 let inverse = if exact_scale != 0.0 { 1.0 / exact_scale } else { 0.0 };
                 let mut total = 0i32;

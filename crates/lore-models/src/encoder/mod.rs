@@ -296,13 +296,23 @@ impl BertEncoder {
                 attend(kernel, &qkv[range.start * 3 * h..range.end * 3 * h], h, head * d, d)
             })
             .collect();
+        // Each sequence's rows of the context, filled in parallel: copied on the calling thread,
+        // they were a serial step of every layer.
         context.resize(qkv.len() / 3, 0.0);
-        for (&(s, head), result) in tasks.iter().zip(&results) {
-            let start = bounds[s].start;
-            for (i, row) in result.chunks_exact(d).enumerate() {
-                context[(start + i) * h + head * d..][..d].copy_from_slice(row);
-            }
+        let mut sequences = Vec::with_capacity(bounds.len());
+        let mut rest = context.as_mut_slice();
+        for range in bounds {
+            let (sequence, after) = rest.split_at_mut(range.len() * h);
+            sequences.push(sequence);
+            rest = after;
         }
+        sequences.into_par_iter().zip(results.par_chunks(heads)).for_each(|(sequence, head_results)| {
+            for (head, result) in head_results.iter().enumerate() {
+                for (row, values) in sequence.chunks_exact_mut(h).zip(result.chunks_exact(d)) {
+                    row[head * d..][..d].copy_from_slice(values);
+                }
+            }
+        });
     }
 }
 

@@ -40,21 +40,19 @@ pub(super) fn attend_one(q: &Tensor, keys: &Tensor, values: &Tensor) -> Result<T
     let value_heads = head_rows(value_storage.as_slice::<f32>()?, value_layout, kv_heads, positions, head_dim)?;
 
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let mut out = vec![0f32; heads * head_dim];
-    let out_at = SharedOutput(out.as_mut_ptr());
-    share(heads, 2 * heads * positions * head_dim, |range| {
-        let mut scores = vec![0f32; positions];
-        let mut head_out = vec![0f32; head_dim];
-        for head in range {
-            let query = &q[head * head_dim..(head + 1) * head_dim];
-            attend_row(query, key_heads[head / group], value_heads[head / group], scale, &mut scores, &mut head_out);
-            for (d, &value) in head_out.iter().enumerate() {
-                // SAFETY: each head's outputs are written by the one call that computes the
-                // head, and `out` outlives the pool's call.
-                unsafe { out_at.write(head * head_dim + d, value) };
-            }
-        }
-    });
+    // SAFETY: each head's outputs are written whole by the one call that computes the head.
+    let out = unsafe {
+        SharedOutput::fill(heads * head_dim, |out_at| {
+            share(heads, 2 * heads * positions * head_dim, |range| {
+                let mut scores = vec![0f32; positions];
+                for head in range {
+                    let query = &q[head * head_dim..(head + 1) * head_dim];
+                    let (keys, values) = (key_heads[head / group], value_heads[head / group]);
+                    attend_row(query, keys, values, scale, &mut scores, out_at.slice(head * head_dim, head_dim));
+                }
+            })
+        })
+    };
     Tensor::from_vec(out, (1, heads * head_dim), &Device::Cpu)
 }
 

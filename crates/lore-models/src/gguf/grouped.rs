@@ -276,12 +276,6 @@ impl<T> SharedOutput<T> {
         out
     }
 
-    /// # Safety
-    /// `index` is in bounds and no other thread touches it during the call.
-    pub(super) unsafe fn write(self, index: usize, value: T) {
-        unsafe { *self.0.add(index) = value };
-    }
-
     /// Where value `index` goes.
     ///
     /// # Safety

@@ -81,7 +81,7 @@ pub(super) enum Projections {
 
 impl Projections {
     /// `x` is `(tokens, inputs)`; the `N` projections' `(tokens, outputs)` results, in order
-    /// (stacked, views of one result: the operations that read them copy what they need).
+    /// (stacked, views of one result, which the row steps read where they lie).
     pub(super) fn forward<const N: usize>(&self, x: &Tensor, pass: Pass) -> Result<[Tensor; N]> {
         let results: Vec<Tensor> = match self {
             Projections::Stacked { linear, widths } => {

@@ -60,7 +60,7 @@ impl Rotary {
 /// `x` (`(tokens, hidden)`) with each row divided by its root mean square and multiplied by
 /// `weight`.
 pub(super) fn rms_norm(x: &Tensor, weight: &[f32], eps: f32) -> Result<Tensor> {
-    let (tokens, width) = x.dims2()?;
+    let (_, width) = x.dims2()?;
     if weight.len() != width {
         bail!("an RMS norm of {} weights over rows of {width}", weight.len());
     }
@@ -71,7 +71,6 @@ pub(super) fn rms_norm(x: &Tensor, weight: &[f32], eps: f32) -> Result<Tensor> {
             *out = v / root * w;
         }
     })
-    .and_then(|out| Tensor::from_vec(out, (tokens, width), &Device::Cpu))
 }
 
 /// The gated MLP's `silu(gate) · up`, both `(tokens, width)`.
@@ -88,7 +87,6 @@ pub(super) fn silu_times(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
             *out = gate / (1.0 + (-gate).exp()) * up;
         }
     })
-    .and_then(|out| Tensor::from_vec(out, (tokens, width), &Device::Cpu))
 }
 
 /// `x` (`(tokens, heads × head_dim)`, token `i` at position `start + i`) as `(heads, tokens,
@@ -126,7 +124,7 @@ fn map_rows<const N: usize>(
     inputs: [&Tensor; N],
     width: usize,
     row_fn: impl Fn([&[f32]; N], &mut [f32]) + Sync,
-) -> Result<Vec<f32>> {
+) -> Result<Tensor> {
     let tokens = inputs[0].dim(0)?;
     read_rows(inputs, tokens, width, |rows| {
         // SAFETY: each row is written whole by the one call that holds it.
@@ -139,7 +137,7 @@ fn map_rows<const N: usize>(
                 })
             })
         };
-        Ok(out)
+        Tensor::from_vec(out, (tokens, width), &Device::Cpu)
     })
 }
 

@@ -89,7 +89,7 @@ impl Kernel {
         match self {
             // SAFETY: AVX2 and FMA are present; the assertions bound every read.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::tile(lhs, rhs, first, steps) },
+            Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { avx2::tile(lhs, rhs, first, steps) },
             Kernel::Portable => {
                 let mut tile = [[0f32; KEYS]; QUERIES];
                 for step in 0..steps {
@@ -174,11 +174,7 @@ mod tests {
         let rows: Vec<f32> = (0..n * 3 * h).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 1.5).collect();
         for offset in [0, d] {
             let expected = reference(&rows, h, offset, d);
-            let mut kernels = vec![Kernel::Portable];
-            if Kernel::detect() != Kernel::Portable {
-                kernels.push(Kernel::detect());
-            }
-            for kernel in kernels {
+            for kernel in Kernel::available() {
                 let actual = attend(kernel, &rows, h, offset, d);
                 assert_eq!(actual.len(), n * d);
                 for (a, e) in actual.iter().zip(&expected) {

@@ -6,7 +6,9 @@
 //! summed exactly in 32 bits. ±1023 was measured best: ±127 moved MiniLM's vectors about 40
 //! times as far from float BERT, and ±2047 leaves the inputs too few bits. AVX2's `vpmaddwd`
 //! does sixteen 16-bit multiply-adds in one instruction, twice a float FMA's eight, and the
-//! weights take half the memory of f32.
+//! weights take half the memory of f32; AVX-512's `vpdpwssd`, where present, does 32 and adds
+//! them to the sums in the same instruction. Sums are exact, so every kernel gives the same
+//! outputs to the bit.
 //!
 //! Work is split into blocks of rows, one parallel task each; a task rounds its rows, multiplies
 //! them by every output panel, and finishes each row (bias, activation, residual and layer norm)
@@ -21,6 +23,8 @@ use super::{Activation, Kernel};
 const PANEL: usize = 16;
 /// Input rows per kernel call.
 const TILE_ROWS: usize = 6;
+/// Panels multiplied together by the AVX-512 kernel (the others take one at a time).
+const GROUP: usize = 4;
 /// Input rows per parallel task.
 const BLOCK_ROWS: usize = 48;
 /// The largest rounded weight.
@@ -139,26 +143,31 @@ impl Linear {
         }
 
         let panel_len = self.pairs * PANEL * 2;
-        for (panel, weights) in self.panels.chunks_exact(panel_len).enumerate() {
-            let columns = panel * PANEL..((panel + 1) * PANEL).min(self.outputs);
-            let panel_scales = Scales {
-                columns: self.scales[panel * PANEL..][..PANEL].try_into().expect("padded to whole panels"),
-                bias: self.bias[panel * PANEL..][..PANEL].try_into().expect("padded to whole panels"),
-                rows: [0.0; TILE_ROWS],
-            };
+        let panel_count = self.panels.len() / panel_len;
+        let mut tiles = [[[0f32; PANEL]; TILE_ROWS]; GROUP];
+        for first in (0..panel_count).step_by(GROUP) {
+            let group = first..(first + GROUP).min(panel_count);
+            let weights = &self.panels[group.start * panel_len..group.end * panel_len];
+            let columns = &self.scales[group.start * PANEL..group.end * PANEL];
+            let bias = &self.bias[group.start * PANEL..group.end * PANEL];
+            let tiles = &mut tiles[..group.len()];
             for tile in (0..rows).step_by(TILE_ROWS) {
                 let scales = Scales {
                     rows: row_scales[tile..tile + TILE_ROWS].try_into().expect("padded to whole tiles"),
-                    ..panel_scales
+                    columns,
+                    bias,
                 };
-                let values = kernel.integer_tile(&rounded[tile * self.pairs..][..tile_len], weights, &scales);
-                for (r, values) in values.iter().enumerate().take(rows - tile) {
-                    let out_row = &mut out[(tile + r) * self.outputs..][columns.clone()];
-                    // A whole panel is copied as a fixed-size array: a slice copy of unknown
-                    // length is a call to memmove, 7% of the time.
-                    match <&mut [f32; PANEL]>::try_from(&mut *out_row) {
-                        Ok(whole) => *whole = *values,
-                        Err(_) => out_row.copy_from_slice(&values[..out_row.len()]),
+                kernel.integer_tiles(&rounded[tile * self.pairs..][..tile_len], weights, &scales, tiles);
+                for (panel, values) in group.clone().zip(tiles.iter()) {
+                    let columns = panel * PANEL..((panel + 1) * PANEL).min(self.outputs);
+                    for (r, values) in values.iter().enumerate().take(rows - tile) {
+                        let out_row = &mut out[(tile + r) * self.outputs..][columns.clone()];
+                        // A whole panel is copied as a fixed-size array: a slice copy of unknown
+                        // length is a call to memmove, 7% of the time.
+                        match <&mut [f32; PANEL]>::try_from(&mut *out_row) {
+                            Ok(whole) => *whole = *values,
+                            Err(_) => out_row.copy_from_slice(&values[..out_row.len()]),
+                        }
                     }
                 }
             }
@@ -166,32 +175,62 @@ impl Linear {
     }
 }
 
-/// What turns a tile's integer sums into outputs: `sum · rows[r] · columns[c] + bias[c]`.
-#[derive(Clone, Copy)]
-struct Scales {
+/// What turns a tile's integer sums into outputs: `sum · rows[r] · columns[c] + bias[c]`, for
+/// the outputs of one or more consecutive panels.
+struct Scales<'a> {
     rows: [f32; TILE_ROWS],
-    columns: [f32; PANEL],
-    bias: [f32; PANEL],
+    columns: &'a [f32],
+    bias: &'a [f32],
 }
 
 type Tile = [[f32; PANEL]; TILE_ROWS];
 
 impl Kernel {
-    /// The outputs of `TILE_ROWS` rows of rounded input pairs (`[pairs, TILE_ROWS]`) times one
-    /// weight panel (`[pairs, PANEL, 2]`).
-    fn integer_tile(self, inputs: &[i32], weights: &[i16], scales: &Scales) -> Tile {
+    /// The outputs of `TILE_ROWS` rows of rounded input pairs (`[pairs, TILE_ROWS]`) times each
+    /// of the consecutive weight panels in `weights` (`[panels, pairs, PANEL, 2]`), one tile
+    /// per panel.
+    fn integer_tiles(self, inputs: &[i32], weights: &[i16], scales: &Scales, tiles: &mut [Tile]) {
         let pairs = inputs.len() / TILE_ROWS;
-        assert!(inputs.len() == TILE_ROWS * pairs && weights.len() == pairs * PANEL * 2);
+        let panel_len = pairs * PANEL * 2;
+        assert!(inputs.len() == TILE_ROWS * pairs && weights.len() == tiles.len() * panel_len);
+        assert!(scales.columns.len() == tiles.len() * PANEL && scales.bias.len() == tiles.len() * PANEL);
         match self {
-            // SAFETY: AVX2 is present, and the slices have the lengths the kernel reads.
+            // SAFETY: AVX-512 with VNNI is present, and the slices have the lengths asserted.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { avx2::tile(inputs, weights, pairs, scales) },
-            Kernel::Portable => portable_tile(inputs, weights, scales),
+            Kernel::Avx512Vnni => unsafe {
+                match tiles.len() {
+                    4 => avx512::tiles::<4>(inputs, weights, pairs, scales, tiles),
+                    3 => avx512::tiles::<3>(inputs, weights, pairs, scales, tiles),
+                    2 => avx512::tiles::<2>(inputs, weights, pairs, scales, tiles),
+                    _ => avx512::tiles::<1>(inputs, weights, pairs, scales, tiles),
+                }
+            },
+            _ => {
+                for (p, tile) in tiles.iter_mut().enumerate() {
+                    let weights = &weights[p * panel_len..][..panel_len];
+                    let columns = scales.columns[p * PANEL..][..PANEL].try_into().expect("a whole panel");
+                    let bias = scales.bias[p * PANEL..][..PANEL].try_into().expect("a whole panel");
+                    *tile = match self {
+                        // SAFETY: AVX2 is present, and the slices have the lengths the kernel reads.
+                        #[cfg(target_arch = "x86_64")]
+                        Kernel::Avx2 | Kernel::Avx512Vnni => unsafe {
+                            avx2::tile(inputs, weights, pairs, &scales.rows, columns, bias)
+                        },
+                        Kernel::Portable => portable_tile(inputs, weights, &scales.rows, columns, bias),
+                    };
+                }
+            }
         }
     }
 }
 
-fn portable_tile(inputs: &[i32], weights: &[i16], scales: &Scales) -> Tile {
+fn portable_tile(
+    inputs: &[i32],
+    weights: &[i16],
+    rows: &[f32; TILE_ROWS],
+    columns: &[f32; PANEL],
+    bias: &[f32; PANEL],
+) -> Tile {
     let mut sums = [[0i32; PANEL]; TILE_ROWS];
     for (tile_pairs, panel_pair) in inputs.chunks_exact(TILE_ROWS).zip(weights.chunks_exact(PANEL * 2)) {
         for (&pair, sums) in tile_pairs.iter().zip(sums.iter_mut()) {
@@ -202,9 +241,9 @@ fn portable_tile(inputs: &[i32], weights: &[i16], scales: &Scales) -> Tile {
         }
     }
     let mut tile = [[0f32; PANEL]; TILE_ROWS];
-    for ((sums, values), row_scale) in sums.iter().zip(tile.iter_mut()).zip(scales.rows) {
+    for ((sums, values), row_scale) in sums.iter().zip(tile.iter_mut()).zip(rows) {
         for (c, value) in values.iter_mut().enumerate() {
-            *value = sums[c] as f32 * row_scale * scales.columns[c] + scales.bias[c];
+            *value = sums[c] as f32 * row_scale * columns[c] + bias[c];
         }
     }
     tile
@@ -214,13 +253,20 @@ fn portable_tile(inputs: &[i32], weights: &[i16], scales: &Scales) -> Tile {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{PANEL, Scales, TILE_ROWS, Tile};
+    use super::{PANEL, TILE_ROWS, Tile};
 
     /// # Safety
     /// AVX2 must be present; `inputs` holds `TILE_ROWS × pairs` values and `weights`
     /// `pairs × PANEL × 2`.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tile(inputs: &[i32], weights: &[i16], pairs: usize, scales: &Scales) -> Tile {
+    pub(super) unsafe fn tile(
+        inputs: &[i32],
+        weights: &[i16],
+        pairs: usize,
+        rows: &[f32; TILE_ROWS],
+        columns: &[f32; PANEL],
+        bias: &[f32; PANEL],
+    ) -> Tile {
         let mut acc = [[_mm256_setzero_si256(); 2]; TILE_ROWS];
         let (mut w, mut x) = (weights.as_ptr(), inputs.as_ptr());
         for _ in 0..pairs {
@@ -240,9 +286,9 @@ mod avx2 {
         let mut tile = [[0f32; PANEL]; TILE_ROWS];
         // SAFETY: the scales hold PANEL floats and each row of the tile PANEL floats.
         unsafe {
-            let columns = [_mm256_loadu_ps(scales.columns.as_ptr()), _mm256_loadu_ps(scales.columns.as_ptr().add(8))];
-            let bias = [_mm256_loadu_ps(scales.bias.as_ptr()), _mm256_loadu_ps(scales.bias.as_ptr().add(8))];
-            for ((acc, out), &row_scale) in acc.iter().zip(tile.iter_mut()).zip(&scales.rows) {
+            let columns = [_mm256_loadu_ps(columns.as_ptr()), _mm256_loadu_ps(columns.as_ptr().add(8))];
+            let bias = [_mm256_loadu_ps(bias.as_ptr()), _mm256_loadu_ps(bias.as_ptr().add(8))];
+            for ((acc, out), &row_scale) in acc.iter().zip(tile.iter_mut()).zip(rows) {
                 let row_scale = _mm256_set1_ps(row_scale);
                 for half in 0..2 {
                     // The portable kernel's order: (sum · row) · column + bias, no fused step.
@@ -253,6 +299,59 @@ mod avx2 {
             }
         }
         tile
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{PANEL, Scales, TILE_ROWS, Tile};
+
+    /// `P` panels at once: `TILE_ROWS × P` registers of sums (24 of the 32 for four panels),
+    /// so that each broadcast input pair serves `P` multiply-adds.
+    ///
+    /// # Safety
+    /// AVX-512F and VNNI must be present; `inputs` holds `TILE_ROWS × pairs` values, `weights`
+    /// `P × pairs × PANEL × 2`, the scales' columns and bias `P × PANEL` each, and `tiles` `P`.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn tiles<const P: usize>(
+        inputs: &[i32],
+        weights: &[i16],
+        pairs: usize,
+        scales: &Scales,
+        tiles: &mut [Tile],
+    ) {
+        let panel_len = pairs * PANEL * 2;
+        let mut acc = [[_mm512_setzero_si512(); P]; TILE_ROWS];
+        let (w, mut x) = (weights.as_ptr(), inputs.as_ptr());
+        for pair in 0..pairs {
+            // SAFETY: pair < pairs and p < P keep every read inside the slices.
+            unsafe {
+                let w: [__m512i; P] =
+                    std::array::from_fn(|p| _mm512_loadu_si512(w.add(p * panel_len + pair * PANEL * 2).cast()));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let input = _mm512_set1_epi32(*x.add(r));
+                    for (acc, &w) in acc.iter_mut().zip(&w) {
+                        *acc = _mm512_dpwssd_epi32(*acc, input, w);
+                    }
+                }
+                x = x.add(TILE_ROWS);
+            }
+        }
+        // SAFETY: the scales hold P·PANEL floats each and every tile row PANEL floats.
+        unsafe {
+            for (p, tile) in tiles.iter_mut().enumerate().take(P) {
+                let columns = _mm512_loadu_ps(scales.columns.as_ptr().add(p * PANEL));
+                let bias = _mm512_loadu_ps(scales.bias.as_ptr().add(p * PANEL));
+                for ((acc, out), &row_scale) in acc.iter().zip(tile.iter_mut()).zip(&scales.rows) {
+                    // The portable kernel's order: (sum · row) · column + bias, no fused step.
+                    let value = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[p]), _mm512_set1_ps(row_scale));
+                    let value = _mm512_add_ps(_mm512_mul_ps(value, columns), bias);
+                    _mm512_storeu_ps(out.as_mut_ptr(), value);
+                }
+            }
+        }
     }
 }
 
@@ -275,10 +374,11 @@ mod tests {
             .collect()
     }
 
-    /// Odd sizes exercise the padding of inputs, outputs, tiles and blocks.
+    /// Odd sizes exercise the padding of inputs, outputs, tiles and blocks; six panels make a
+    /// group of four and one of two.
     #[test]
     fn products_match_floats_and_the_kernels_agree() {
-        let (outputs, inputs, rows) = (37, 77, 70);
+        let (outputs, inputs, rows) = (85, 77, 70);
         let weight = numbers(outputs * inputs, 1);
         let bias = numbers(outputs, 2);
         let x = numbers(rows * inputs, 3);
@@ -292,10 +392,12 @@ mod tests {
         let error: f32 = actual.iter().zip(&expected).map(|(a, e)| (a - e).abs()).sum::<f32>() / actual.len() as f32;
         assert!(error < 0.01, "mean error {error}");
 
-        let mut portable = vec![0f32; rows * outputs];
-        layer.multiply_block(Kernel::Portable, &x[..BLOCK_ROWS * inputs], &mut portable[..BLOCK_ROWS * outputs]);
-        layer.multiply_block(Kernel::Portable, &x[BLOCK_ROWS * inputs..], &mut portable[BLOCK_ROWS * outputs..]);
-        assert_eq!(portable, actual, "the portable kernel gives the same sums");
+        for kernel in Kernel::available() {
+            let mut each = vec![0f32; rows * outputs];
+            layer.multiply_block(kernel, &x[..BLOCK_ROWS * inputs], &mut each[..BLOCK_ROWS * outputs]);
+            layer.multiply_block(kernel, &x[BLOCK_ROWS * inputs..], &mut each[BLOCK_ROWS * outputs..]);
+            assert_eq!(each, actual, "{kernel:?} gives the same outputs as the detected kernel");
+        }
     }
 
     #[test]

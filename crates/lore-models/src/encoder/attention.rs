@@ -89,7 +89,7 @@ impl Kernel {
         match self {
             // SAFETY: AVX2 and FMA are present; the assertions bound every read.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { avx2::tile(lhs, rhs, first, steps) },
+            Kernel::Avx2 | Kernel::Avx512Vnni | Kernel::Amx => unsafe { avx2::tile(lhs, rhs, first, steps) },
             Kernel::Portable => {
                 let mut tile = [[0f32; KEYS]; QUERIES];
                 for step in 0..steps {

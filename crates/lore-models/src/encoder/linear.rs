@@ -16,6 +16,8 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::amx;
 use super::math::{LayerNorm, gelu, gelu_tanh, max_abs};
 use super::{Activation, Kernel};
 
@@ -44,6 +46,9 @@ pub(crate) struct Linear {
     bias: Vec<f32>,
     /// The bound inputs are rounded to, so that sums stay in 32 bits.
     input_max: f32,
+    /// The rounded weights again in AMX's tile layout, on machines that have it.
+    #[cfg(target_arch = "x86_64")]
+    amx: Option<amx::Weights>,
 }
 
 /// What a product does to each output row after the bias.
@@ -80,7 +85,23 @@ impl Linear {
         let input_max = bound.floor().min(f64::from(i16::MAX)) as f32;
         let mut bias = bias.to_vec();
         bias.resize(panel_count * PANEL, 0.0);
-        Linear { inputs, outputs, pairs, panels, scales, bias, input_max }
+        #[cfg(target_arch = "x86_64")]
+        let amx = (Kernel::detect() == Kernel::Amx).then(|| {
+            amx::Weights::new(panel_count, inputs, |output, input| {
+                panels[((output / PANEL * pairs + input / 2) * PANEL + output % PANEL) * 2 + input % 2]
+            })
+        });
+        Linear {
+            inputs,
+            outputs,
+            pairs,
+            panels,
+            scales,
+            bias,
+            input_max,
+            #[cfg(target_arch = "x86_64")]
+            amx,
+        }
     }
 
     /// Writes the outputs for the rows of `x` (`[rows, inputs]`) into `out`, `[rows, outputs]`.
@@ -113,6 +134,10 @@ impl Linear {
 
     /// `out = x·Wᵀ + b` for one block of rows.
     fn multiply_block(&self, kernel: Kernel, x: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let (Kernel::Amx, Some(weights)) = (kernel, &self.amx) {
+            return self.multiply_block_amx(weights, x, out);
+        }
         let rows = x.len() / self.inputs;
         let tile_len = self.pairs * TILE_ROWS;
         // Per tile, per input pair, per row of the tile: a pair of rounded inputs (low half
@@ -122,13 +147,8 @@ impl Linear {
         let mut row_scales = vec![0f32; rows.div_ceil(TILE_ROWS) * TILE_ROWS];
         let mut row_pairs = vec![0i32; self.pairs];
         for (r, (row, row_scale)) in x.chunks_exact(self.inputs).zip(&mut row_scales).enumerate() {
-            let top = max_abs(row);
-            let scale = if top > 0.0 { top / self.input_max } else { 1.0 };
+            let (scale, round) = self.rounding(row);
             *row_scale = scale;
-            let inverse = 1.0 / scale;
-            // Adding 1.5·2²³ rounds to the nearest integer and leaves it in the low bits, where
-            // a float-to-integer `as`, which saturates, would not vectorise.
-            let round = |v: f32| (v * inverse + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000) & 0xFFFF;
             let (whole, odd) = row.split_at(row.len() / 2 * 2);
             for (pair, values) in row_pairs.iter_mut().zip(whole.chunks_exact(2)) {
                 *pair = (round(values[0]) | round(values[1]) << 16) as i32;
@@ -173,6 +193,55 @@ impl Linear {
             }
         }
     }
+
+    /// The scale of `row`'s rounded inputs, and the rounding: an input's 16-bit two's
+    /// complement in the low bits.
+    fn rounding(&self, row: &[f32]) -> (f32, impl Fn(f32) -> u32) {
+        let top = max_abs(row);
+        let scale = if top > 0.0 { top / self.input_max } else { 1.0 };
+        let inverse = 1.0 / scale;
+        // Adding 1.5·2²³ rounds to the nearest integer and leaves it in the low bits, where
+        // a float-to-integer `as`, which saturates, would not vectorise.
+        (scale, move |v: f32| (v * inverse + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000) & 0xFFFF)
+    }
+
+    /// `multiply_block` on AMX tiles: the rounded inputs split into high and low bytes, row by
+    /// row, then each 16 rows times each panel.
+    #[cfg(target_arch = "x86_64")]
+    fn multiply_block_amx(&self, weights: &amx::Weights, x: &[f32], out: &mut [f32]) {
+        let rows = x.len() / self.inputs;
+        let mut inputs = amx::Inputs::new(rows, weights);
+        let mut row_scales = vec![0f32; rows];
+        for (r, (row, row_scale)) in x.chunks_exact(self.inputs).zip(&mut row_scales).enumerate() {
+            let (scale, round) = self.rounding(row);
+            *row_scale = scale;
+            inputs.set_row(r, row, round);
+        }
+        // SAFETY: the kernel is AMX only where `amx::available` said so.
+        let tiles = unsafe { amx::Tiles::configure() };
+        let mut sums = amx::Sums::new();
+        // A tile's 16 input rows stay in the first-level cache while the panels stream past.
+        for (tile, first) in (0..rows).step_by(amx::ROWS).enumerate() {
+            for panel in 0..self.scales.len() / PANEL {
+                tiles.product(&inputs, tile, weights, panel, &mut sums);
+                let columns = panel * PANEL..((panel + 1) * PANEL).min(self.outputs);
+                let scales = &self.scales[panel * PANEL..][..PANEL];
+                let bias = &self.bias[panel * PANEL..][..PANEL];
+                for r in 0..amx::ROWS.min(rows - first) {
+                    let (row_sums, row_scale) = (sums.row(r), row_scales[first + r]);
+                    // The other kernels' order: (sum · row) · column + bias.
+                    let values: [f32; PANEL] =
+                        std::array::from_fn(|c| row_sums[c] as f32 * row_scale * scales[c] + bias[c]);
+                    let out_row = &mut out[(first + r) * self.outputs..][columns.clone()];
+                    if let Ok(whole) = <&mut [f32; PANEL]>::try_from(&mut *out_row) {
+                        *whole = values;
+                    } else {
+                        out_row.iter_mut().zip(values).for_each(|(o, v)| *o = v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What turns a tile's integer sums into outputs: `sum · rows[r] · columns[c] + bias[c]`, for
@@ -197,7 +266,7 @@ impl Kernel {
         match self {
             // SAFETY: AVX-512 with VNNI is present, and the slices have the lengths asserted.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => unsafe {
+            Kernel::Avx512Vnni | Kernel::Amx => unsafe {
                 match tiles.len() {
                     4 => avx512::tiles::<4>(inputs, weights, pairs, scales, tiles),
                     3 => avx512::tiles::<3>(inputs, weights, pairs, scales, tiles),
@@ -213,7 +282,7 @@ impl Kernel {
                     *tile = match self {
                         // SAFETY: AVX2 is present, and the slices have the lengths the kernel reads.
                         #[cfg(target_arch = "x86_64")]
-                        Kernel::Avx2 | Kernel::Avx512Vnni => unsafe {
+                        Kernel::Avx2 | Kernel::Avx512Vnni | Kernel::Amx => unsafe {
                             avx2::tile(inputs, weights, pairs, &scales.rows, columns, bias)
                         },
                         Kernel::Portable => portable_tile(inputs, weights, &scales.rows, columns, bias),

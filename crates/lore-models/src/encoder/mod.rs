@@ -10,6 +10,8 @@
 //! - bias, activation, residual and layer norm are applied to each row as its product is
 //!   finished, by the same parallel task, instead of in passes of their own.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod attention;
 mod linear;
 pub(crate) mod math;
@@ -329,6 +331,10 @@ struct Buffers {
 /// The instructions the kernels run on, chosen at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
+    /// Intel's AMX tiles for the integer products (see the `amx` module); otherwise as
+    /// `Avx512Vnni`.
+    #[cfg(target_arch = "x86_64")]
+    Amx,
     /// AVX-512 with its integer multiply-add (`vpdpwssd`: 32 products summed in one instruction,
     /// where AVX2 needs two instructions for 16). Used by the integer products; attention, in
     /// floats, takes the AVX2 path.
@@ -344,7 +350,7 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
-                return Kernel::Avx512Vnni;
+                return if amx::available() { Kernel::Amx } else { Kernel::Avx512Vnni };
             }
             return Kernel::Avx2;
         }
@@ -357,6 +363,7 @@ impl Kernel {
         let mut kernels = vec![Kernel::Portable];
         #[cfg(target_arch = "x86_64")]
         match Kernel::detect() {
+            Kernel::Amx => kernels.extend([Kernel::Avx2, Kernel::Avx512Vnni, Kernel::Amx]),
             Kernel::Avx512Vnni => kernels.extend([Kernel::Avx2, Kernel::Avx512Vnni]),
             Kernel::Avx2 => kernels.push(Kernel::Avx2),
             Kernel::Portable => {}

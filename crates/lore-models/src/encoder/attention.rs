@@ -1,6 +1,6 @@
 //! Self-attention of one head over one sequence.
 //!
-//! Scores and context vectors are computed in register tiles of 4 queries by 16 keys (or 16
+//! Scores and context vectors are computed in register tiles of 4 queries by 32 keys (or 32
 //! value columns), so that each key or value read serves four queries. Computed a row at a time,
 //! the products waited on memory and took two fifths of e5-small's time on 512-token passages.
 
@@ -9,8 +9,8 @@ use super::math::softmax;
 
 /// Queries per tile.
 const QUERIES: usize = 4;
-/// Keys, or value columns, per tile: two AVX2 registers.
-const KEYS: usize = 16;
+/// Keys, or value columns, per tile: two AVX-512 registers (AVX2 takes the tile in two halves).
+const KEYS: usize = 32;
 
 type Tile = [[f32; KEYS]; QUERIES];
 
@@ -59,7 +59,7 @@ pub(super) fn attend(kernel: Kernel, rows: &[f32], h: usize, offset: usize, d: u
             }
         }
         for row in scores.chunks_exact_mut(width) {
-            softmax(&mut row[..n]);
+            kernel.widened(|| softmax(&mut row[..n]));
             row[n..].fill(0.0);
         }
         for first in (0..d).step_by(KEYS) {
@@ -87,9 +87,17 @@ impl Kernel {
         assert!(steps <= lhs.stride && lhs.values.len() >= (QUERIES - 1) * lhs.stride + steps);
         assert!(first + KEYS <= rhs.stride && rhs.values.len() >= steps * rhs.stride);
         match self {
-            // SAFETY: AVX2 and FMA are present; the assertions bound every read.
+            // SAFETY: these kernels are detected only with AVX-512F; the assertions bound every
+            // read.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 | Kernel::Avx512Vnni | Kernel::Amx => unsafe { avx2::tile(lhs, rhs, first, steps) },
+            Kernel::Avx512Vnni | Kernel::Amx => unsafe { avx512::tile(lhs, rhs, first, steps) },
+            // SAFETY: AVX2 and FMA are present; the assertions bound every read, the second
+            // half's included.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe {
+                let halves = [avx2::tile(lhs, rhs, first, steps), avx2::tile(lhs, rhs, first + avx2::HALF, steps)];
+                std::array::from_fn(|r| std::array::from_fn(|c| halves[c / avx2::HALF][r][c % avx2::HALF]))
+            },
             Kernel::Portable => {
                 let mut tile = [[0f32; KEYS]; QUERIES];
                 for step in 0..steps {
@@ -109,12 +117,17 @@ impl Kernel {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{KEYS, QUERIES, Rows, Tile};
+    use super::{QUERIES, Rows};
 
+    /// Keys per call: two AVX2 registers.
+    pub(super) const HALF: usize = 16;
+
+    /// `Kernel::float_tile` for 16 keys from `first`.
+    ///
     /// # Safety
     /// AVX2 and FMA must be present, and the slices as `Kernel::float_tile` asserts.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile(lhs: Rows, rhs: Rows, first: usize, steps: usize) -> Tile {
+    pub(super) unsafe fn tile(lhs: Rows, rhs: Rows, first: usize, steps: usize) -> [[f32; HALF]; QUERIES] {
         let mut acc = [[_mm256_setzero_ps(); 2]; QUERIES];
         let (left, right) = (lhs.values.as_ptr(), rhs.values.as_ptr());
         let (lhs_stride, rhs_stride) = (lhs.stride, rhs.stride);
@@ -130,12 +143,49 @@ mod avx2 {
                 }
             }
         }
-        let mut tile = [[0f32; KEYS]; QUERIES];
+        let mut tile = [[0f32; HALF]; QUERIES];
         for (acc, out) in acc.iter().zip(tile.iter_mut()) {
             // SAFETY: each row of the tile holds two registers' worth of f32.
             unsafe {
                 _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
                 _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+            }
+        }
+        tile
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{KEYS, QUERIES, Rows, Tile};
+
+    /// # Safety
+    /// AVX-512F must be present, and the slices as `Kernel::float_tile` asserts.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile(lhs: Rows, rhs: Rows, first: usize, steps: usize) -> Tile {
+        let mut acc = [[_mm512_setzero_ps(); 2]; QUERIES];
+        let (left, right) = (lhs.values.as_ptr(), rhs.values.as_ptr());
+        let (lhs_stride, rhs_stride) = (lhs.stride, rhs.stride);
+        for step in 0..steps {
+            // SAFETY: step < steps and r < QUERIES, inside the bounds Kernel::float_tile asserts.
+            unsafe {
+                let r0 = _mm512_loadu_ps(right.add(step * rhs_stride + first));
+                let r1 = _mm512_loadu_ps(right.add(step * rhs_stride + first + KEYS / 2));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let l = _mm512_set1_ps(*left.add(r * lhs_stride + step));
+                    acc[0] = _mm512_fmadd_ps(l, r0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(l, r1, acc[1]);
+                }
+            }
+        }
+        let mut tile = [[0f32; KEYS]; QUERIES];
+        for (acc, out) in acc.iter().zip(tile.iter_mut()) {
+            // SAFETY: each row of the tile holds two registers' worth of f32.
+            unsafe {
+                _mm512_storeu_ps(out.as_mut_ptr(), acc[0]);
+                _mm512_storeu_ps(out.as_mut_ptr().add(KEYS / 2), acc[1]);
             }
         }
         tile

@@ -118,8 +118,12 @@ impl Linear {
                 for (r, row) in out.chunks_exact_mut(self.outputs).enumerate() {
                     match finish {
                         Finish::Bias => {}
-                        Finish::Activate(Activation::Gelu) => row.iter_mut().for_each(|v| *v = gelu(*v)),
-                        Finish::Activate(Activation::GeluTanh) => row.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+                        Finish::Activate(Activation::Gelu) => {
+                            kernel.widened(|| row.iter_mut().for_each(|v| *v = gelu(*v)))
+                        }
+                        Finish::Activate(Activation::GeluTanh) => {
+                            kernel.widened(|| row.iter_mut().for_each(|v| *v = gelu_tanh(*v)))
+                        }
                         Finish::Activate(Activation::Relu) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
                         Finish::ResidualNorm { residual, norm } => {
                             let residual = &residual[(first + r) * self.outputs..][..self.outputs];

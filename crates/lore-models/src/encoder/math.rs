@@ -95,6 +95,7 @@ fn max_of(values: &[f32], empty: f32, term: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// Replaces each row of scores by its softmax.
+#[inline]
 pub(crate) fn softmax(row: &mut [f32]) {
     let top = max(row);
     for v in row.iter_mut() {

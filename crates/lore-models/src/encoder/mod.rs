@@ -357,6 +357,23 @@ impl Kernel {
         Kernel::Portable
     }
 
+    /// Runs `f` compiled a second time with AVX-512 enabled, for the kernels detected with it:
+    /// the loops inlined into `f` then take sixteen lanes instead of eight, with the same
+    /// results (sums keep their own eight lanes).
+    #[inline(always)]
+    fn widened<R>(self, f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self, Kernel::Avx512Vnni | Kernel::Amx) {
+            #[target_feature(enable = "avx512f")]
+            fn wide<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: these kernels are detected only where AVX-512F is present.
+            return unsafe { wide(f) };
+        }
+        f()
+    }
+
     /// Every kernel this machine can run, the portable one first: the tests compare them.
     #[cfg(test)]
     fn available() -> Vec<Kernel> {

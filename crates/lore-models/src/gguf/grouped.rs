@@ -39,6 +39,8 @@ const GROUP: usize = 8;
 /// one call per token cost SmolLM2's short rows a tenth of the prompt's time in calls and
 /// returned results.
 const TILE: usize = 4;
+/// Tokens per call of the AVX-512 kernels, whose 32 registers hold the sums of eight.
+const WIDE_TILE: usize = 8;
 /// A block's values are interleaved in runs of this many bytes per row.
 const RUN: usize = 8;
 /// The order of the rows within each 32-byte vector of a group's values: after the products of
@@ -145,6 +147,9 @@ impl GroupedMatrix {
                                 1 => tile.score::<1>(kernel, self.format, &quantized),
                                 2 => tile.score::<2>(kernel, self.format, &quantized),
                                 3 => tile.score::<3>(kernel, self.format, &quantized),
+                                WIDE_TILE.. if kernel == Kernel::Avx512Vnni => {
+                                    tile.score::<WIDE_TILE>(kernel, self.format, &quantized)
+                                }
                                 _ => tile.score::<TILE>(kernel, self.format, &quantized),
                             };
                         }
@@ -872,12 +877,17 @@ mod tests {
         };
         for (format, inputs) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 512)] {
             let matrix = GroupedMatrix::new(&weights(16, inputs, format)).unwrap().unwrap();
-            let tokens = QuantizedTokens::new(&values(TILE * inputs, 3), inputs / BLOCK);
+            let tokens = QuantizedTokens::new(&values(WIDE_TILE * inputs, 3), inputs / BLOCK);
             for group in matrix.groups.chunks_exact(matrix.format.group_bytes(inputs)) {
-                let portable = Kernel::Portable.dot_group::<TILE>(matrix.format, group, &tokens, 0);
+                let portable = Kernel::Portable.dot_group::<WIDE_TILE>(matrix.format, group, &tokens, 0);
                 for &kernel in &kernels {
                     assert_eq!(
                         kernel.dot_group::<TILE>(matrix.format, group, &tokens, 0),
+                        portable[..TILE],
+                        "{format:?}, {kernel:?}"
+                    );
+                    assert_eq!(
+                        kernel.dot_group::<WIDE_TILE>(matrix.format, group, &tokens, 0),
                         portable,
                         "{format:?}, {kernel:?}"
                     );
@@ -891,7 +901,8 @@ mod tests {
         // A cached prompt prefix must hold what a fresh run computes, however the prompt was cut.
         for (format, inputs) in [(GgmlDType::Q8_0, 64), (GgmlDType::Q4K, 512)] {
             let matrix = GroupedMatrix::new(&weights(12, inputs, format)).unwrap().unwrap();
-            let x = Tensor::from_vec(values(6 * inputs, 11), (6, inputs), &Device::Cpu).unwrap();
+            // Eleven tokens: a wide tile where the kernel takes one, then the smaller ones.
+            let x = Tensor::from_vec(values(11 * inputs, 11), (11, inputs), &Device::Cpu).unwrap();
             let together = matrix.forward(&x).unwrap().to_vec2::<f32>().unwrap();
             for (token, together) in together.iter().enumerate() {
                 let alone = matrix.forward(&x.narrow(0, token, 1).unwrap()).unwrap().to_vec2::<f32>().unwrap();

@@ -39,7 +39,8 @@ const GROUP: usize = 8;
 /// one call per token cost SmolLM2's short rows a tenth of the prompt's time in calls and
 /// returned results.
 const TILE: usize = 4;
-/// Tokens per call of the AVX-512 kernels, whose 32 registers hold the sums of eight.
+/// Tokens per call of the AVX-512 Q8_0 kernel, whose 32 registers hold the sums of eight (Q4_K's
+/// kernel, with two sums a token, measured no faster at eight).
 const WIDE_TILE: usize = 8;
 /// A block's values are interleaved in runs of this many bytes per row.
 const RUN: usize = 8;
@@ -147,7 +148,7 @@ impl GroupedMatrix {
                                 1 => tile.score::<1>(kernel, self.format, &quantized),
                                 2 => tile.score::<2>(kernel, self.format, &quantized),
                                 3 => tile.score::<3>(kernel, self.format, &quantized),
-                                WIDE_TILE.. if kernel == Kernel::Avx512Vnni => {
+                                WIDE_TILE.. if kernel == Kernel::Avx512Vnni && self.format == Format::Q8_0 => {
                                     tile.score::<WIDE_TILE>(kernel, self.format, &quantized)
                                 }
                                 _ => tile.score::<TILE>(kernel, self.format, &quantized),

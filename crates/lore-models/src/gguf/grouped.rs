@@ -597,6 +597,13 @@ mod avx2 {
                 acc = _mm256_fmadd_ps(_mm256_mul_ps(weight_scales, _mm256_set1_ps(token_scale)), per_row, acc);
             }
         }
+        row_results(acc)
+    }
+
+    /// A group's eight results, one per lane, as an array.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    pub(super) fn row_results(acc: __m256) -> [f32; GROUP] {
         let mut out = [0f32; GROUP];
         // SAFETY: `out` holds eight floats.
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
@@ -677,12 +684,7 @@ mod avx2 {
                 }
             }
         }
-        acc.map(|acc| {
-            let mut out = [0f32; GROUP];
-            // SAFETY: `out` holds eight floats.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-            out
-        })
+        acc.map(|acc| row_results(acc))
     }
 }
 
@@ -690,7 +692,7 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::avx2::bytes_as_floats;
+    use super::avx2::{bytes_as_floats, row_results};
     use super::*;
 
     /// The products of a Q8_0 group with `T` tokens. A run of the eight rows' values is one
@@ -729,12 +731,7 @@ mod avx512 {
                 }
             }
         }
-        acc.map(|acc| {
-            let mut out = [0f32; GROUP];
-            // SAFETY: `out` holds eight floats.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-            out
-        })
+        acc.map(|acc| row_results(acc))
     }
 
     /// The products of a Q4_K group with `T` tokens: AVX2's kernel with a run of the eight
@@ -791,12 +788,7 @@ mod avx512 {
                 }
             }
         }
-        acc.map(|acc| {
-            let mut out = [0f32; GROUP];
-            // SAFETY: `out` holds eight floats.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-            out
-        })
+        acc.map(|acc| row_results(acc))
     }
 }
 

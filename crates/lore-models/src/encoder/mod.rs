@@ -5,7 +5,7 @@
 //! times as long (docs/benchmarks.md, "Embedding"), in three ways:
 //! - the sequences of a batch are packed end to end, so no padding is ever computed, and
 //!   attention runs per sequence;
-//! - the matrix products are in integers ([`linear`]): weights rounded to ±1023, inputs to at
+//! - the matrix products are in integers ([`linear`]): weights rounded to ±127, inputs to at
 //!   most 16 bits, exact 32-bit sums;
 //! - bias, activation, residual and layer norm are applied to each row as its product is
 //!   finished, by the same parallel task, instead of in passes of their own.

@@ -4,7 +4,7 @@
 //! input row to the largest bound that keeps sums exact (one scale per row, at most 16 bits):
 //! the inputs' bound times the weights' bound times the number of inputs stays below 2³¹, so
 //! the products are summed exactly in 32 bits. Weights of one byte let AMX multiply each input
-//! byte by them in one tile product, two per step where ±1023 took four, which made MiniLM 30%
+//! byte by them in one tile product, two per step where ±1023 took four, which made MiniLM 28%
 //! faster; the vectors move further from float BERT (lowest cosine over 100 SciFact abstracts
 //! 0.9992 against 0.99998), and retrieval does not notice (SciFact nDCG@10 within 0.002 of
 //! float, docs/benchmarks.md). AVX2's `vpmaddwd` does sixteen 16-bit multiply-adds in one

@@ -134,14 +134,14 @@ impl Tiles {
     /// The exact sums of the 16 input rows of tile `tile` times panels `2·pair` and `2·pair + 1`
     /// of the weights, into `sums`.
     pub(super) fn product(&self, inputs: &Inputs, tile: usize, weights: &Weights, pair: usize, sums: &mut Sums) {
-        let (input_block, panel) = (inputs.steps * 2 * TILE_BYTES, weights.steps * TILE_BYTES);
-        assert!(inputs.steps == weights.steps && inputs.bytes.len() >= (tile + 1) * input_block);
-        assert!(weights.bytes.len() >= (2 * pair + 2) * panel);
+        let (tile_bytes, panel_bytes) = (inputs.steps * 2 * TILE_BYTES, weights.steps * TILE_BYTES);
+        assert!(inputs.steps == weights.steps && inputs.bytes.len() >= (tile + 1) * tile_bytes);
+        assert!(weights.bytes.len() >= (2 * pair + 2) * panel_bytes);
         // SAFETY: the tiles are configured on this thread (`self`); the assertions bound the
         // 16 rows read from each input and the two panels' steps of weights; the sums hold four
         // tiles of 16 rows of 64 bytes.
         unsafe {
-            let first = weights.bytes.as_ptr().add(2 * pair * panel);
+            let first = weights.bytes.as_ptr().add(2 * pair * panel_bytes);
             asm!(
                 "tilezero tmm0",
                 "tilezero tmm1",
@@ -165,9 +165,9 @@ impl Tiles {
                 "tilestored [{sums} + {row_bytes} * 1 + 1024], tmm1",
                 "tilestored [{sums} + {row_bytes} * 1 + 2048], tmm2",
                 "tilestored [{sums} + {row_bytes} * 1 + 3072], tmm3",
-                inputs = inout(reg) inputs.bytes.as_ptr().add(tile * input_block) => _,
+                inputs = inout(reg) inputs.bytes.as_ptr().add(tile * tile_bytes) => _,
                 first = inout(reg) first => _,
-                second = inout(reg) first.add(panel) => _,
+                second = inout(reg) first.add(panel_bytes) => _,
                 steps = inout(reg) weights.steps => _,
                 row_bytes = in(reg) STEP,
                 sums = in(reg) sums.0.as_mut_ptr(),

@@ -187,13 +187,7 @@ impl Linear {
                 for (panel, values) in group.clone().zip(tiles.iter()) {
                     let columns = panel * PANEL..((panel + 1) * PANEL).min(self.outputs);
                     for (r, values) in values.iter().enumerate().take(rows - tile) {
-                        let out_row = &mut out[(tile + r) * self.outputs..][columns.clone()];
-                        // A whole panel is copied as a fixed-size array: a slice copy of unknown
-                        // length is a call to memmove, 7% of the time.
-                        match <&mut [f32; PANEL]>::try_from(&mut *out_row) {
-                            Ok(whole) => *whole = *values,
-                            Err(_) => out_row.copy_from_slice(&values[..out_row.len()]),
-                        }
+                        store_panel(&mut out[(tile + r) * self.outputs..][columns.clone()], values);
                     }
                 }
             }
@@ -240,16 +234,22 @@ impl Linear {
                         // The other kernels' order: (sum · row) · column + bias.
                         let values: [f32; PANEL] =
                             std::array::from_fn(|c| row_sums[c] as f32 * row_scale * scales[c] + bias[c]);
-                        let out_row = &mut out[(first + r) * self.outputs..][columns.clone()];
-                        if let Ok(whole) = <&mut [f32; PANEL]>::try_from(&mut *out_row) {
-                            *whole = values;
-                        } else {
-                            out_row.iter_mut().zip(values).for_each(|(o, v)| *o = v);
-                        }
+                        store_panel(&mut out[(first + r) * self.outputs..][columns.clone()], &values);
                     }
                 }
             }
         }
+    }
+}
+
+/// Writes a panel's values into `out_row`, the panel's columns of one output row (fewer than
+/// `PANEL` in the last panel). A whole panel is copied as a fixed-size array: a slice copy of
+/// unknown length is a call to memmove, 7% of the time.
+#[inline]
+fn store_panel(out_row: &mut [f32], values: &[f32; PANEL]) {
+    match <&mut [f32; PANEL]>::try_from(&mut *out_row) {
+        Ok(whole) => *whole = *values,
+        Err(_) => out_row.copy_from_slice(&values[..out_row.len()]),
     }
 }
 

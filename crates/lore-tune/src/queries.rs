@@ -1,6 +1,7 @@
 //! Synthetic questions: a chat model reads a passage and writes questions that it answers, in
-//! the passage's language — labels for a corpus that has none. The replies are cached per
-//! passage, so a stopped run resumes and a rerun costs nothing.
+//! the passage's language — labels for a corpus that has none. The model's replies are cached
+//! per passage as written, so a stopped run resumes, a rerun costs nothing, and a change to the
+//! filters applies to replies already paid for.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -18,18 +19,22 @@ pub struct Passage {
     pub text: String,
 }
 
-/// The questions one passage got.
+/// What one passage got: the model's reply, or (caches written before replies were kept) the
+/// questions filtered from it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Cached {
     key: String,
     model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     questions: Vec<String>,
 }
 
 /// Replies already paid for, one JSON line per passage, appended as they come.
 pub struct QuestionCache {
     path: PathBuf,
-    entries: BTreeMap<(String, String), Vec<String>>,
+    entries: BTreeMap<(String, String), Cached>,
 }
 
 impl QuestionCache {
@@ -41,25 +46,26 @@ impl QuestionCache {
             for line in BufReader::new(file).lines() {
                 let line = line.map_err(Error::io(path))?;
                 if let Ok(entry) = serde_json::from_str::<Cached>(&line) {
-                    entries.insert((entry.key, entry.model), entry.questions);
+                    entries.insert((entry.key.clone(), entry.model.clone()), entry);
                 }
             }
         }
         Ok(QuestionCache { path: path.to_path_buf(), entries })
     }
 
-    fn get(&self, key: &str, model: &str) -> Option<&Vec<String>> {
+    fn get(&self, key: &str, model: &str) -> Option<&Cached> {
         self.entries.get(&(key.to_string(), model.to_string()))
     }
 
-    fn put(&mut self, key: &str, model: &str, questions: Vec<String>) -> Result<()> {
-        let entry = Cached { key: key.to_string(), model: model.to_string(), questions };
+    fn put(&mut self, key: &str, model: &str, reply: String) -> Result<()> {
+        let entry =
+            Cached { key: key.to_string(), model: model.to_string(), reply: Some(reply), questions: Vec::new() };
         let mut line = serde_json::to_string(&entry).map_err(|e| Error::InvalidInput(e.to_string()))?;
         line.push('\n');
         let mut file =
             std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(Error::io(&self.path))?;
         file.write_all(line.as_bytes()).map_err(Error::io(&self.path))?;
-        self.entries.insert((entry.key, entry.model), entry.questions);
+        self.entries.insert((entry.key.clone(), entry.model.clone()), entry);
         Ok(())
     }
 }
@@ -89,11 +95,11 @@ pub fn question_prompt(passage: &str, count: usize) -> Vec<Message> {
 }
 
 /// The questions in `reply`, cleaned and filtered: list markers removed; statements, questions
-/// about "the passage" rather than its content (they mean nothing to a search), too short or too
-/// long ones, copies of the passage (a run of eight of its words) and duplicates dropped; at
-/// most `count`.
+/// about "the passage" or "this study" rather than its content (they mean nothing to a search),
+/// too short or too long ones, copies of the passage (a run of twelve of its words: shorter runs
+/// are the names and terms a good question repeats) and duplicates dropped; at most `count`.
 pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> {
-    let passage_runs = word_runs(passage, 8);
+    let passage_runs = word_runs(passage, COPIED_WORDS);
     let mut seen = HashSet::new();
     let mut questions = Vec::new();
     for line in reply.lines() {
@@ -102,9 +108,8 @@ pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> 
             .trim_start_matches(|c: char| {
                 c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':')
             })
-            .trim_start_matches(['Q', 'q'])
-            .trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' '))
             .trim();
+        let question = without_label(question);
         let chinese = detect_language(question) == Language::Chinese;
         let length = if chinese { question.chars().count() } else { question.split_whitespace().count() };
         let (shortest, longest) = if chinese { (5, 80) } else { (3, 40) };
@@ -114,7 +119,7 @@ pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> 
         if !is_question(question, chinese) || refers_to_the_passage(question) {
             continue;
         }
-        if !chinese && !word_runs(question, 8).is_disjoint(&passage_runs) {
+        if !chinese && !word_runs(question, COPIED_WORDS).is_disjoint(&passage_runs) {
             continue;
         }
         if chinese && question.chars().count() >= 12 && passage.contains(question.trim_end_matches(['？', '?'])) {
@@ -130,6 +135,22 @@ pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> 
     questions
 }
 
+/// A run of this many words shared with the passage makes an English question a copy of it.
+const COPIED_WORDS: usize = 12;
+
+/// `line` without a leading "Question 2:" or "Q2." label.
+fn without_label(line: &str) -> &str {
+    let lower = line.to_ascii_lowercase();
+    let label = if lower.starts_with("question") {
+        "question".len()
+    } else if lower.starts_with('q') && line[1..].starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '.') {
+        1
+    } else {
+        return line;
+    };
+    line[label..].trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' ')).trim()
+}
+
 /// A question mark, or (Chinese, where small models often leave it out) a question word.
 fn is_question(text: &str, chinese: bool) -> bool {
     const WORDS: [&str; 10] = ["吗", "什么", "哪", "如何", "怎么", "为什么", "多少", "谁", "几", "是否"];
@@ -137,10 +158,30 @@ fn is_question(text: &str, chinese: bool) -> bool {
 }
 
 fn refers_to_the_passage(question: &str) -> bool {
-    const PHRASES: [&str; 10] =
-        ["passage", "the text", "this text", "the article", "this article", "段落", "这段", "本文", "文中", "上文"];
+    // "The study on X" names its topic; "this study" and a question ending in "the study" do not.
+    const PHRASES: [&str; 17] = [
+        "passage",
+        "the text",
+        "this text",
+        "the article",
+        "this article",
+        "this study",
+        "this paper",
+        "this review",
+        "this research",
+        "the authors",
+        "段落",
+        "这段",
+        "本文",
+        "文中",
+        "上文",
+        "该研究",
+        // The prompt's own words echoed back ("the key terms someone would search for").
+        "would search for",
+    ];
+    const ENDINGS: [&str; 3] = ["the study?", "the paper?", "the review?"];
     let lower = question.to_lowercase();
-    PHRASES.iter().any(|p| lower.contains(p))
+    PHRASES.iter().any(|p| lower.contains(p)) || ENDINGS.iter().any(|e| lower.ends_with(e))
 }
 
 fn word_runs(text: &str, n: usize) -> HashSet<String> {
@@ -165,14 +206,18 @@ pub fn generate_questions(
     for (done, passage) in passages.iter().enumerate() {
         let key = format!("{}:{count}", passage.key);
         let questions = match cache.get(&key, chat.id()) {
-            Some(questions) => {
+            Some(Cached { reply: Some(reply), .. }) => {
+                reused += 1;
+                parse_questions(reply, &passage.text, count)
+            }
+            Some(Cached { questions, .. }) => {
                 reused += 1;
                 questions.clone()
             }
             None => {
                 let reply = chat.chat(&question_prompt(&passage.text, count), &options, &mut |_| {})?;
                 let questions = parse_questions(&reply.text, &passage.text, count);
-                cache.put(&key, chat.id(), questions.clone())?;
+                cache.put(&key, chat.id(), reply.text)?;
                 questions
             }
         };
@@ -200,5 +245,24 @@ mod tests {
         let chinese = "长江全长约6300公里，是中国最长的河流。";
         let reply = "1. 这段文字主要讲了什么？\n2. 长江全长大约多少公里\n3. 长江是一条河流。";
         assert_eq!(parse_questions(reply, chinese, 3), ["长江全长大约多少公里"]);
+    }
+
+    #[test]
+    fn labels_are_stripped_and_only_long_copies_dropped() {
+        let passage = "The structure and expression of a novel gene activated in early mouse embryogenesis \
+                       were studied in embryonic stem cells, where the gene is expressed before implantation.";
+        let reply = "Question 1: What is the structure and expression of a novel gene activated in early mouse embryogenesis?\n\
+                     Q2: What was the primary goal of the study?\n\
+                     What is the main finding of the study on gene expression before implantation?\n\
+                     Question: When is the novel mouse gene expressed in embryonic stem cells?\n\
+                     Quantitatively, how early is the gene active?";
+        assert_eq!(
+            parse_questions(reply, passage, 4),
+            [
+                "What is the main finding of the study on gene expression before implantation?",
+                "When is the novel mouse gene expressed in embryonic stem cells?",
+                "Quantitatively, how early is the gene active?"
+            ]
+        );
     }
 }

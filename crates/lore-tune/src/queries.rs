@@ -31,6 +31,16 @@ struct Cached {
     questions: Vec<String>,
 }
 
+impl Cached {
+    /// The questions for `passage`: its reply filtered now, or the questions filtered then.
+    fn questions(&self, passage: &str, count: usize) -> Vec<String> {
+        match &self.reply {
+            Some(reply) => parse_questions(reply, passage, count),
+            None => self.questions.clone(),
+        }
+    }
+}
+
 /// Replies already paid for, one JSON line per passage, appended as they come.
 pub struct QuestionCache {
     path: PathBuf,
@@ -140,15 +150,14 @@ const COPIED_WORDS: usize = 12;
 
 /// `line` without a leading "Question 2:" or "Q2." label.
 fn without_label(line: &str) -> &str {
-    let lower = line.to_ascii_lowercase();
-    let label = if lower.starts_with("question") {
-        "question".len()
-    } else if lower.starts_with('q') && line[1..].starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '.') {
-        1
-    } else {
-        return line;
+    let rest = match line.get(..8) {
+        Some(word) if word.eq_ignore_ascii_case("question") => &line[8..],
+        _ => match line.strip_prefix(['Q', 'q']) {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '.') => rest,
+            _ => return line,
+        },
     };
-    line[label..].trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' ')).trim()
+    rest.trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' ')).trim()
 }
 
 /// A question mark, or (Chinese, where small models often leave it out) a question word.
@@ -206,13 +215,9 @@ pub fn generate_questions(
     for (done, passage) in passages.iter().enumerate() {
         let key = format!("{}:{count}", passage.key);
         let questions = match cache.get(&key, chat.id()) {
-            Some(Cached { reply: Some(reply), .. }) => {
+            Some(entry) => {
                 reused += 1;
-                parse_questions(reply, &passage.text, count)
-            }
-            Some(Cached { questions, .. }) => {
-                reused += 1;
-                questions.clone()
+                entry.questions(&passage.text, count)
             }
             None => {
                 let reply = chat.chat(&question_prompt(&passage.text, count), &options, &mut |_| {})?;

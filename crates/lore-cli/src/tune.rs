@@ -7,14 +7,14 @@ use clap::{Args, Subcommand};
 use lore_engine::Engine;
 use lore_engine::eval::DatasetRequest;
 use lore_engine::tune::{CalibrationReport, Mining, QuestionsRequest, Trainee, TrainingData, TuneReport, TuneRequest};
-use lore_tune::{NegativeOptions, TrainOptions};
+use lore_tune::{NegativeOptions, QueryForm, TrainOptions};
 
 use crate::output::{Bars, print_json};
 
 #[derive(Subcommand)]
 pub enum TuneCommand {
-    /// Write questions for each chunk of a collection with the chat model, keep those whose
-    /// chunk the collection's search finds, and save them as a BEIR dataset to train on.
+    /// Write questions (or claims, `--form`) for each chunk of a collection with the chat model,
+    /// keep those whose chunk the collection's search finds, and save them as a BEIR dataset to train on.
     /// Resumable: the model's replies are cached in the output folder.
     Queries(QueriesArgs),
     /// Fine-tune a sentence embedder (contrastive loss over in-batch and hard negatives). Use
@@ -54,9 +54,14 @@ pub struct QueriesArgs {
     /// The collection whose chunks get questions.
     #[arg(short, long, env = "LORE_COLLECTION")]
     collection: String,
-    /// Questions asked per chunk.
+    /// Queries of each form asked per chunk.
     #[arg(long, default_value_t = 1)]
     per_chunk: usize,
+    /// What the queries are: `question` (what users of a Q&A system type), `claim` (a statement
+    /// of a fact or finding in the chunk, as a fact-checking corpus is searched), or both,
+    /// comma-separated. Write them in the form your users search with.
+    #[arg(long, value_delimiter = ',', default_value = "question")]
+    form: Vec<QueryForm>,
     /// Chat model writing them: a model name, GGUF path or openai:MODEL@URL [default: qwen-0.5b].
     #[arg(long, env = "LORE_LLM")]
     llm: Option<String>,
@@ -183,6 +188,7 @@ pub fn run(engine: &Engine, command: TuneCommand) -> Result<()> {
             let request = QuestionsRequest {
                 collection: args.collection,
                 llm: args.llm,
+                forms: args.form,
                 per_chunk: args.per_chunk,
                 limit: args.limit,
                 keep_top: args.keep_top,
@@ -193,7 +199,7 @@ pub fn run(engine: &Engine, command: TuneCommand) -> Result<()> {
                 return print_json(&report);
             }
             println!(
-                "{} chunks ({} from the cache): {} questions written, {} kept in {} ({:.0} s)",
+                "{} chunks ({} replies from the cache): {} queries written, {} kept in {} ({:.0} s)",
                 report.chunks,
                 report.cached,
                 report.written,

@@ -49,6 +49,14 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     let again = home.json(&args);
     assert_eq!(again["cached"], 6, "{again}");
     assert_eq!(again["kept"], report["kept"]);
+    // Claims are asked for on their own, beside the questions already paid for; then cached too.
+    let both = [&args[..args.len() - 1], &["--form", "question,claim", "--json"][..]].concat();
+    let claims = home.json(&both);
+    assert_eq!(claims["cached"], 6, "only the questions were in the cache: {claims}");
+    assert!(claims["written"].as_u64() >= report["written"].as_u64(), "{claims}");
+    assert_eq!(home.json(&both)["cached"], 12);
+    // The training below reads the dataset the first runs wrote.
+    home.json(&args);
 
     // A reranker trained on them, negatives mined from the dataset's own hybrid search.
     let model = home.path().join("reranker");

@@ -11,8 +11,8 @@ use std::time::Instant;
 use lore_core::{Calibration, Error, Fnv1a, Hit, PipelineConfig, RerankKind, Result};
 use lore_eval::Query;
 use lore_tune::{
-    Candidate, Example, Judged, NegativeOptions, Passage, QuestionCache, TrainEvent, TrainOptions, TrainReport,
-    fit_calibration, generate_questions, hard_negatives, read_examples, train_embedder, train_reranker,
+    Candidate, Example, Judged, NegativeOptions, Passage, QueryForm, QuestionCache, TrainEvent, TrainOptions,
+    TrainReport, fit_calibration, generate_queries, hard_negatives, read_examples, train_embedder, train_reranker,
 };
 use serde::Serialize;
 
@@ -78,7 +78,9 @@ pub struct QuestionsRequest {
     pub collection: String,
     /// The chat model that writes them.
     pub llm: Option<String>,
-    /// Questions asked per chunk.
+    /// The forms of query asked for (questions, claims).
+    pub forms: Vec<QueryForm>,
+    /// Queries of each form asked per chunk.
     pub per_chunk: usize,
     /// Only a fixed sample of this many chunks (the same on every run).
     pub limit: Option<usize>,
@@ -96,7 +98,7 @@ pub struct QuestionsReport {
     pub out: PathBuf,
     /// Chunks read.
     pub chunks: usize,
-    /// Chunks whose questions came from the cache.
+    /// Replies taken from the cache (one per chunk and form).
     pub cached: usize,
     /// Questions the model wrote that passed the text filters.
     pub written: usize,
@@ -406,11 +408,17 @@ impl Engine {
             .collect();
         progress.start(&format!("writing questions with {}", chat.id()), passages.len());
         let mut cached = 0;
-        let questions =
-            generate_questions(chat.as_ref(), &passages, request.per_chunk, &mut cache, &mut |done, _, reused| {
+        let questions = generate_queries(
+            chat.as_ref(),
+            &passages,
+            &request.forms,
+            request.per_chunk,
+            &mut cache,
+            &mut |done, _, reused| {
                 cached = reused;
-                progress.update(done, &format!("{reused} from the cache"));
-            });
+                progress.update(done, &format!("{reused} replies from the cache"));
+            },
+        );
         progress.finish();
         let questions = questions?;
 

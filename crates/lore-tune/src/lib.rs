@@ -4,19 +4,19 @@
 //!
 //! Training data are [`Example`]s: a question, a passage that answers it, and hard negatives.
 //! They come from labels (a BEIR split, user feedback as triples) or from
-//! [`generate_questions`]; the engine mines the negatives with [`hard_negatives`] over a
+//! [`generate_queries`]; the engine mines the negatives with [`hard_negatives`] over a
 //! collection's own searches. [`train_reranker`] and [`train_embedder`] start from an HF-layout
 //! BERT folder and write one that Lore's inference models load; [`fit_calibration`] then turns a
 //! reranker's scores on held-out questions into a probability of relevance.
 //!
 //! ```
 //! use std::collections::HashSet;
-//! use lore_tune::{Candidate, Example, NegativeOptions, hard_negatives, parse_questions, read_examples, write_examples};
+//! use lore_tune::{Candidate, Example, NegativeOptions, QueryForm, hard_negatives, read_examples, write_examples};
 //!
 //! // A chat model's reply becomes questions; a copied sentence is not a question.
 //! let passage = "The Rhine rises in the Swiss Alps and flows 1,230 km to the North Sea at Rotterdam.";
 //! let reply = "1. Where does the Rhine rise?\n2. The Rhine rises in the Swiss Alps and flows 1,230 km to the North Sea?";
-//! assert_eq!(parse_questions(reply, passage, 3), ["Where does the Rhine rise?"]);
+//! assert_eq!(QueryForm::Question.parse(reply, passage, 3), ["Where does the Rhine rise?"]);
 //!
 //! // Negatives come from a search's ranking, without the relevant document.
 //! let ranked = [
@@ -65,6 +65,6 @@ pub use calibrate::{Judged, fit_calibration, write_calibration};
 pub use embedder::train_embedder;
 pub use examples::{Example, read_examples, split_by_query, write_examples};
 pub use negatives::{Candidate, NegativeOptions, hard_negatives};
-pub use queries::{Passage, QuestionCache, generate_questions, parse_questions, question_prompt};
+pub use queries::{Passage, QueryForm, QuestionCache, generate_queries};
 pub use reranker::train_reranker;
 pub use train::{TrainEvent, TrainOptions, TrainReport};

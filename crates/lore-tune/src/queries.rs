@@ -1,7 +1,7 @@
-//! Synthetic questions: a chat model reads a passage and writes questions that it answers, in
-//! the passage's language — labels for a corpus that has none. The model's replies are cached
-//! per passage as written, so a stopped run resumes, a rerun costs nothing, and a change to the
-//! filters applies to replies already paid for.
+//! Synthetic queries: a chat model reads a passage and writes questions that it answers, or
+//! claims that it supports, in the passage's language — labels for a corpus that has none. The
+//! model's replies are cached per passage and form as written, so a stopped run resumes, a rerun
+//! costs nothing, and a change to the filters applies to replies already paid for.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use lore_core::{ChatModel, Error, GenerationOptions, Language, Message, Result, detect_language};
 use serde::{Deserialize, Serialize};
 
-/// A passage to write questions for.
+/// A passage to write queries for.
 #[derive(Clone, Debug)]
 pub struct Passage {
     /// Names the passage in the cache (a hash of its text and where it comes from).
@@ -32,10 +32,10 @@ struct Cached {
 }
 
 impl Cached {
-    /// The questions for `passage`: its reply filtered now, or the questions filtered then.
-    fn questions(&self, passage: &str, count: usize) -> Vec<String> {
+    /// The queries for `passage`: its reply filtered now, or the questions filtered then.
+    fn queries(&self, form: QueryForm, passage: &str, count: usize) -> Vec<String> {
         match &self.reply {
-            Some(reply) => parse_questions(reply, passage, count),
+            Some(reply) => form.parse(reply, passage, count),
             None => self.questions.clone(),
         }
     }
@@ -80,84 +80,178 @@ impl QuestionCache {
     }
 }
 
-/// The instructions for `count` questions about `passage`, in its language.
-pub fn question_prompt(passage: &str, count: usize) -> Vec<Message> {
-    match detect_language(passage) {
-        Language::Chinese => vec![
-            Message::system("你为检索系统编写测试问题。只输出问题，每行一个，不要编号，不要答案。"),
-            Message::user(format!(
-                "阅读下面的段落，写出 {count} 个可以仅凭这段文字回答的具体问题。问题要用自己的话提出，不要照抄原句，\
-                 要包含能找到这段文字的关键名称或术语。\n\n段落：\n{passage}\n\n问题："
-            )),
-        ],
-        Language::English => vec![
-            Message::system(
-                "You write test questions for a search engine. Output only the questions, one per line, \
-                 without numbers or answers.",
-            ),
-            Message::user(format!(
-                "Read the passage below and write {count} specific questions that it answers on its own. \
-                 Ask in your own words rather than copying a sentence, and name the key entities or terms \
-                 someone would search for.\n\nPassage:\n{passage}\n\nQuestions:"
-            )),
-        ],
+/// The form of the queries written for a passage: users search with questions, but a
+/// fact-checking corpus is searched with claims, and training on the form the users type is
+/// what moves retrieval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryForm {
+    /// A specific question the passage answers ("Where does the Rhine rise?").
+    Question,
+    /// A one-sentence statement of a fact or finding the passage reports, as someone citing it
+    /// would put it ("The Rhine rises in the Swiss Alps.").
+    Claim,
+}
+
+impl std::str::FromStr for QueryForm {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<QueryForm> {
+        match name {
+            "question" => Ok(QueryForm::Question),
+            "claim" => Ok(QueryForm::Claim),
+            _ => Err(Error::InvalidInput(format!("unknown query form '{name}': use question or claim"))),
+        }
     }
 }
 
-/// The questions in `reply`, cleaned and filtered: list markers removed; statements, questions
-/// about "the passage" or "this study" rather than its content (they mean nothing to a search),
-/// too short or too long ones, copies of the passage (a run of twelve of its words: shorter runs
-/// are the names and terms a good question repeats) and duplicates dropped; at most `count`.
-pub fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> {
-    let passage_runs = word_runs(passage, COPIED_WORDS);
-    let mut seen = HashSet::new();
-    let mut questions = Vec::new();
-    for line in reply.lines() {
-        let question = line
-            .trim()
-            .trim_start_matches(|c: char| {
-                c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':')
-            })
-            .trim();
-        let question = without_label(question);
-        let chinese = detect_language(question) == Language::Chinese;
-        let length = if chinese { question.chars().count() } else { question.split_whitespace().count() };
-        let (shortest, longest) = if chinese { (5, 80) } else { (3, 40) };
-        if length < shortest || length > longest {
-            continue;
-        }
-        if !is_question(question, chinese) || refers_to_the_passage(question) {
-            continue;
-        }
-        if !chinese && !word_runs(question, COPIED_WORDS).is_disjoint(&passage_runs) {
-            continue;
-        }
-        if chinese && question.chars().count() >= 12 && passage.contains(question.trim_end_matches(['？', '?'])) {
-            continue;
-        }
-        if seen.insert(question.to_lowercase()) {
-            questions.push(question.to_string());
-        }
-        if questions.len() == count {
-            break;
+impl QueryForm {
+    /// `question` or `claim`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryForm::Question => "question",
+            QueryForm::Claim => "claim",
         }
     }
-    questions
+
+    /// The instructions for `count` queries of this form about `passage`, in its language.
+    pub fn prompt(self, passage: &str, count: usize) -> Vec<Message> {
+        match (self, detect_language(passage)) {
+            (QueryForm::Question, Language::Chinese) => vec![
+                Message::system("你为检索系统编写测试问题。只输出问题，每行一个，不要编号，不要答案。"),
+                Message::user(format!(
+                    "阅读下面的段落，写出 {count} 个可以仅凭这段文字回答的具体问题。问题要用自己的话提出，不要照抄原句，\
+                     要包含能找到这段文字的关键名称或术语。\n\n段落：\n{passage}\n\n问题："
+                )),
+            ],
+            (QueryForm::Question, Language::English) => vec![
+                Message::system(
+                    "You write test questions for a search engine. Output only the questions, one per line, \
+                     without numbers or answers.",
+                ),
+                Message::user(format!(
+                    "Read the passage below and write {count} specific questions that it answers on its own. \
+                     Ask in your own words rather than copying a sentence, and name the key entities or terms \
+                     someone would search for.\n\nPassage:\n{passage}\n\nQuestions:"
+                )),
+            ],
+            (QueryForm::Claim, Language::Chinese) => vec![
+                Message::system("你为检索系统编写测试查询。只输出陈述句，每行一个，不要编号。"),
+                Message::user(format!(
+                    "阅读下面的段落，写出 {count} 条它所陈述的具体事实或结论，每条一句话，像引用它的人那样用自己的话表述，\
+                     不要照抄原句，要包含关键名称或术语。\n\n段落：\n{passage}\n\n陈述："
+                )),
+            ],
+            (QueryForm::Claim, Language::English) => vec![
+                Message::system(
+                    "You write test queries for a search engine. Output only the statements, one per line, \
+                     without numbers.",
+                ),
+                Message::user(format!(
+                    "Read the passage below and write {count} short statements of a fact or finding that it \
+                     reports, each in one sentence of your own words, as someone citing it would put it. Name \
+                     the key entities or terms; do not copy its sentences.\n\nPassage:\n{passage}\n\nStatements:"
+                )),
+            ],
+        }
+    }
+
+    /// The queries of this form in `reply`, cleaned and filtered: list markers and labels
+    /// ("Question 2:", "Statement:") removed, and for claims a lead-in that names the source
+    /// ("The study found that") too; then queries of the wrong form (a statement among questions,
+    /// a question among claims), queries about "the passage" or "this study" rather than its
+    /// content (they mean nothing to a search), too short or too long ones, copies of the passage
+    /// (a run of twelve of its words: shorter runs are the names and terms a good query repeats)
+    /// and duplicates are dropped; at most `count`.
+    pub fn parse(self, reply: &str, passage: &str, count: usize) -> Vec<String> {
+        let passage_runs = word_runs(passage, COPIED_WORDS);
+        let mut seen = HashSet::new();
+        let mut queries = Vec::new();
+        for line in reply.lines() {
+            let query = line
+                .trim()
+                .trim_start_matches(|c: char| {
+                    c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':')
+                })
+                .trim();
+            let query = without_label(query);
+            let query = match self {
+                QueryForm::Question => query.to_string(),
+                QueryForm::Claim => without_source_lead_in(query),
+            };
+            let query = query.as_str();
+            let chinese = detect_language(query) == Language::Chinese;
+            let length = if chinese { query.chars().count() } else { query.split_whitespace().count() };
+            let (shortest, longest) = if chinese { (5, 80) } else { (3, 40) };
+            if length < shortest || length > longest {
+                continue;
+            }
+            let right_form = match self {
+                QueryForm::Question => is_question(query, chinese),
+                // Chinese statements hold question words too ("几乎"): only the mark tells.
+                QueryForm::Claim => !query.ends_with(['?', '？']),
+            };
+            if !right_form || refers_to_the_passage(query) {
+                continue;
+            }
+            if !chinese && !word_runs(query, COPIED_WORDS).is_disjoint(&passage_runs) {
+                continue;
+            }
+            if chinese && query.chars().count() >= 12 && passage.contains(query.trim_end_matches(['？', '?', '。'])) {
+                continue;
+            }
+            if seen.insert(query.to_lowercase()) {
+                queries.push(query.to_string());
+            }
+            if queries.len() == count {
+                break;
+            }
+        }
+        queries
+    }
 }
 
 /// A run of this many words shared with the passage makes an English question a copy of it.
 const COPIED_WORDS: usize = 12;
 
-/// `line` without a leading "Question 2:" or "Q2." label.
+/// `line` without a leading "Question 2:", "Statement:" or "Q2." label.
 fn without_label(line: &str) -> &str {
-    let rest = match line.get(..8) {
-        Some(word) if word.eq_ignore_ascii_case("question") => &line[8..],
-        _ => match line.strip_prefix(['Q', 'q']) {
+    let labelled = ["question", "statement", "claim"].iter().find_map(|label| {
+        line.get(..label.len())
+            .filter(|word| word.eq_ignore_ascii_case(label))
+            .map(|word| &line[word.len()..])
+            // "Claimed …" and "Questionnaires …" are no labels.
+            .filter(|rest| !rest.starts_with(char::is_alphabetic))
+    });
+    let rest = match labelled {
+        Some(rest) => rest,
+        None => match line.strip_prefix(['Q', 'q']) {
             Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '.') => rest,
             _ => return line,
         },
     };
     rest.trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' ')).trim()
+}
+
+/// `claim` without a lead-in that names its source ("The passage states that", "This study
+/// suggests that"), its first letter raised: what follows is the claim itself.
+fn without_source_lead_in(claim: &str) -> String {
+    const SOURCES: [&str; 12] = [
+        "passage", "study", "paper", "text", "article", "review", "research", "authors", "results", "findings",
+        "abstract", "data",
+    ];
+    let words: Vec<&str> = claim.split_whitespace().collect();
+    let names_source = words.len() > 2
+        && ["the", "this"].contains(&words[0].to_lowercase().as_str())
+        && SOURCES.contains(&words[1].to_lowercase().as_str());
+    let that = words.iter().take(7).position(|w| w.eq_ignore_ascii_case("that"));
+    match that {
+        Some(at) if names_source && at + 1 < words.len() => {
+            let rest = words[at + 1..].join(" ");
+            let mut chars = rest.chars();
+            chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+        }
+        _ => claim.to_string(),
+    }
 }
 
 /// A question mark, or (Chinese, where small models often leave it out) a question word.
@@ -199,12 +293,14 @@ fn word_runs(text: &str, n: usize) -> HashSet<String> {
     words.windows(n).map(|w| w.join(" ")).collect()
 }
 
-/// Writes up to `count` questions for each passage with `chat`, taking what `cache` already
-/// holds; `observer(done, total, reused)` follows the work. Returns the questions per passage,
-/// in order (empty where the model wrote nothing usable).
-pub fn generate_questions(
+/// Writes up to `count` queries of each of `forms` for each passage with `chat`, taking what
+/// `cache` already holds; `observer(done, total, reused)` follows the work (passages done, and
+/// replies taken from the cache). Returns the queries per passage, in order (empty where the
+/// model wrote nothing usable).
+pub fn generate_queries(
     chat: &dyn ChatModel,
     passages: &[Passage],
+    forms: &[QueryForm],
     count: usize,
     cache: &mut QuestionCache,
     observer: &mut dyn FnMut(usize, usize, usize),
@@ -213,20 +309,26 @@ pub fn generate_questions(
     let mut out = Vec::with_capacity(passages.len());
     let mut reused = 0;
     for (done, passage) in passages.iter().enumerate() {
-        let key = format!("{}:{count}", passage.key);
-        let questions = match cache.get(&key, chat.id()) {
-            Some(entry) => {
-                reused += 1;
-                entry.questions(&passage.text, count)
+        let mut queries = Vec::new();
+        for &form in forms {
+            // Questions keep the key caches had before there were other forms.
+            let key = match form {
+                QueryForm::Question => format!("{}:{count}", passage.key),
+                _ => format!("{}:{count}:{}", passage.key, form.name()),
+            };
+            match cache.get(&key, chat.id()) {
+                Some(entry) => {
+                    reused += 1;
+                    queries.extend(entry.queries(form, &passage.text, count));
+                }
+                None => {
+                    let reply = chat.chat(&form.prompt(&passage.text, count), &options, &mut |_| {})?;
+                    queries.extend(form.parse(&reply.text, &passage.text, count));
+                    cache.put(&key, chat.id(), reply.text)?;
+                }
             }
-            None => {
-                let reply = chat.chat(&question_prompt(&passage.text, count), &options, &mut |_| {})?;
-                let questions = parse_questions(&reply.text, &passage.text, count);
-                cache.put(&key, chat.id(), reply.text)?;
-                questions
-            }
-        };
-        out.push(questions);
+        }
+        out.push(queries);
         observer(done + 1, passages.len(), reused);
     }
     Ok(out)
@@ -234,7 +336,11 @@ pub fn generate_questions(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_questions;
+    use super::QueryForm;
+
+    fn parse_questions(reply: &str, passage: &str, count: usize) -> Vec<String> {
+        QueryForm::Question.parse(reply, passage, count)
+    }
 
     #[test]
     fn statements_and_questions_about_the_passage_are_dropped() {
@@ -269,5 +375,28 @@ mod tests {
                 "Quantitatively, how early is the gene active?"
             ]
         );
+    }
+
+    #[test]
+    fn claims_lose_their_lead_in_and_questions_are_dropped() {
+        let passage = "Fibroblast growth factor 21 (FGF21) deficiency exacerbates atherosclerosis in \
+                       apolipoprotein E-deficient mice; replenishing FGF21 induces adiponectin and suppresses SREBP-2.";
+        let reply = "- The passage states that FGF21 protects mice against atherosclerosis through adiponectin.\n\
+                     Statement: FGF21 lowers hepatic SREBP-2 in mice.\n\
+                     Claimed benefits of FGF21 include lower plasma cholesterol.\n\
+                     What does FGF21 do in atherosclerosis?\n\
+                     The passage discusses the role of FGF21.\n\
+                     Fibroblast growth factor 21 (FGF21) deficiency exacerbates atherosclerosis in apolipoprotein E-deficient mice.";
+        assert_eq!(
+            QueryForm::Claim.parse(reply, passage, 5),
+            [
+                "FGF21 protects mice against atherosclerosis through adiponectin.",
+                "FGF21 lowers hepatic SREBP-2 in mice.",
+                "Claimed benefits of FGF21 include lower plasma cholesterol."
+            ]
+        );
+        let chinese = "长江全长约6300公里，是中国最长的河流，几乎横贯中国东西。";
+        let reply = "1. 长江几乎横贯中国的东部和西部。\n2. 长江有多长？\n3. 长江全长约6300公里，是中国最长的河流";
+        assert_eq!(QueryForm::Claim.parse(reply, chinese, 3), ["长江几乎横贯中国的东部和西部。"]);
     }
 }

@@ -1,4 +1,4 @@
-//! `lore tune`: synthetic questions, and an embedder or reranker trained on the user's data.
+//! `lore tune`: synthetic queries, and an embedder or reranker trained on the user's data.
 
 use std::path::PathBuf;
 
@@ -51,7 +51,7 @@ pub struct CalibrateArgs {
 
 #[derive(Args)]
 pub struct QueriesArgs {
-    /// The collection whose chunks get questions.
+    /// The collection whose chunks get queries.
     #[arg(short, long, env = "LORE_COLLECTION")]
     collection: String,
     /// Queries of each form asked per chunk.
@@ -69,7 +69,7 @@ pub struct QueriesArgs {
     /// still holds every chunk, for mining negatives.
     #[arg(long)]
     limit: Option<usize>,
-    /// Keep a question only if hybrid search finds its chunk in this many hits (0 keeps all).
+    /// Keep a query only if hybrid search finds its chunk in this many hits (0 keeps all).
     #[arg(long, default_value_t = 20)]
     keep_top: usize,
     /// The dataset folder to write (corpus.jsonl, queries.jsonl, qrels/train.tsv).

@@ -53,10 +53,19 @@ fn questions_from_a_collection_train_a_reranker_that_pipelines_use() {
     let both = [&args[..args.len() - 1], &["--form", "question,claim", "--json"][..]].concat();
     let claims = home.json(&both);
     assert_eq!(claims["cached"], 6, "only the questions were in the cache: {claims}");
-    assert!(claims["written"].as_u64() >= report["written"].as_u64(), "{claims}");
+    assert!(claims["written"].as_u64().unwrap() >= report["written"].as_u64().unwrap(), "{claims}");
+    let cache = fs::read_to_string(dataset.join("questions-cache.jsonl")).unwrap();
+    let keys: Vec<String> = cache
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["key"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(keys.len(), 12, "one reply per chunk and form");
+    assert_eq!(keys.iter().filter(|key| key.ends_with(":2:claim")).count(), 6, "{keys:?}");
     assert_eq!(home.json(&both)["cached"], 12);
-    // The training below reads the dataset the first runs wrote.
-    home.json(&args);
+    // The training below reads the dataset of questions alone, written again from the cache.
+    let questions_only = home.json(&args);
+    assert_eq!(questions_only["cached"], 6);
+    assert_eq!(questions_only["kept"], report["kept"]);
 
     // A reranker trained on them, negatives mined from the dataset's own hybrid search.
     let model = home.path().join("reranker");

@@ -71,21 +71,21 @@ pub enum Trainee {
     Reranker,
 }
 
-/// Synthetic questions for a collection.
+/// Synthetic queries (questions, claims) for a collection.
 #[derive(Clone, Debug)]
 pub struct QuestionsRequest {
-    /// The collection whose chunks get questions.
+    /// The collection whose chunks get queries.
     pub collection: String,
     /// The chat model that writes them.
     pub llm: Option<String>,
-    /// The forms of query asked for (questions, claims).
+    /// The forms of query asked for, each once (questions, claims).
     pub forms: Vec<QueryForm>,
     /// Queries of each form asked per chunk.
     pub per_chunk: usize,
     /// Only a fixed sample of this many chunks (the same on every run).
     pub limit: Option<usize>,
-    /// A question is kept only if the collection's hybrid search finds its chunk in this many
-    /// hits (0 keeps every question).
+    /// A query is kept only if the collection's hybrid search finds its chunk in this many
+    /// hits (0 keeps every query).
     pub keep_top: usize,
     /// The BEIR dataset folder written (and the cache of the model's replies in it).
     pub out: PathBuf,
@@ -100,9 +100,9 @@ pub struct QuestionsReport {
     pub chunks: usize,
     /// Replies taken from the cache (one per chunk and form).
     pub cached: usize,
-    /// Questions the model wrote that passed the text filters.
+    /// Queries the model wrote that passed the text filters (all forms).
     pub written: usize,
-    /// Questions kept after the search filter, in the dataset.
+    /// Queries kept after the search filter, in the dataset.
     pub kept: usize,
     /// Wall time, seconds.
     pub seconds: f64,
@@ -378,11 +378,20 @@ impl Engine {
         Ok(path)
     }
 
-    /// Writes synthetic questions for the chunks of a collection and saves them with the chunks
+    /// Writes synthetic queries for the chunks of a collection and saves them with the chunks
     /// as a BEIR dataset (`corpus.jsonl` of chunks, `queries.jsonl`, `qrels/train.tsv`) that
     /// `tune` trains on. Resumable: the model's replies are cached in the output folder.
     pub fn tune_questions(&self, request: &QuestionsRequest, progress: &dyn Progress) -> Result<QuestionsReport> {
         let started = Instant::now();
+        let mut forms = Vec::new();
+        for &form in &request.forms {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+        if forms.is_empty() {
+            return Err(Error::InvalidInput("no query form to ask for: give question, claim or both".into()));
+        }
         let store = self.catalog().open(&request.collection)?;
         let mut corpus: Vec<(String, String)> = Vec::new();
         for document in store.documents()? {
@@ -406,12 +415,12 @@ impl Engine {
                 text: text.clone(),
             })
             .collect();
-        progress.start(&format!("writing questions with {}", chat.id()), passages.len());
+        progress.start(&format!("writing queries with {}", chat.id()), passages.len());
         let mut cached = 0;
         let questions = generate_queries(
             chat.as_ref(),
             &passages,
-            &request.forms,
+            &forms,
             request.per_chunk,
             &mut cache,
             &mut |done, _, reused| {
@@ -422,7 +431,7 @@ impl Engine {
         progress.finish();
         let questions = questions?;
 
-        // The search filter: a question whose own chunk the collection's search does not find is
+        // The search filter: a query whose own chunk the collection's search does not find is
         // either vague or about something else.
         let session = if request.keep_top > 0 {
             let (name, mut config) = lore_rag::load_pipeline("hybrid")?;
@@ -441,7 +450,7 @@ impl Engine {
         };
         let pipeline = session.as_ref().map(|s| s.pipeline()).transpose()?;
         let written: usize = questions.iter().map(Vec::len).sum();
-        progress.start("checking that search finds each question's chunk", written);
+        progress.start("checking that search finds each query's chunk", written);
         let (mut kept, mut checked) = (Vec::new(), 0);
         for ((id, text), asked) in chunks.iter().zip(&questions) {
             for question in asked {
@@ -479,8 +488,8 @@ impl Trainee {
     }
 }
 
-/// The BEIR files of synthetic questions: all the collection's chunks as the corpus, each kept
-/// question judged relevant to its chunk in the `train` split.
+/// The BEIR files of synthetic queries: all the collection's chunks as the corpus, each kept
+/// query judged relevant to its chunk in the `train` split.
 fn write_question_dataset(out: &Path, chunks: &[(String, String)], kept: &[(String, String)]) -> Result<()> {
     let write = |name: &str, lines: Vec<String>| -> Result<()> {
         let path = out.join(name);

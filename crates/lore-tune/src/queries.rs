@@ -19,8 +19,8 @@ pub struct Passage {
     pub text: String,
 }
 
-/// What one passage got: the model's reply, or (caches written before replies were kept) the
-/// questions filtered from it.
+/// What one passage got for one form: the model's reply, or (question caches written before
+/// replies were kept) the questions filtered from it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Cached {
     key: String,
@@ -41,7 +41,7 @@ impl Cached {
     }
 }
 
-/// Replies already paid for, one JSON line per passage, appended as they come.
+/// Replies already paid for, one JSON line per passage and form, appended as they come.
 pub struct QuestionCache {
     path: PathBuf,
     entries: BTreeMap<(String, String), Cached>,
@@ -96,11 +96,10 @@ impl std::str::FromStr for QueryForm {
     type Err = Error;
 
     fn from_str(name: &str) -> Result<QueryForm> {
-        match name {
-            "question" => Ok(QueryForm::Question),
-            "claim" => Ok(QueryForm::Claim),
-            _ => Err(Error::InvalidInput(format!("unknown query form '{name}': use question or claim"))),
-        }
+        [QueryForm::Question, QueryForm::Claim]
+            .into_iter()
+            .find(|form| form.name() == name)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown query form '{name}': use question or claim")))
     }
 }
 
@@ -167,13 +166,7 @@ impl QueryForm {
         let mut seen = HashSet::new();
         let mut queries = Vec::new();
         for line in reply.lines() {
-            let query = line
-                .trim()
-                .trim_start_matches(|c: char| {
-                    c.is_ascii_digit() || matches!(c, '.' | ')' | '-' | '*' | '•' | '、' | ' ' | '：' | ':')
-                })
-                .trim();
-            let query = without_label(query);
+            let query = without_label(without_list_marker(line.trim()));
             let query = match self {
                 QueryForm::Question => query.to_string(),
                 QueryForm::Claim => without_source_lead_in(query),
@@ -187,10 +180,10 @@ impl QueryForm {
             }
             let right_form = match self {
                 QueryForm::Question => is_question(query, chinese),
-                // Chinese statements hold question words too ("几乎"): only the mark tells.
-                QueryForm::Claim => !query.ends_with(['?', '？']),
+                QueryForm::Claim => is_statement(query, chinese),
             };
-            if !right_form || refers_to_the_passage(query) {
+            // A line ending in a colon introduces a list ("Here are two statements:").
+            if !right_form || query.ends_with([':', '：']) || refers_to_the_passage(query) {
                 continue;
             }
             if !chinese && !word_runs(query, COPIED_WORDS).is_disjoint(&passage_runs) {
@@ -210,48 +203,117 @@ impl QueryForm {
     }
 }
 
-/// A run of this many words shared with the passage makes an English question a copy of it.
+/// A run of this many words shared with the passage makes an English query a copy of it.
 const COPIED_WORDS: usize = 12;
 
-/// `line` without a leading "Question 2:", "Statement:" or "Q2." label.
-fn without_label(line: &str) -> &str {
-    let labelled = ["question", "statement", "claim"].iter().find_map(|label| {
-        line.get(..label.len())
-            .filter(|word| word.eq_ignore_ascii_case(label))
-            .map(|word| &line[word.len()..])
-            // "Claimed …" and "Questionnaires …" are no labels.
-            .filter(|rest| !rest.starts_with(char::is_alphabetic))
-    });
-    let rest = match labelled {
+/// `line` without a list marker: "1.", "2)", "3、", "(4)", "-", "*", "•" followed by a space.
+/// A number that begins the text ("10% of …", "2008年…") stays.
+fn without_list_marker(line: &str) -> &str {
+    let rest = match line.strip_prefix(['-', '*', '•']) {
         Some(rest) => rest,
-        None => match line.strip_prefix(['Q', 'q']) {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit() || c == ':' || c == '.') => rest,
-            _ => return line,
-        },
+        None => {
+            let inner = line.strip_prefix('(').unwrap_or(line);
+            let digits = inner.len() - inner.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            match inner[digits..].strip_prefix(['.', ')', '、', ':', '：']) {
+                Some(rest) if (1..=3).contains(&digits) && !rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+                _ => return line,
+            }
+        }
     };
-    rest.trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | ':' | ')' | ' ')).trim()
+    rest.trim_start()
 }
 
-/// `claim` without a lead-in that names its source ("The passage states that", "This study
-/// suggests that"), its first letter raised: what follows is the claim itself.
+/// `line` without a leading label: "Question 2:", "Statement:", "Claim 1.", "Q2." ("Claimed …"
+/// and "Question-answering …" are the text itself).
+fn without_label(line: &str) -> &str {
+    let after_word = ["question", "statement", "claim", "q"].iter().find_map(|label| {
+        line.get(..label.len()).filter(|word| word.eq_ignore_ascii_case(label)).map(|word| &line[word.len()..])
+    });
+    let Some(rest) = after_word else { return line };
+    let rest = rest.trim_start().trim_start_matches(|c: char| c.is_ascii_digit());
+    match rest.strip_prefix([':', '.', ')', '：']) {
+        Some(text) => text.trim(),
+        None => line,
+    }
+}
+
+/// `claim` without a lead-in that names its source and a reporting verb ("The passage states
+/// that", "This study provides evidence that"), its first letter raised when the word is not a
+/// symbol ("p53" stays): what follows is the claim itself. A lead-in with anything else in it
+/// ("The study found no evidence that …") is part of the claim and stays.
 fn without_source_lead_in(claim: &str) -> String {
     const SOURCES: [&str; 12] = [
         "passage", "study", "paper", "text", "article", "review", "research", "authors", "results", "findings",
         "abstract", "data",
     ];
+    const REPORTING: [&str; 24] = [
+        "states",
+        "stated",
+        "shows",
+        "showed",
+        "suggests",
+        "suggested",
+        "finds",
+        "found",
+        "indicates",
+        "indicated",
+        "reports",
+        "reported",
+        "concludes",
+        "concluded",
+        "demonstrates",
+        "demonstrated",
+        "reveals",
+        "revealed",
+        "highlights",
+        "provides",
+        "provided",
+        "evidence",
+        "also",
+        "clearly",
+    ];
     let words: Vec<&str> = claim.split_whitespace().collect();
-    let names_source = words.len() > 2
-        && ["the", "this"].contains(&words[0].to_lowercase().as_str())
-        && SOURCES.contains(&words[1].to_lowercase().as_str());
-    let that = words.iter().take(7).position(|w| w.eq_ignore_ascii_case("that"));
+    let lower: Vec<String> = words.iter().take(6).map(|w| w.to_lowercase()).collect();
+    let names_source =
+        lower.len() > 3 && ["the", "this"].contains(&lower[0].as_str()) && SOURCES.contains(&lower[1].as_str());
+    let that = lower.iter().position(|w| w == "that");
     match that {
-        Some(at) if names_source && at + 1 < words.len() => {
+        Some(at)
+            if names_source
+                && at > 2
+                && at + 1 < words.len()
+                && lower[2..at].iter().all(|w| REPORTING.contains(&w.as_str())) =>
+        {
             let rest = words[at + 1..].join(" ");
             let mut chars = rest.chars();
-            chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+            match (chars.next(), chars.next()) {
+                (Some(first), Some(second)) if second.is_lowercase() || second.is_whitespace() => {
+                    first.to_uppercase().chain([second]).chain(chars).collect()
+                }
+                _ => rest,
+            }
         }
         _ => claim.to_string(),
     }
+}
+
+/// A statement: neither a question mark nor (small models leave the mark out) a question's
+/// opening word, or in Chinese a closing 吗 or 呢. Chinese statements hold question words too
+/// ("几乎"), so only the end tells there.
+fn is_statement(text: &str, chinese: bool) -> bool {
+    const OPENINGS: [&str; 18] = [
+        "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "does", "do", "did", "is", "are",
+        "was", "were", "can", "could",
+    ];
+    let text = text.trim_end_matches(['。', '.']);
+    if text.ends_with(['?', '？']) {
+        return false;
+    }
+    if chinese {
+        return !text.ends_with(['吗', '呢']);
+    }
+    let first = text.split_whitespace().next().unwrap_or("").to_lowercase();
+    !OPENINGS.contains(&first.as_str())
 }
 
 /// A question mark, or (Chinese, where small models often leave it out) a question word.
@@ -282,8 +344,9 @@ fn refers_to_the_passage(question: &str) -> bool {
         // The prompt's own words echoed back ("the key terms someone would search for").
         "would search for",
     ];
-    const ENDINGS: [&str; 3] = ["the study?", "the paper?", "the review?"];
+    const ENDINGS: [&str; 3] = ["the study", "the paper", "the review"];
     let lower = question.to_lowercase();
+    let lower = lower.trim_end_matches(['?', '.']);
     PHRASES.iter().any(|p| lower.contains(p)) || ENDINGS.iter().any(|e| lower.ends_with(e))
 }
 
@@ -381,22 +444,33 @@ mod tests {
     fn claims_lose_their_lead_in_and_questions_are_dropped() {
         let passage = "Fibroblast growth factor 21 (FGF21) deficiency exacerbates atherosclerosis in \
                        apolipoprotein E-deficient mice; replenishing FGF21 induces adiponectin and suppresses SREBP-2.";
-        let reply = "- The passage states that FGF21 protects mice against atherosclerosis through adiponectin.\n\
+        let reply = "Here are the statements:\n\
+                     - The passage states that FGF21 protects mice against atherosclerosis through adiponectin.\n\
                      Statement: FGF21 lowers hepatic SREBP-2 in mice.\n\
                      Claimed benefits of FGF21 include lower plasma cholesterol.\n\
-                     What does FGF21 do in atherosclerosis?\n\
+                     2. 10% of FGF21-deficient mice die before 20 weeks.\n\
+                     The study found no evidence that FGF21 changes body weight.\n\
+                     This study shows that p53 is not involved.\n\
+                     What does FGF21 do in atherosclerosis\n\
                      The passage discusses the role of FGF21.\n\
                      Fibroblast growth factor 21 (FGF21) deficiency exacerbates atherosclerosis in apolipoprotein E-deficient mice.";
         assert_eq!(
-            QueryForm::Claim.parse(reply, passage, 5),
+            QueryForm::Claim.parse(reply, passage, 10),
             [
                 "FGF21 protects mice against atherosclerosis through adiponectin.",
                 "FGF21 lowers hepatic SREBP-2 in mice.",
-                "Claimed benefits of FGF21 include lower plasma cholesterol."
+                "Claimed benefits of FGF21 include lower plasma cholesterol.",
+                "10% of FGF21-deficient mice die before 20 weeks.",
+                "The study found no evidence that FGF21 changes body weight.",
+                "p53 is not involved."
             ]
         );
         let chinese = "长江全长约6300公里，是中国最长的河流，几乎横贯中国东西。";
-        let reply = "1. 长江几乎横贯中国的东部和西部。\n2. 长江有多长？\n3. 长江全长约6300公里，是中国最长的河流";
-        assert_eq!(QueryForm::Claim.parse(reply, chinese, 3), ["长江几乎横贯中国的东部和西部。"]);
+        let reply = "1. 长江几乎横贯中国的东部和西部。\n2. 长江有多长？\n3、长江是中国最长的河流吗\n\
+                     4. 长江全长约6300公里，是中国最长的河流\n5. 2008年的长江全长约6300公里。";
+        assert_eq!(
+            QueryForm::Claim.parse(reply, chinese, 5),
+            ["长江几乎横贯中国的东部和西部。", "2008年的长江全长约6300公里。"]
+        );
     }
 }
